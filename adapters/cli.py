@@ -1,0 +1,388 @@
+"""`policybot`: the console adapter and the entry point of every command.
+
+`ask`, `chat`, `match` and `kb check` need no credentials and never import a platform SDK; only
+`serve` (and the commands that talk to Slack or Teams) load them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.conversation import Conversation, Message, Reply, ReplyKind
+from bot.errors import ConfigError, KnowledgeError, PolicybotError, Problem
+from bot.knowledge import KnowledgeBase, load_knowledge, resolve_knowledge_dir
+
+log = logging.getLogger(__name__)
+STALE_AFTER = timedelta(days=365)
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+
+def render(reply: Reply) -> str:
+    """A reply as plain text for the terminal."""
+    lines: list[str] = []
+    if reply.title:
+        lines += [reply.title, "=" * len(reply.title)]
+    lines.append(reply.text.strip())
+    for number, choice in enumerate(reply.choices, start=1):
+        lines.append(
+            f"  {number}. {choice.title}" + (f"  [{choice.entry_id}]" if reply.kind != "suggestions" else "")
+        )
+    for link in reply.links:
+        lines.append(f"→ {link.title_in(reply.lang)}: {link.url}")
+    if reply.related:
+        lines.append(
+            f"{reply.labels.get('related', 'Related:')} " + ", ".join(c.title for c in reply.related)
+        )
+    if reply.footer:
+        lines.append(reply.footer)
+    return "\n".join(lines)
+
+
+def match_record(conversation: Conversation, question: str, lang: str | None) -> dict[str, Any]:
+    result = conversation.match(question, lang)
+    return {
+        "question": question,
+        "answer_id": result.answer_id,
+        "confidence": round(result.confidence, 4),
+        "suggestions": list(result.suggestions),
+        "lang": result.lang,
+    }
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+async def open_conversation(settings: Settings, knowledge: Path | None = None) -> Conversation:
+    directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
+    kb = await load_knowledge(directory)
+    return Conversation(kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact)
+
+
+async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    conversation = await open_conversation(settings, args.knowledge)
+    question = " ".join(args.question)
+    reply = await conversation.handle(Message(text=question, lang_hint=args.lang))
+    if args.json:
+        record = match_record(conversation, question, args.lang)
+        record["lang"] = reply.lang
+        record["answer"] = reply.text
+        print(json.dumps(record, ensure_ascii=False))
+    else:
+        print(render(reply))
+    return 0
+
+
+async def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
+    conversation = await open_conversation(settings, args.knowledge)
+    for line in sys.stdin:
+        question = line.rstrip("\n")
+        if question.strip():
+            print(json.dumps(match_record(conversation, question, args.lang), ensure_ascii=False), flush=True)
+    return 0
+
+
+async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    conversation = await open_conversation(settings, args.knowledge)
+    print(render(conversation.help(args.lang or settings.default_lang)))
+    print("(Ctrl-D or 'quit' to leave)\n")
+    choices: list[str] = []
+    lang = args.lang or settings.default_lang
+    while True:
+        try:
+            line = await asyncio.to_thread(input, "> ")
+        except EOFError:
+            print()
+            return 0
+        if line.strip().lower() in ("quit", "exit", "q", "avslutt"):
+            return 0
+        if line.strip().isdigit() and 0 < int(line) <= len(choices):
+            reply = await conversation.answer_entry(choices[int(line) - 1], lang)
+        else:
+            reply = await conversation.handle(Message(text=line, lang_hint=args.lang))
+        lang = reply.lang
+        choices = (
+            [c.entry_id for c in reply.choices]
+            if reply.kind in (ReplyKind.SUGGESTIONS, ReplyKind.TOPICS)
+            else []
+        )
+        print(render(reply) + "\n")
+
+
+def self_test(kb: KnowledgeBase) -> list[Problem]:
+    """Ask every example question of the knowledge base *without that example*.
+
+    If the other examples confidently route it to a different entry, it is in the wrong entry (an
+    error); if they only make it a "did you mean", the two entries are easily confused (a warning).
+    """
+    index = Conversation(kb).index
+    problems: list[Problem] = []
+    confusable: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    languages = {q: lang for e in kb.entries.values() for lang, qs in e.questions.items() for q in qs}
+    for position, question in enumerate(index.questions):
+        entry_id = index.entry_ids[index.question_entry[position]]
+        if entry_id not in kb.entries:  # an out-of-scope example
+            continue
+        entry = kb.entries[entry_id]
+        result = index.match(question, lang=languages[question], exclude=position)
+        if result.answer_id is not None and result.answer_id != entry_id:
+            problems.append(
+                Problem(
+                    entry.file,
+                    entry.line_of(question),
+                    None,
+                    entry_id,
+                    f"the example question '{question}' routes to '{result.answer_id}'",
+                    "reword it with the words of this entry, or move it to the entry that answers it",
+                )
+            )
+        elif result.answer_id is None and result.suggestions and result.suggestions[0] != entry_id:
+            pair = sorted((entry_id, result.suggestions[0]))
+            confusable.setdefault((pair[0], pair[1]), []).append((entry_id, question))
+    for (first, second), questions in sorted(confusable.items()):
+        owner, example = questions[0]
+        entry = kb.entries[owner]
+        problems.append(
+            Problem(
+                entry.file,
+                entry.line_of(example),
+                None,
+                owner,
+                f"'{first}' and '{second}' are easily confused "
+                f"({len(questions)} example(s), e.g. '{example}')",
+                "make the example questions of each use the words that set it apart",
+                severity="warning",
+            )
+        )
+    today = date.today()
+    for entry in kb.entries.values():
+        if entry.reviewed and today - entry.reviewed > STALE_AFTER:
+            problems.append(
+                Problem(
+                    entry.file,
+                    entry.line,
+                    None,
+                    entry.id,
+                    f"last reviewed {entry.reviewed.isoformat()}, more than 12 months ago",
+                    "review the answer and update 'reviewed'",
+                    severity="warning",
+                )
+            )
+    return problems
+
+
+async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    directory = resolve_knowledge_dir(args.directory or settings.knowledge_dir)
+    try:
+        kb = await load_knowledge(directory)
+    except KnowledgeError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        errors = sum(p.severity == "error" for p in exc.problems)
+        print(f"\n{directory}: {errors} error(s) — the bot would keep serving its previous knowledge base.")
+        return 1
+    problems = [*kb.warnings, *await asyncio.to_thread(self_test, kb)]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    questions = sum(len(q) for e in kb.entries.values() for q in e.questions.values())
+    print(
+        f"{directory}: {len(kb.entries)} entries, {questions} example questions, {len(kb.tips)} tips, "
+        f"version {kb.version}: {errors} error(s), {warnings} warning(s)"
+    )
+    return 1 if errors else 0
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters import server  # imports aiohttp and the platform SDKs: only for `serve`
+
+    await server.serve(settings, port=args.port, slack_socket_mode=args.slack_socket_mode)
+    return 0
+
+
+async def cmd_teams_package(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters import teams  # botbuilder is imported only by the Teams adapter
+
+    out = teams.write_teams_package(
+        args.app_id,
+        args.out,
+        domains=tuple(args.domain),
+        website=args.website,
+        privacy_url=args.privacy_url,
+        terms_url=args.terms_url,
+    )
+    print(f"{out}: upload it in Teams (Apps → Manage your apps → Upload an app) or the Teams admin center.")
+    return 0
+
+
+async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store import Store, engine_url
+
+    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    await store.close()
+    where = engine_url(settings.database_url)[0].render_as_string(hide_password=True)
+    print(f"{where}: the database schema is up to date")
+    return 0
+
+
+async def cmd_tips_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store import Store
+    from bot.tips import TipScheduler
+
+    if args.days < 1:
+        raise ConfigError(f"--days {args.days}: give a number of days of at least 1")
+    conversation = await open_conversation(settings, args.knowledge)
+    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    try:
+        scheduler = TipScheduler.from_settings(settings, store, conversation, [])
+        plan = await scheduler.preview(days=args.days)
+    finally:
+        await store.close()
+    if not plan:
+        print(
+            "No tips planned: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team, "
+            f"and check POLICYBOT_TIP_DAYS; the knowledge base has {len(conversation.kb.tips)} tips."
+        )
+    for item in plan:
+        print(f"{item.day:%a %Y-%m-%d}  {item.target.key} [{item.target.lang}]  {item.status:<8} "
+              f"{item.tip_id}: {item.text}")  # fmt: skip
+    return 0
+
+
+async def cmd_tips_post(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters import server  # the platforms' Deliverers come from the mounted adapters
+    from bot.store import Store
+    from bot.tips import TipScheduler, TipStatus
+
+    conversation = await open_conversation(settings, args.knowledge)
+    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    try:
+        app = server.build_app(
+            server.ServerContext(settings=settings, conversation=conversation, store=store)
+        )
+        deliverers = server.tip_deliverers(app)
+        if not deliverers:
+            raise ConfigError("no chat platform is configured to post tips to (set Slack or Teams variables)")
+        scheduler = TipScheduler.from_settings(settings, store, conversation, deliverers)
+        outcomes = await scheduler.post_now(args.target)
+    finally:
+        await store.close()
+    for outcome in outcomes:
+        error = f" ({outcome.error})" if outcome.error else ""
+        print(f"{outcome.target.key} [{outcome.target.lang}]: {outcome.tip_id} {outcome.status}{error}")
+    if not outcomes:
+        print("No tip targets: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team.")
+    return 0 if all(o.status is TipStatus.POSTED for o in outcomes) else 1
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="policybot", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    knowledge = argparse.ArgumentParser(add_help=False)
+    knowledge.add_argument("--knowledge", type=Path, help="knowledge folder (default: $POLICYBOT_KNOWLEDGE)")
+    lang = argparse.ArgumentParser(add_help=False)
+    lang.add_argument(
+        "--lang", choices=["en", "nb"], help="language hint (detected from the question otherwise)"
+    )
+
+    ask = sub.add_parser("ask", parents=[knowledge, lang], help="answer one question")
+    ask.add_argument("question", nargs="+", help="the question, e.g. 'Can I add my manager on Facebook?'")
+    ask.add_argument("--json", action="store_true", help="print the verdict and answer as JSON")
+    ask.set_defaults(run=cmd_ask)
+
+    chat = sub.add_parser("chat", parents=[knowledge, lang], help="talk to the bot in the terminal")
+    chat.set_defaults(run=cmd_chat)
+
+    match = sub.add_parser(
+        "match", parents=[knowledge, lang], help="JSON verdict per question read from stdin"
+    )
+    match.add_argument(
+        "--json", action="store_true", default=True, help="(the only format; kept for clarity)"
+    )
+    match.set_defaults(run=cmd_match)
+
+    kb = sub.add_parser("kb", help="knowledge-base tools")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="KB_COMMAND")
+    check = kb_sub.add_parser("check", help="validate and self-test a knowledge folder")
+    check.add_argument("directory", nargs="?", type=Path, help="folder (default: the one the bot would use)")
+    check.set_defaults(run=cmd_kb_check)
+
+    serve = sub.add_parser("serve", help="run the Slack/Teams server")
+    serve.add_argument("--port", type=int, default=None, help="port (default: $PORT, else 3000)")
+    serve.add_argument("--slack-socket-mode", action="store_true", help="connect to Slack over Socket Mode")
+    serve.set_defaults(run=cmd_serve)
+
+    package = sub.add_parser("teams-package", help="write the Teams app package (manifest and icons, zipped)")
+    package.add_argument("--app-id", required=True, help="the bot's Microsoft app id (MicrosoftAppId)")
+    package.add_argument("--out", type=Path, help="zip file to write (default: policybot-teams.zip)")
+    package.add_argument("--domain", action="append", default=[], help="a validDomains entry (repeatable)")
+    package.add_argument("--website", help="developer website shown in Teams (https)")
+    package.add_argument("--privacy-url", help="privacy statement URL (default: the website)")
+    package.add_argument("--terms-url", help="terms of use URL (default: the website)")
+    package.set_defaults(run=cmd_teams_package)
+
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    upgrade = db_sub.add_parser("upgrade", help="apply database migrations (also done at start-up)")
+    upgrade.set_defaults(run=cmd_db_upgrade)
+
+    tips = sub.add_parser("tips", help="the daily tip")
+    tips_sub = tips.add_subparsers(dest="tips_command", required=True, metavar="TIPS_COMMAND")
+    preview = tips_sub.add_parser("preview", parents=[knowledge], help="show what each target will get")
+    preview.add_argument("--days", type=int, default=7, help="how many days ahead (default 7)")
+    preview.set_defaults(run=cmd_tips_preview)
+    post = tips_sub.add_parser(
+        "post", parents=[knowledge], help="post a tip now (recorded like scheduled ones)"
+    )
+    post.add_argument("--now", action="store_true", required=True, help="post at once")
+    post.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        help="only this target, e.g. C0123 or teams:19:abc (repeatable)",
+    )
+    post.set_defaults(run=cmd_tips_post)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.from_env()
+        if getattr(args, "port", "absent") is None:
+            import os
+
+            args.port = int(os.environ.get("PORT") or 3000)
+        return asyncio.run(args.run(args, settings))
+    except KnowledgeError as exc:
+        print(f"policybot: the knowledge base has errors:\n{exc}", file=sys.stderr)
+        return 1
+    except PolicybotError as exc:
+        print(f"policybot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The one aiohttp application that hosts every configured platform, plus `/healthz`.
+
+Each platform module exposes `mount(app, ctx)`; a platform whose settings are absent is not mounted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.errors import ConfigError
+from bot.knowledge import load_knowledge, resolve_knowledge_dir
+from bot.store import Store
+from bot.tips import Deliverer, TipScheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerContext:
+    """What every platform adapter needs: settings, the conversation core and the store."""
+
+    settings: Settings
+    conversation: Conversation
+    store: Any  # bot.store.Store once it exists
+    platforms: list[str] = field(default_factory=list)
+
+
+CTX = web.AppKey("policybot_ctx", ServerContext)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    kb = ctx.conversation.kb
+    return web.json_response(
+        {
+            "status": "ok",
+            "knowledge_version": kb.version,
+            "entries": len(kb.entries),
+            "platforms": ctx.platforms,
+        }
+    )
+
+
+def build_app(ctx: ServerContext) -> web.Application:
+    # Slack and Teams payloads are small; 1 MiB leaves room for large Teams activities with attachments.
+    app = web.Application(client_max_size=1024 * 1024)
+    app[CTX] = ctx
+    app.router.add_get("/healthz", healthz)
+    if ctx.settings.slack is not None:
+        from adapters import slack
+
+        slack.mount(app, ctx)
+        ctx.platforms.append("slack")
+    # Teams mounts itself when MicrosoftAppId is set, or anonymously in development; it logs why not.
+    from adapters import teams  # every botbuilder import lives in adapters/teams.py
+
+    if teams.mount(app, ctx):
+        ctx.platforms.append("teams")
+    return app
+
+
+def tip_deliverers(app: web.Application) -> list[Deliverer]:
+    """The daily-tip Deliverers of the platforms mounted on `app` (see bot/tips.py)."""
+    from adapters import slack, teams  # already imported by build_app; kept local like there
+
+    found: list[Deliverer] = []
+    if slack.SLACK in app:
+        found.append(slack.SlackDeliverer(app[slack.SLACK].client))
+    teams_deliverer = teams.deliverer(app)
+    if teams_deliverer is not None:
+        found.append(teams_deliverer)
+    return found
+
+
+def check_socket_mode(settings: Settings) -> str:
+    """The app-level token Socket Mode needs, or a ConfigError naming what is missing."""
+    if settings.slack is None:
+        raise ConfigError(
+            "--slack-socket-mode needs Slack configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"
+        )
+    if not settings.slack.app_token:
+        raise ConfigError(
+            "--slack-socket-mode needs SLACK_APP_TOKEN (an app-level token, xapp-…, with connections:write)"
+        )
+    return settings.slack.app_token
+
+
+async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = False) -> None:
+    """Run the server until SIGTERM or SIGINT, then close connections and the database cleanly."""
+    app_token = check_socket_mode(settings) if slack_socket_mode else None
+    kb = await load_knowledge(resolve_knowledge_dir(settings.knowledge_dir))
+    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    runner: web.AppRunner | None = None
+    socket_mode: Any = None
+    tips: asyncio.Task[None] | None = None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        conversation = Conversation(
+            kb, default_lang=settings.default_lang, recorder=store, hr_contact=settings.hr_contact
+        )
+        ctx = ServerContext(settings=settings, conversation=conversation, store=store)
+        app = build_app(ctx)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
+        log.info(
+            "policybot %s serving on port %s: %s",
+            kb.version, port, ", ".join(ctx.platforms) or "no chat platform configured (only /healthz)",
+        )  # fmt: skip
+        if app_token is not None:
+            # Socket Mode support is loaded only when asked for.
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            from adapters.slack import SLACK
+
+            socket_mode = AsyncSocketModeHandler(app[SLACK].app, app_token)
+            await socket_mode.connect_async()
+            log.info("connected to Slack over Socket Mode")
+        # The daily tip: every replica runs a scheduler; the database makes each post happen once.
+        scheduler = TipScheduler.from_settings(settings, store, conversation, tip_deliverers(app))
+        tips = asyncio.create_task(scheduler.run_forever(), name="policybot-tips")
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if tips is not None:
+            tips.cancel()
+            await asyncio.gather(tips, return_exceptions=True)
+        if socket_mode is not None:
+            await socket_mode.close_async()
+        if runner is not None:
+            await runner.cleanup()
+        await store.close()
+
+
+def run_forever(coro: Any) -> None:
+    asyncio.run(coro)

@@ -1,0 +1,705 @@
+"""Slack: direct messages, @mentions, `/policy`, buttons and App Home, on slack-bolt's async app.
+
+Bolt runs inside our aiohttp server at `POST /slack/events` (events, slash commands and interactivity
+share the URL). Bolt verifies every request's signature, acknowledges Events API requests at once and
+the slash command / buttons as the first thing their listeners do; the answer is sent afterwards, so
+Slack's 3-second limit holds however slow the Web API is.
+
+Text flows in two directions with different rules:
+- in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`), with mentions neutralised;
+- out: the core's markdown -> Slack mrkdwn (`to_mrkdwn`), escaped, and neutralised again, so that text a
+  user wrote can never ping `@channel`, a user group or a person when the bot repeats it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.config import Settings, SlackSettings
+from bot.conversation import Conversation, Message, Reply, ReplyKind
+from bot.errors import DeliveryError, PolicybotError
+from bot.tips import Target
+
+log = logging.getLogger(__name__)
+
+# Block Kit limits (https://docs.slack.dev/reference/block-kit): we stay inside them by construction.
+SECTION_TEXT_MAX = 3000
+BUTTON_TEXT_MAX = 75
+BUTTON_VALUE_MAX = 2000
+BUTTONS_PER_BLOCK = 25
+BLOCKS_PER_MESSAGE = 50
+FALLBACK_TEXT_MAX = 3000
+TOPIC_BUTTONS_MAX = 4 * BUTTONS_PER_BLOCK  # more topics than this are listed as text instead
+
+CLAIM_TIMEOUT = 1.0  # seconds the event-id record may take before Slack's 3-second ack is at risk
+RETRIES = 3  # per Web API call, for 429 (after Retry-After) and dropped connections
+ZWJ = "\u2060"  # word joiner: "@\u2060channel" reads as @channel and pings nobody
+
+# ---------------------------------------------------------------------------------------------- text
+
+_SPECIAL_MENTION = re.compile(r"<!([^>|]+)(?:\|([^>]*))?>")  # <!channel>, <!here|here>, <!subteam^S1|@hr>
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+_BARE_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+_CHANNEL_LINK = re.compile(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>")
+_URL_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
+
+
+def neutralise(text: str) -> str:
+    """Make every broadcast, user-group and user mention inert, keeping it readable."""
+
+    def special(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("subteam^"):
+            name = label or "group"
+        elif target.startswith("date^"):
+            return label or ""
+        else:
+            name = label or target
+        return "@" + ZWJ + name.lstrip("@")
+
+    def user(match: re.Match[str]) -> str:
+        return "@" + ZWJ + (match.group(2) or match.group(1)).lstrip("@")
+
+    text = _SPECIAL_MENTION.sub(special, text)
+    text = _USER_MENTION.sub(user, text)
+    return _BARE_BROADCAST.sub(lambda m: "@" + ZWJ + m.group(1), text)
+
+
+def incoming_text(text: str, bot_user_id: str | None = None) -> str:
+    """Slack message text -> the plain text the core matches on (bot mention removed, mentions inert)."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    text = neutralise(text)
+    text = _CHANNEL_LINK.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _URL_LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return " ".join(text.split()).strip(" ,:;")
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(((?:https?|mailto):[^)\s]+)\)")
+_MD_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
+_MD_BULLET = re.compile(r"^(\s*)[-+]\s+", re.MULTILINE)
+_QUOTE = re.compile(r"^&gt; ", re.MULTILINE)
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """The core's markdown -> Slack mrkdwn: escaped (quotes kept), links `<url|title>`, `**x**` -> `*x*`.
+
+    The knowledge base already writes Slack-style `*bold*` and `_italics_`; those pass through.
+    """
+    text = _QUOTE.sub("> ", neutralise(escape(markdown)))
+    links: list[str] = []
+
+    def link(match: re.Match[str]) -> str:
+        links.append(f"<{match.group(2)}|{match.group(1)}>")
+        return f"\x00{len(links) - 1}\x00"
+
+    text = _MD_LINK.sub(link, text)
+    text = _MD_HEADING.sub(lambda m: f"**{m.group(1)}**", text)
+    text = _MD_BULLET.sub(lambda m: m.group(1) + "• ", text)
+    text = _MD_BOLD.sub(lambda m: f"*{m.group(1) or m.group(2)}*", text)
+    return re.sub("\x00(\\d+)\x00", lambda m: links[int(m.group(1))], text)
+
+
+def _chunks(text: str, size: int = SECTION_TEXT_MAX) -> list[str]:
+    """Split at paragraph, then line, then word boundaries so that no section exceeds Slack's limit."""
+    chunks: list[str] = []
+    while len(text) > size:
+        cut = max(text.rfind("\n\n", 0, size), text.rfind("\n", 0, size), text.rfind(" ", 0, size))
+        cut = cut if cut > size // 2 else size
+        chunks.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        chunks.append(text)
+    return chunks
+
+
+def _clip(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+# Action ids name what a button does; its value carries what it is about (entry id, language, and for
+# "Ask HR" the question) — never who pressed it: Slack tells us that in the payload when it matters.
+FEEDBACK_YES = "feedback_yes"
+FEEDBACK_NO = "feedback_no"
+ASK_HR = "ask_hr"
+PICK = re.compile(r"^pick_\d+$")  # a "did you mean" suggestion: replaces the prompt with the answer
+RELATED = re.compile(r"^related_\d+$")  # a related entry or topic: answers in a new message
+
+
+def _value(**fields: str) -> str:
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def ask_hr_value(question: str, lang: str, entry_id: str | None) -> str:
+    """The "Ask HR" button value, with the question cut (marked with …) to fit Slack's 2000 characters."""
+    value = _value(l=lang, e=entry_id or "", q=question)
+    while len(value) > BUTTON_VALUE_MAX:
+        question = question[: len(question) - (len(value) - BUTTON_VALUE_MAX) - 1] + "…"
+        value = _value(l=lang, e=entry_id or "", q=question)
+    return value
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _clip(text, BUTTON_TEXT_MAX), "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _section(mrkdwn: str, block_id: str | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def _context(mrkdwn: str, block_id: str) -> dict[str, Any]:
+    return {"type": "context", "block_id": block_id, "elements": [{"type": "mrkdwn", "text": mrkdwn}]}
+
+
+def _with_emoji(label: str, emoji: str) -> str:
+    return label if label.startswith(emoji) else f"{emoji} {label}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A Slack message: `text` is the notification/fallback text, `blocks` the Block Kit layout."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def render(reply: Reply, *, ask_hr: bool) -> Rendered:
+    """Block Kit for a reply. `ask_hr` shows the "Ask HR" button (only when an HR channel is configured)."""
+    labels = reply.labels
+    body = to_mrkdwn(reply.text)
+    if reply.title and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
+        body = f"*{to_mrkdwn(reply.title)}*\n{body}"
+    blocks = [_section(chunk) for chunk in _chunks(body)]
+
+    if reply.links:
+        links = "  ·  ".join(f"<{link.url}|{escape(link.title_in(reply.lang))}>" for link in reply.links)
+        blocks.append(_section("🔗 " + links, "links"))
+    if reply.footer:
+        blocks.append(_context(to_mrkdwn(reply.footer), "footer"))
+
+    if reply.kind is ReplyKind.SUGGESTIONS and reply.choices:
+        question = reply.question[:1500]
+        buttons = [
+            _button(choice.title, f"pick_{i}", _value(e=choice.entry_id, l=reply.lang, q=question))
+            for i, choice in enumerate(reply.choices[:BUTTONS_PER_BLOCK])
+        ]
+        blocks.append({"type": "actions", "block_id": "suggestions", "elements": buttons})
+    elif reply.kind is ReplyKind.TOPICS and len(reply.choices) > TOPIC_BUTTONS_MAX:
+        listing = "\n".join(f"• {to_mrkdwn(choice.title)}" for choice in reply.choices)
+        blocks.extend(_section(chunk) for chunk in _chunks(listing))
+    elif reply.kind is ReplyKind.TOPICS and reply.choices:
+        for start in range(0, len(reply.choices), BUTTONS_PER_BLOCK):
+            batch = reply.choices[start : start + BUTTONS_PER_BLOCK]
+            buttons = [
+                _button(choice.title, f"related_{start + i}", _value(e=choice.entry_id, l=reply.lang))
+                for i, choice in enumerate(batch)
+            ]
+            blocks.append({"type": "actions", "block_id": f"topics_{start}", "elements": buttons})
+
+    if reply.related and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
+        blocks.append(_context(to_mrkdwn(labels.get("related", "Related")), "related_label"))
+        buttons = [
+            _button(choice.title, f"related_{i}", _value(e=choice.entry_id, l=reply.lang))
+            for i, choice in enumerate(reply.related[:BUTTONS_PER_BLOCK])
+        ]
+        blocks.append({"type": "actions", "block_id": "related", "elements": buttons})
+
+    actions: list[dict[str, Any]] = []
+    if reply.kind is ReplyKind.ANSWER and reply.entry_id:
+        value = _value(e=reply.entry_id, l=reply.lang)
+        blocks.append(
+            _context(to_mrkdwn(labels.get("feedback_prompt", "Was this helpful?")), "feedback_prompt")
+        )
+        actions.append(_button(_with_emoji(labels.get("feedback_yes", "Yes"), "👍"), FEEDBACK_YES, value))
+        actions.append(_button(_with_emoji(labels.get("feedback_no", "No"), "👎"), FEEDBACK_NO, value))
+    kinds_for_hr = (ReplyKind.ANSWER, ReplyKind.SUGGESTIONS, ReplyKind.FALLBACK)
+    if ask_hr and reply.kind in kinds_for_hr and reply.question.strip():
+        label = labels.get("ask_hr", "Ask HR")
+        actions.append(_button(label, ASK_HR, ask_hr_value(reply.question, reply.lang, reply.entry_id)))
+    if actions:
+        blocks.append({"type": "actions", "block_id": "feedback", "elements": actions})
+
+    fallback = _clip(body, FALLBACK_TEXT_MAX)
+    return Rendered(text=fallback, blocks=blocks[:BLOCKS_PER_MESSAGE])
+
+
+def thanked(blocks: list[dict[str, Any]], thanks: str) -> list[dict[str, Any]]:
+    """The answer's blocks with the feedback prompt and buttons replaced by the thank-you line."""
+    kept = [b for b in blocks if b.get("block_id") not in ("feedback_prompt", "feedback")]
+    return [*kept, _context(to_mrkdwn(thanks), "feedback_thanks")]
+
+
+def home_view(conversation: Conversation, lang: str) -> dict[str, Any]:
+    """The App Home tab: what the bot does and how to ask (the help text), and the topics it knows."""
+    help_reply = conversation.help(lang)
+    topics = conversation.topics(lang)
+    blocks: list[dict[str, Any]] = [_section(chunk) for chunk in _chunks(to_mrkdwn(help_reply.text))]
+    blocks.append({"type": "divider"})
+    blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(topics.text)))
+    if topics.choices:
+        listing = "\n".join(f"• {to_mrkdwn(choice.title)}" for choice in topics.choices)
+        blocks.extend(_section(chunk) for chunk in _chunks(listing))
+    return {"type": "home", "blocks": blocks[:100]}
+
+
+def lang_of_locale(locale: str | None, default: str) -> str:
+    """Slack user locale ("nb-NO", "en-US", …) -> one of our languages; Norwegian in any form is nb."""
+    if not locale:
+        return default
+    prefix = locale.lower().split("-")[0].split("_")[0]
+    if prefix in ("nb", "no", "nn"):
+        return "nb"
+    if prefix == "en":
+        return "en"
+    return default
+
+
+# ------------------------------------------------------------------------------------- Web API client
+
+
+def web_client(slack: SlackSettings, *, retries: int = RETRIES) -> AsyncWebClient:
+    """The Web API client: 429s wait their Retry-After and retry, dropped connections retry."""
+    handlers: list[AsyncRetryHandler] = [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
+        AsyncConnectionErrorRetryHandler(max_retry_count=retries),
+    ]
+    kwargs: dict[str, Any] = {"token": slack.bot_token, "retry_handlers": handlers, "timeout": 15}
+    if slack.api_url:
+        kwargs["base_url"] = slack.api_url if slack.api_url.endswith("/") else slack.api_url + "/"
+    return AsyncWebClient(**kwargs)
+
+
+def _failure(exc: Exception) -> tuple[str, bool]:
+    """What went wrong (never with a token in it) and whether trying again later can help."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        error = str(exc.response.get("error") or f"HTTP {status}")
+        transient = error in (
+            "ratelimited",
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+            "request_timeout",
+        )
+        return error, status == 429 or status >= 500 or transient
+    return type(exc).__name__, True  # connection refused/reset, timeout
+
+
+_CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+
+
+class Claims(Protocol):
+    async def claim_event(self, event_id: str, *, ttl: timedelta = ...) -> bool: ...
+
+
+class EventClaims:
+    """In-process record of seen event ids, for a store without `claim_event`; holds per process only."""
+
+    def __init__(self, clock: Any = time.monotonic, limit: int = 100_000) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._clock = clock
+        self._limit = limit
+
+    async def claim_event(self, event_id: str, *, ttl: timedelta = timedelta(hours=1)) -> bool:
+        now = self._clock()
+        while self._seen and (next(iter(self._seen.values())) <= now or len(self._seen) >= self._limit):
+            self._seen.popitem(last=False)
+        if event_id in self._seen:
+            return False
+        self._seen[event_id] = now + ttl.total_seconds()
+        return True
+
+
+# --------------------------------------------------------------------------------------------- the app
+
+
+class SlackBot:
+    """The bolt app and its listeners: turns Slack requests into `Message`s and `Reply`s into Block Kit."""
+
+    def __init__(self, settings: Settings, conversation: Conversation, claims: Claims) -> None:
+        assert settings.slack is not None
+        self.settings = settings
+        self.conversation = conversation
+        self.claims = claims
+        self._local_claims = EventClaims()
+        self.client = web_client(settings.slack)
+        self.hr_channel = settings.hr_slack_channel
+        self._locales: OrderedDict[str, str] = OrderedDict()  # user id -> language, from users.info
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=settings.slack.signing_secret,
+            process_before_response=False,
+            request_verification_enabled=True,
+            logger=logging.getLogger("adapters.slack.bolt"),
+            name="policybot",
+        )
+        self.app.middleware(self._dedupe)
+        self.app.event("message")(self._on_message)
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("app_home_opened")(self._on_home)
+        self.app.command("/policy")(self._on_command)
+        self.app.action(FEEDBACK_YES)(self._on_feedback)
+        self.app.action(FEEDBACK_NO)(self._on_feedback)
+        self.app.action(ASK_HR)(self._on_ask_hr)
+        self.app.action(PICK)(self._on_pick)
+        self.app.action(RELATED)(self._on_pick)
+
+    async def open(self, _app: web.Application | None = None) -> None:
+        """One HTTP session (keep-alive connections) for all Web API calls, instead of one per call."""
+        self.client.session = aiohttp.ClientSession()
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        if self.client.session is not None:
+            await self.client.session.close()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """aiohttp -> bolt -> aiohttp; a bad signature is a 401 from bolt, before anything else runs."""
+        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    # ---- plumbing ------------------------------------------------------------------------------
+
+    async def _dedupe(
+        self, body: dict[str, Any], next: Any
+    ) -> BoltResponse | None:  # bolt passes `next` by name
+        """A retried event (same event_id) is acknowledged but not answered twice.
+
+        The first delivery to arrive claims the id, whether it is the original or a retry, so a retry
+        whose original was lost is still answered.
+        """
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not await self._claim(str(event_id)):
+            log.info("Slack event %s was already handled; acknowledging the retry", event_id)
+            return BoltResponse(status=200, body="")
+        return await next()  # type: ignore[no-any-return]
+
+    async def _claim(self, event_id: str) -> bool:
+        """Claim in the store; if it is down or slow, in this process, so Slack still gets its ack in time."""
+        try:
+            async with asyncio.timeout(CLAIM_TIMEOUT):
+                return await self.claims.claim_event(event_id)
+        except (PolicybotError, TimeoutError) as exc:
+            log.warning(
+                "could not record Slack event %s in the store (%s); deduping in-process", event_id, exc
+            )
+            return await self._local_claims.claim_event(event_id)
+
+    def _lang_hint(self, user: str | None) -> str | None:
+        return self._locales.get(user) if user else None
+
+    async def _user_lang(self, user: str) -> str:
+        """The user's language from their Slack locale (users.info), remembered for later messages."""
+        if user in self._locales:
+            return self._locales[user]
+        lang = self.settings.default_lang
+        try:
+            info = await self.client.users_info(user=user, include_locale=True)
+            lang = lang_of_locale((info.get("user") or {}).get("locale"), lang)
+        except _CALL_ERRORS as exc:
+            log.warning("Slack users.info failed (%s); using %s", _failure(exc)[0], lang)
+            return lang
+        self._locales[user] = lang
+        if len(self._locales) > 10_000:
+            self._locales.popitem(last=False)
+        return lang
+
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        """One Web API call; failures are logged (error code only) and give None."""
+        try:
+            response = await getattr(self.client, method.replace(".", "_"))(**kwargs)
+        except _CALL_ERRORS as exc:
+            log.error("Slack %s failed: %s", method, _failure(exc)[0])
+            return None
+        return response.data if isinstance(response.data, dict) else {}
+
+    async def _respond(self, response_url: str | None, message: dict[str, Any]) -> bool:
+        """Post to an interaction's response_url (ephemeral replies, replacing the original)."""
+        if not response_url:
+            return False
+        client = AsyncWebhookClient(
+            response_url,
+            timeout=15,
+            session=self.client.session,
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=RETRIES),
+                AsyncConnectionErrorRetryHandler(max_retry_count=RETRIES),
+            ],
+        )
+        try:
+            result = await client.send_dict(message)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.error("Slack response_url failed: %s", type(exc).__name__)
+            return False
+        if result.status_code != 200:
+            log.error("Slack response_url failed: HTTP %s %s", result.status_code, result.body[:100])
+            return False
+        return True
+
+    async def _post(self, channel: str, reply: Reply, thread_ts: str | None = None) -> None:
+        message = render(reply, ask_hr=self.hr_channel is not None)
+        kwargs: dict[str, Any] = {"channel": channel, "text": message.text, "blocks": message.blocks}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        await self._call("chat.postMessage", unfurl_links=False, **kwargs)
+
+    async def _ephemeral(self, payload: dict[str, Any], reply: Reply, *, replace: bool = False) -> None:
+        """A private reply to whoever sent a slash command or pressed a button."""
+        message = render(reply, ask_hr=self.hr_channel is not None)
+        await self._ephemeral_message(payload, message, replace=replace)
+
+    async def _ephemeral_message(self, payload: dict[str, Any], message: Rendered, *, replace: bool) -> None:
+        body: dict[str, Any] = {
+            "response_type": "ephemeral",
+            "text": message.text,
+            "blocks": message.blocks,
+            "replace_original": replace,
+        }
+        if await self._respond(payload.get("response_url"), body):
+            return
+        channel = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
+        user = payload.get("user_id") or (payload.get("user") or {}).get("id")
+        if channel and user:
+            await self._call(
+                "chat.postEphemeral", channel=channel, user=user, text=message.text, blocks=message.blocks
+            )
+
+    # ---- events --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ignored(event: dict[str, Any], bot_user_id: str | None) -> bool:
+        """Edits, deletions, joins, other bots and our own messages are not questions."""
+        return bool(
+            event.get("subtype")
+            or event.get("bot_id")
+            or event.get("bot_profile")
+            or not event.get("user")
+            or event.get("user") == bot_user_id
+        )
+
+    async def _answer_event(
+        self, event: dict[str, Any], bot_user_id: str | None, thread_ts: str | None
+    ) -> None:
+        user = event.get("user")
+        text = incoming_text(str(event.get("text") or ""), bot_user_id)
+        message = Message(text=text, lang_hint=self._lang_hint(user), who=user, where=event.get("channel"))
+        reply = await self.conversation.handle(message)
+        await self._post(str(event["channel"]), reply, thread_ts)
+
+    async def _on_message(self, event: dict[str, Any], context: Any) -> None:
+        if event.get("channel_type") != "im" or self._ignored(event, context.bot_user_id):
+            return
+        await self._answer_event(event, context.bot_user_id, event.get("thread_ts"))
+
+    async def _on_mention(self, event: dict[str, Any], context: Any) -> None:
+        if self._ignored(event, context.bot_user_id):
+            return
+        await self._answer_event(event, context.bot_user_id, event.get("thread_ts") or event.get("ts"))
+
+    async def _on_home(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return
+        user = str(event["user"])
+        lang = await self._user_lang(user)
+        await self._call("views.publish", user_id=user, view=home_view(self.conversation, lang))
+
+    # ---- slash command -------------------------------------------------------------------------
+
+    async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
+        await ack()
+        user = command.get("user_id")
+        text = incoming_text(str(command.get("text") or ""))
+        if text:
+            message = Message(
+                text=text, lang_hint=self._lang_hint(user), who=user, where=command.get("channel_id")
+            )
+            reply = await self.conversation.handle(message)
+        else:
+            reply = self.conversation.help(self._lang_hint(user) or self.settings.default_lang)
+        await self._ephemeral(command, reply)
+
+    # ---- buttons -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _action_value(body: dict[str, Any]) -> dict[str, str]:
+        try:
+            value = json.loads(body["actions"][0]["value"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def _entry_ok(self, entry_id: str | None) -> bool:
+        """Buttons outlive knowledge-base reloads: an entry may have been renamed or removed since."""
+        return bool(entry_id) and entry_id in self.conversation.kb.entries
+
+    async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        value = self._action_value(body)
+        entry_id, lang = value.get("e"), value.get("l") or self.settings.default_lang
+        if not entry_id or not self._entry_ok(entry_id):
+            return
+        thanks = await self.conversation.feedback(entry_id, action.get("action_id") == FEEDBACK_YES, lang)
+        original = body.get("message")
+        container = body.get("container") or {}
+        if original and not container.get("is_ephemeral"):
+            blocks = thanked(list(original.get("blocks") or []), thanks)
+            channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+            await self._call(
+                "chat.update", channel=channel, ts=original.get("ts"), text=original.get("text") or thanks,
+                blocks=blocks,
+            )  # fmt: skip
+        else:
+            # Slack does not send an ephemeral message's content back; re-render the answer to thank in place.
+            reply = await self.conversation.answer_entry(entry_id, lang)
+            message = render(reply, ask_hr=self.hr_channel is not None)
+            rendered = Rendered(message.text, thanked(message.blocks, thanks))
+            await self._ephemeral_message(body, rendered, replace=True)
+
+    async def _on_ask_hr(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        value = self._action_value(body)
+        user = str((body.get("user") or {}).get("id") or "")
+        lang = value.get("l") or self.settings.default_lang
+        question = value.get("q", "").strip()
+        if not self.hr_channel or not question or not re.fullmatch(r"[UW][A-Z0-9]+", user):
+            return
+        # The asker pressed the button, so mentioning them to HR is wanted; their words stay inert.
+        hr_lang = self.settings.default_lang
+        text = to_mrkdwn(self.conversation.say("escalation_to_hr", hr_lang, question=question, user="\x01"))
+        text = text.replace("\x01", f"<@{user}>")
+        posted = await self._call(
+            "chat.postMessage",
+            channel=self.hr_channel,
+            text=text,
+            blocks=[_section(c) for c in _chunks(text)],
+        )
+        key = "escalation_sent" if posted is not None else "escalation_failed"
+        notice = to_mrkdwn(self.conversation.say(key, lang))
+        await self._ephemeral_message(body, Rendered(notice, [_section(notice)]), replace=False)
+
+    async def _on_pick(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        value = self._action_value(body)
+        entry_id, lang = value.get("e"), value.get("l") or self.settings.default_lang
+        if not entry_id or not self._entry_ok(entry_id):
+            return
+        reply = await self.conversation.answer_entry(entry_id, lang, question=value.get("q", ""))
+        container = body.get("container") or {}
+        ephemeral = bool(container.get("is_ephemeral")) or not body.get("message")
+        replace = bool(PICK.match(str(action.get("action_id"))))
+        if ephemeral or replace:
+            # "Did you mean" is resolved: the answer takes the prompt's place (public or private).
+            message = render(reply, ask_hr=self.hr_channel is not None)
+            body_out: dict[str, Any] = {
+                "text": message.text,
+                "blocks": message.blocks,
+                "replace_original": replace,
+            }
+            if ephemeral:
+                body_out["response_type"] = "ephemeral"
+            if await self._respond(body.get("response_url"), body_out):
+                return
+            if ephemeral:
+                await self._ephemeral_message(body, message, replace=replace)
+                return
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id"))
+        original = body.get("message") or {}
+        thread = original.get("thread_ts") or (None if channel.startswith("D") else original.get("ts"))
+        await self._post(channel, reply, thread)
+
+
+# ---------------------------------------------------------------------------------- tips and mounting
+
+
+class SlackDeliverer:
+    """Posts a daily tip to a Slack channel (the `bot.tips.Deliverer` for Slack).
+
+    Raises DeliveryError only when Slack certainly did not post it: Slack answered with an error, or
+    the connection could not be made. A timeout after sending is ambiguous; it is logged and counted as
+    delivered, because a tip posted twice is worse than one that may be missing.
+    """
+
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient, *, ask_hr: bool = False) -> None:
+        self.client = client
+        self.ask_hr = ask_hr
+
+    async def deliver(self, target: Target, reply: Reply) -> None:
+        message = render(reply, ask_hr=self.ask_hr)
+        try:
+            await self.client.chat_postMessage(
+                channel=target.id, text=message.text, blocks=message.blocks, unfurl_links=False
+            )
+        except SlackApiError as exc:
+            error, retryable = _failure(exc)
+            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            raise DeliveryError(
+                f"Slack refused the tip for channel {target.id}: {error}",
+                retryable=retryable,
+                retry_after=float(retry_after) if retry_after and str(retry_after).isdigit() else None,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise DeliveryError(
+                f"could not reach Slack to post the tip for channel {target.id}: {type(exc).__name__}",
+                retryable=True,
+            ) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "Slack did not confirm the tip for channel %s (%s); it may have been posted",
+                target.id, type(exc).__name__,
+            )  # fmt: skip
+
+
+SLACK = web.AppKey("policybot_slack", SlackBot)
+
+
+def mount(app: web.Application, ctx: Any) -> SlackBot:
+    """Add `POST /slack/events`; dedupe through the store's `claim_event` when it has one."""
+    claims: Claims = ctx.store if hasattr(ctx.store, "claim_event") else EventClaims()
+    bot = SlackBot(ctx.settings, ctx.conversation, claims)
+    app[SLACK] = bot
+    app.on_startup.append(bot.open)
+    app.on_cleanup.append(bot.close)
+    app.router.add_post("/slack/events", bot.handle)
+    return bot

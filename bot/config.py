@@ -1,0 +1,158 @@
+"""Settings, read from the environment only (12-factor), validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+
+from bot.errors import ConfigError
+from bot.knowledge import LANGS
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def _clock(name: str, value: str) -> time:
+    if not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        raise ConfigError(f"{name}={value!r} is not a time of day; write it as HH:MM, e.g. 09:00")
+    hours, minutes = (int(part) for part in value.strip().split(":"))
+    try:
+        return time(hours, minutes)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} is not a time of day; write it as HH:MM, e.g. 09:00") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URL forms hosting platforms hand out and pick the async driver for each."""
+    if url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    bot_token: str = field(repr=False)
+    signing_secret: str = field(repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TeamsSettings:
+    app_id: str
+    app_password: str = field(repr=False)
+    app_type: str = "MultiTenant"
+    tenant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    knowledge_dir: Path | None = None
+    default_lang: str = "en"
+    environment: str = "production"
+    database_url: str = "sqlite+aiosqlite:///policybot.db"
+    retention_days: int = 90
+    slack: SlackSettings | None = None
+    teams: TeamsSettings | None = None
+    hr_slack_channel: str | None = None
+    hr_teams_conversation: str | None = None
+    admins: frozenset[str] = frozenset()
+    tip_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    tip_time: time = time(9, 0)
+    tip_cutoff: time = time(12, 0)
+    timezone: str = "Europe/Oslo"
+    tip_holidays: str | None = "NO"
+    tip_slack_channels: tuple[str, ...] = ()
+    hr_contact: str | None = None
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting, and report every half-configured platform in one message."""
+        env = os.environ if env is None else env
+        missing: list[str] = []
+
+        slack = None
+        slack_keys = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+        if any(env.get(k) for k in slack_keys):
+            absent = [k for k in slack_keys if not env.get(k)]
+            if absent:
+                missing.append("Slack is half-configured: set " + " and ".join(absent))
+            else:
+                slack = SlackSettings(
+                    bot_token=env["SLACK_BOT_TOKEN"],
+                    signing_secret=env["SLACK_SIGNING_SECRET"],
+                    app_token=env.get("SLACK_APP_TOKEN") or None,
+                    api_url=env.get("SLACK_API_URL") or None,
+                )
+
+        teams = None
+        if env.get("MicrosoftAppId"):
+            app_type = env.get("MicrosoftAppType") or "MultiTenant"
+            if app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
+                missing.append(
+                    f"MicrosoftAppType={app_type!r} is not one of MultiTenant, SingleTenant, UserAssignedMSI"
+                )
+            if app_type != "UserAssignedMSI" and not env.get("MicrosoftAppPassword"):
+                missing.append("Teams is half-configured: set MicrosoftAppPassword")
+            if app_type in ("SingleTenant", "UserAssignedMSI") and not env.get("MicrosoftAppTenantId"):
+                missing.append(f"MicrosoftAppType={app_type} needs MicrosoftAppTenantId")
+            teams = TeamsSettings(
+                app_id=env["MicrosoftAppId"],
+                app_password=env.get("MicrosoftAppPassword", ""),
+                app_type=app_type,
+                tenant_id=env.get("MicrosoftAppTenantId") or None,
+            )
+
+        default_lang = env.get("POLICYBOT_DEFAULT_LANG", "en")
+        if default_lang not in LANGS:
+            missing.append(f"POLICYBOT_DEFAULT_LANG={default_lang!r} must be one of {', '.join(LANGS)}")
+
+        tip_days = _list(env.get("POLICYBOT_TIP_DAYS", "mon,tue,wed,thu,fri"))
+        bad_days = [d for d in tip_days if d.lower() not in WEEKDAYS]
+        if bad_days:
+            missing.append(f"POLICYBOT_TIP_DAYS has unknown days {bad_days}; use {','.join(WEEKDAYS)}")
+
+        retention = env.get("POLICYBOT_RETENTION_DAYS", "90")
+        if not retention.isdigit() or int(retention) < 1:
+            missing.append(f"POLICYBOT_RETENTION_DAYS={retention!r} must be a whole number of days >= 1")
+
+        if missing:
+            raise ConfigError("; ".join(missing))
+
+        knowledge = env.get("POLICYBOT_KNOWLEDGE")
+        return cls(
+            knowledge_dir=Path(knowledge) if knowledge else None,
+            default_lang=default_lang,
+            environment=env.get("POLICYBOT_ENV", "production"),
+            database_url=normalise_database_url(
+                env.get("DATABASE_URL") or "sqlite+aiosqlite:///policybot.db"
+            ),
+            retention_days=int(retention),
+            slack=slack,
+            teams=teams,
+            hr_slack_channel=env.get("POLICYBOT_HR_CHANNEL") or None,
+            hr_teams_conversation=env.get("POLICYBOT_HR_TEAMS_CONVERSATION") or None,
+            admins=frozenset(_list(env.get("POLICYBOT_ADMINS"))),
+            tip_days=tuple(d.lower() for d in tip_days),
+            tip_time=_clock("POLICYBOT_TIP_TIME", env.get("POLICYBOT_TIP_TIME", "09:00")),
+            tip_cutoff=_clock("POLICYBOT_TIP_CUTOFF", env.get("POLICYBOT_TIP_CUTOFF", "12:00")),
+            timezone=env.get("POLICYBOT_TIMEZONE", "Europe/Oslo"),
+            tip_holidays=env.get("POLICYBOT_TIP_HOLIDAYS", "NO") or None,
+            tip_slack_channels=_list(env.get("POLICYBOT_TIP_SLACK_CHANNELS")),
+            hr_contact=env.get("POLICYBOT_HR_CONTACT") or None,
+        )

@@ -1,0 +1,42 @@
+"""Alembic environment for policybot.
+
+`bot.store.migrate` runs Alembic on a connection it already holds (inside its lock), passed in
+`config.attributes["connection"]`. For developers writing a new migration, `alembic -c
+bot/migrations/alembic.ini revision --autogenerate -m "…"` connects to DATABASE_URL instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from alembic import context
+from sqlalchemy import Connection
+
+from bot.store import create_engine, metadata
+
+
+def run(connection: Connection) -> None:
+    # render_as_batch: SQLite cannot ALTER most things in place; batch mode copies the table instead.
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_from_environment() -> None:
+    engine = create_engine(os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///policybot.db"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("policybot migrations run online only: use `policybot db upgrade`")
+
+shared = context.config.attributes.get("connection")
+if shared is not None:
+    run(shared)
+else:
+    asyncio.run(run_from_environment())

@@ -1,0 +1,163 @@
+"""The console adapter: `policybot ask`, `chat`, `match` and `kb check`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def policybot(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script with no Slack or Teams credentials at all."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "Microsoft", "POLICYBOT_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_ask_prints_the_answer_as_a_user_would_see_it(tiny_kb_dir: Path) -> None:
+    run = policybot("ask", "Can I add my boss on fb?", "--knowledge", str(tiny_kb_dir))
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("Adding your manager on social media\n=====")
+    assert "Yes, you may" in run.stdout
+    assert "EN footer_source Guidelines 2.1" in run.stdout
+
+
+def test_ask_json_has_the_match_fields_and_the_answer(tiny_kb_dir: Path) -> None:
+    run = policybot(
+        "ask", "må jeg godta venneforespørsel fra sjefen?", "--json", "--knowledge", str(tiny_kb_dir)
+    )
+
+    record = json.loads(run.stdout)
+    assert record["answer_id"] == "friend-manager" and record["lang"] == "nb"
+    assert 0 < record["confidence"] <= 1 and record["suggestions"] == []
+    assert record["answer"].startswith("Ja, det kan du")
+    assert record["question"] == "må jeg godta venneforespørsel fra sjefen?"
+
+
+def test_ask_reads_the_folder_from_the_environment(tiny_kb_dir: Path) -> None:
+    run = policybot("ask", "selfie at the office?", env={"POLICYBOT_KNOWLEDGE": str(tiny_kb_dir)})
+
+    assert "Photos and video at work" in run.stdout
+
+
+def test_ask_works_without_credentials_and_never_loads_a_platform_sdk(tiny_kb_dir: Path) -> None:
+    probe = (
+        "import sys; from adapters.cli import main;"
+        "code = main(['ask', 'fb boss?', '--knowledge', sys.argv[1]]);"
+        "sdks = ('slack_bolt', 'slack_sdk', 'botbuilder', 'aiohttp');"
+        "print('LOADED', [m for m in sys.modules if m.split('.')[0] in sdks]); sys.exit(code)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(tiny_kb_dir)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert "LOADED []" in run.stdout
+
+
+def test_match_writes_one_json_object_per_question_read(tiny_kb_dir: Path) -> None:
+    run = policybot(
+        "match",
+        "--json",
+        "--knowledge",
+        str(tiny_kb_dir),
+        stdin="boss on fb?\n\nhow do I reset my password\nmy boss in photos\n",
+    )
+
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["answer_id"] for r in records] == ["friend-manager", None, None]
+    assert records[1]["suggestions"] == []
+    assert set(records[2]["suggestions"]) == {"friend-manager", "workplace-photos"}
+    assert set(records[0]) == {"question", "answer_id", "confidence", "suggestions", "lang"}
+
+
+def test_chat_lets_the_user_pick_a_suggestion_by_number(tiny_kb_dir: Path) -> None:
+    run = policybot("chat", "--knowledge", str(tiny_kb_dir), stdin="my boss in photos\n2\nquit\n")
+
+    assert run.returncode == 0
+    assert "EN did_you_mean" in run.stdout
+    assert "  1. " in run.stdout and "  2. " in run.stdout
+    assert ("Check that no customer" in run.stdout) or ("Yes, you may" in run.stdout)
+
+
+def test_kb_check_passes_a_good_folder_and_prints_a_summary(tiny_kb_dir: Path) -> None:
+    run = policybot("kb", "check", str(tiny_kb_dir))
+
+    assert run.returncode == 0, run.stderr
+    assert "2 entries, 12 example questions, 2 tips" in run.stdout
+    assert "0 error(s)" in run.stdout
+
+
+def test_kb_check_lists_every_error_with_its_place_and_exits_1(tiny_kb_dir: Path) -> None:
+    entries = tiny_kb_dir / "entries.yaml"
+    entries.write_text(
+        entries.read_text()
+        .replace("related: [workplace-photos]", "related: [nope]")
+        .replace("    owner: HR", "\towner: HR")
+    )
+    (tiny_kb_dir / "more.yaml").write_text("tips:\n  - id: x\n    en: only English\n")
+
+    run = policybot("kb", "check", str(tiny_kb_dir))
+
+    assert run.returncode == 1
+    assert f"{entries}:21:1: error: the line is indented with a tab" in run.stderr
+    assert "more.yaml:2:5: error [x]: the tip is missing in Norwegian (nb)" in run.stderr
+    assert "the bot would keep serving its previous knowledge base" in run.stdout
+
+
+def test_kb_check_self_test_reports_an_example_that_routes_elsewhere(tiny_kb_dir: Path) -> None:
+    entries = tiny_kb_dir / "entries.yaml"
+    entries.write_text(
+        entries.read_text().replace(
+            "        - is filming at work allowed",
+            "        - Should I accept a friend request from my boss on Facebook?",
+        )
+    )
+
+    run = policybot("kb", "check", str(tiny_kb_dir))
+
+    assert run.returncode == 1
+    assert (
+        f"{entries}:31: error [workplace-photos]: the example question "
+        "'Should I accept a friend request from my boss on Facebook?' routes to 'friend-manager'"
+    ) in run.stderr
+
+
+def test_the_shipped_knowledge_base_passes_kb_check() -> None:
+    run = policybot("kb", "check", "knowledge")
+
+    assert run.returncode == 0, run.stderr
+    assert "20 entries" in run.stdout
+
+
+@pytest.mark.parametrize("args", [["ask"], ["frobnicate"], ["kb"]])
+def test_wrong_usage_gets_argparse_help_and_exit_2(args: list[str]) -> None:
+    run = policybot(*args)
+
+    assert run.returncode == 2 and "usage: policybot" in run.stderr
+
+
+def test_a_broken_knowledge_folder_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("entries: [\n")
+
+    run = policybot("ask", "hello?", "--knowledge", str(tmp_path))
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "bad.yaml:2:1" in run.stderr

@@ -1,0 +1,676 @@
+"""Slack, end to end over real HTTP: signed requests in, recorded Web API calls out.
+
+The real policybot server runs on 127.0.0.1 with `SLACK_API_URL` pointing at the fake Slack Web API
+(tests/fakes/slack_api.py); nothing of ours is patched. Payloads are small hand-written samples of
+Slack's real shapes (tests/adapters/payloads/slack/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+
+from adapters.server import ServerContext, build_app
+from adapters.slack import (
+    BUTTON_VALUE_MAX,
+    SlackDeliverer,
+    ask_hr_value,
+    incoming_text,
+    neutralise,
+    to_mrkdwn,
+    web_client,
+)
+from bot.config import Settings, SlackSettings
+from bot.conversation import Conversation
+from bot.errors import DeliveryError
+from bot.knowledge import load_knowledge
+from bot.store import Store
+from bot.tips import Target
+from tests.conftest import messages_yaml, write_kb
+from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, Call, FakeSlackApi
+
+PAYLOADS = Path(__file__).parent / "payloads" / "slack"
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ASKER = "U0ASKER01"
+HR_CHANNEL = "C0HRDESK"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def payload(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def signed(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's v0 request signature: HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Policybot:
+    """The running server and what a test needs to talk to it the way Slack does."""
+
+    url: str
+    fake: FakeSlackApi
+    store: Store
+    http: aiohttp.ClientSession
+
+    async def post(self, body: str, content_type: str, headers: dict[str, str]) -> tuple[int, str]:
+        async with self.http.post(
+            self.url + "/slack/events", data=body.encode(), headers={"Content-Type": content_type, **headers}
+        ) as response:
+            return response.status, await response.text()
+
+    async def event(self, event: dict[str, Any], *, retry: int | None = None, **overrides: Any) -> int:
+        """Deliver an Events API callback: a sample payload with `overrides` applied to its `event`."""
+        body = copy.deepcopy(event)
+        body["event"].update(overrides)
+        text = json.dumps(body)
+        headers = signed(text)
+        if retry is not None:
+            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+        status, _ = await self.post(text, "application/json", headers)
+        return status
+
+    async def dm(self, text: str, **overrides: Any) -> int:
+        return await self.event(payload("message_im"), text=text, **overrides)
+
+    async def command(self, text: str, response_url: str) -> tuple[int, str, float]:
+        form = payload("slash_command") | {"text": text, "response_url": response_url}
+        body = urlencode(form)
+        started = time.perf_counter()
+        status, answer = await self.post(body, "application/x-www-form-urlencoded", signed(body))
+        return status, answer, time.perf_counter() - started
+
+    async def click(
+        self,
+        message: Call,
+        action_id: str,
+        *,
+        user: str = ASKER,
+        ephemeral: bool = False,
+        name: str = "click",
+    ) -> int:
+        """Press a button of a message the bot sent (taken from what the fake recorded)."""
+        button = next(b for b in message.buttons if b["action_id"] == action_id)
+        block_id = next(
+            block.get("block_id", "")
+            for block in message.blocks
+            if button in block.get("elements", [])
+        )  # fmt: skip
+        body = payload("block_actions")
+        channel = str(message.params.get("channel") or body["channel"]["id"])
+        ts = "1700000500.000500"
+        body["user"]["id"] = user
+        body["channel"]["id"] = channel
+        body["container"].update(channel_id=channel, message_ts=ts, is_ephemeral=ephemeral)
+        if ephemeral:
+            del body["message"]  # Slack does not send an ephemeral message back
+        else:
+            body["message"].update(ts=ts, text=message.params.get("text"), blocks=message.blocks)
+            if message.params.get("thread_ts"):
+                body["message"]["thread_ts"] = message.params["thread_ts"]
+        body["response_url"] = self.fake.response_url(name)
+        body["actions"][0].update(
+            action_id=action_id, block_id=block_id, value=button["value"], text=button["text"]
+        )
+        form = urlencode({"payload": json.dumps(body)})
+        status, _ = await self.post(form, "application/x-www-form-urlencoded", signed(form))
+        return status
+
+
+StartBot = Callable[..., Awaitable[Policybot]]
+
+
+@pytest.fixture
+async def start_bot(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncIterator[StartBot]:
+    """Start the real server (build_app + AppRunner on 127.0.0.1:0) with a small knowledge base."""
+    runners: list[tuple[web.AppRunner, Store, aiohttp.ClientSession]] = []
+
+    async def start(*, hr_channel: str | None = HR_CHANNEL, messages: str | None = None) -> Policybot:
+        kb_dir = write_kb(tmp_path / f"knowledge{len(runners)}", messages=messages)
+        env = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack_api.api_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/policybot{len(runners)}.db",
+            "POLICYBOT_KNOWLEDGE": str(kb_dir),
+        }
+        if hr_channel:
+            env["POLICYBOT_HR_CHANNEL"] = hr_channel
+        settings = Settings.from_env(env)
+        store = await Store.open(settings.database_url)
+        conversation = Conversation(await load_knowledge(kb_dir), recorder=store)
+        runner = web.AppRunner(build_app(ServerContext(settings, conversation, store)), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        http = aiohttp.ClientSession()
+        runners.append((runner, store, http))
+        return Policybot(f"http://127.0.0.1:{port}", slack_api, store, http)
+
+    yield start
+    for runner, store, http in runners:
+        await http.close()
+        await runner.cleanup()
+        await store.close()
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot) -> Policybot:
+    return await start_bot()
+
+
+def action_ids(call: Call) -> list[str]:
+    return [button["action_id"] for button in call.buttons]
+
+
+# ------------------------------------------------------------------------------------- asking
+
+
+async def test_a_direct_message_is_answered_in_the_dm_with_feedback_and_ask_hr_buttons(
+    bot: Policybot,
+) -> None:
+    started = time.perf_counter()
+    assert await bot.dm("Can I add my manager on Facebook?") == 200
+    assert time.perf_counter() - started < 3  # acknowledged within Slack's limit, before answering
+
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert answer.token == BOT_TOKEN
+    assert answer.params["channel"] == "D0ASKER01"
+    assert "thread_ts" not in answer.params
+    assert "*Adding your manager on social media*" in answer.text
+    assert "Yes, you may — but you never have to." in answer.text
+    assert "EN footer_source" in answer.text  # the context footer
+    assert action_ids(answer) == ["related_0", "feedback_yes", "feedback_no", "ask_hr"]
+    assert answer.buttons[0]["text"]["text"] == "Photos and video at work"  # the related entry
+    feedback = json.loads(answer.buttons[1]["value"])
+    assert feedback == {"e": "friend-manager", "l": "en"}
+    assert ASKER not in json.dumps(answer.buttons)  # buttons never carry who asked
+
+
+async def test_a_mention_is_answered_in_a_thread_in_the_question_s_language(bot: Policybot) -> None:
+    mention = payload("app_mention")
+    await bot.event(mention, text=f"<@{BOT_USER_ID}> Kan jeg legge til sjefen min på Facebook?")
+
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert answer.params["channel"] == "C0GENERAL"
+    assert answer.params["thread_ts"] == mention["event"]["ts"]
+    assert "Ja, det kan du — men du må aldri." in answer.text
+    assert "NB feedback_prompt" in answer.text
+    assert json.loads(answer.buttons[1]["value"]) == {"e": "friend-manager", "l": "nb"}
+
+
+async def test_a_mention_inside_a_thread_answers_in_that_thread(bot: Policybot) -> None:
+    await bot.event(payload("app_mention"), thread_ts="1700000150.000150", ts="1700000250.000250")
+
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert answer.params["thread_ts"] == "1700000150.000150"
+
+
+async def test_the_slash_command_answers_privately_and_knows_help_tip_and_topics(bot: Policybot) -> None:
+    status, body, took = await bot.command("Can I post photos from work?", bot.fake.response_url("ask"))
+    assert (status, body) == (200, "")
+    assert took < 3
+
+    [answer] = await bot.fake.wait_for("response_url")
+    assert answer.params["response_type"] == "ephemeral"
+    assert answer.params["url_name"] == "ask"
+    assert "Check that no customer, colleague or screen is in the picture" in answer.text
+    assert "<https://intranet.example.com/photos|Photo rules>" in answer.text
+
+    await bot.command("", bot.fake.response_url("empty"))
+    await bot.command("help", bot.fake.response_url("help"))
+    await bot.command("tip", bot.fake.response_url("tip"))
+    await bot.command("emner", bot.fake.response_url("topics"))
+    replies = {call.params["url_name"]: call for call in await bot.fake.wait_for("response_url", n=5)}
+    assert "EN help" in replies["empty"].text
+    assert "EN help" in replies["help"].text
+    assert "EN tip" in replies["tip"].text
+    assert "NB topics" in replies["topics"].text
+    assert [b["text"]["text"] for b in replies["topics"].buttons] == [
+        "Legge til lederen din i sosiale medier",
+        "Bilder og video på jobben",
+    ]
+    assert all(call.params["response_type"] == "ephemeral" for call in replies.values())
+    assert bot.fake.count("chat.postMessage") == 0  # nothing public
+
+
+async def test_an_unclear_question_offers_one_button_per_suggestion_and_a_pick_answers_it(
+    bot: Policybot,
+) -> None:
+    await bot.dm("what about pictures of my boss")
+    [prompt] = await bot.fake.wait_for("chat.postMessage")
+    assert "EN did_you_mean" in prompt.text
+    assert action_ids(prompt)[:2] == ["pick_0", "pick_1"]
+    titles = [b["text"]["text"] for b in prompt.buttons[:2]]
+    assert titles == ["Adding your manager on social media", "Photos and video at work"]
+
+    assert await bot.click(prompt, "pick_1") == 200
+    [answer] = await bot.fake.wait_for("response_url")
+    assert answer.params["replace_original"] is True  # the answer takes the prompt's place
+    assert "Check that no customer, colleague or screen" in answer.text
+    picks = await bot.store.suggestion_picks()
+    assert [(p["question"], p["entry_id"]) for p in picks] == [
+        ("what about pictures of my boss", "workplace-photos")
+    ]
+
+
+async def test_a_related_topic_button_answers_in_a_new_message(bot: Policybot) -> None:
+    await bot.event(payload("app_mention"))
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+
+    await bot.click(answer, "related_0")
+    calls = await bot.fake.wait_for("chat.postMessage", n=2)
+    assert "Check that no customer, colleague or screen" in calls[1].text
+    assert calls[1].params["thread_ts"] == payload("app_mention")["event"]["ts"]
+
+
+# ------------------------------------------------------------------------------------ buttons
+
+
+async def test_thumbs_up_is_recorded_without_identity_and_the_message_thanks_instead(bot: Policybot) -> None:
+    await bot.dm("Can I add my manager on Facebook?")
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+
+    assert await bot.click(answer, "feedback_yes") == 200
+    [update] = await bot.fake.wait_for("chat.update")
+    assert update.params["channel"] == "D0ASKER01"
+    assert update.params["ts"] == "1700000500.000500"
+    assert "EN feedback_thanks" in update.text
+    assert "Yes, you may" in update.text  # the answer stays
+    assert "feedback_yes" not in action_ids(update)
+    assert "ask_hr" not in action_ids(update)
+    assert await bot.store.feedback_counts() == {"friend-manager": (1, 0)}
+
+
+async def test_thumbs_down_on_a_private_answer_replaces_it_with_the_answer_and_thanks(bot: Policybot) -> None:
+    await bot.command("Can I post photos from work?", bot.fake.response_url("ask"))
+    [answer] = await bot.fake.wait_for("response_url")
+
+    await bot.click(answer, "feedback_no", ephemeral=True, name="feedback")
+    calls = await bot.fake.wait_for("response_url", n=2)
+    thanks = calls[1]
+    assert thanks.params["url_name"] == "feedback"
+    assert thanks.params["replace_original"] is True
+    assert "EN feedback_thanks_unhelpful" in thanks.text
+    assert "Check that no customer" in thanks.text
+    assert "feedback_no" not in action_ids(thanks)
+    assert await bot.store.feedback_counts() == {"workplace-photos": (0, 1)}
+
+
+async def test_ask_hr_posts_the_question_to_hr_with_mentions_neutralised(start_bot: StartBot) -> None:
+    messages = messages_yaml().replace(
+        'en: "EN escalation_to_hr {question}"', 'en: "EN escalation_to_hr from {user}:\\n> {question}"'
+    )
+    bot = await start_bot(messages=messages)
+    await bot.dm("Can I post photos of <!channel> and <@U0OTHER99|ola> at <!subteam^S0HR|@hr-team>?")
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+
+    await bot.click(answer, "ask_hr", name="hr")
+    posts = await bot.fake.wait_for("chat.postMessage", n=2)
+    to_hr = posts[1]
+    assert to_hr.params["channel"] == HR_CHANNEL
+    assert f"from <@{ASKER}>:" in to_hr.text  # the asker consented to being named
+    # the core drops invisible characters, so the inert forms arrive as "@ channel" and stay inert
+    assert "> Can I post photos of @ channel and @ ola at @ hr-team?" in to_hr.text
+    for ping in ("<!channel>", "<@U0OTHER99", "<!subteam"):
+        assert ping not in to_hr.text
+    [sent] = await bot.fake.wait_for("response_url")
+    assert sent.params["response_type"] == "ephemeral"
+    assert sent.params["replace_original"] is False
+    assert "EN escalation_sent" in sent.text
+
+
+async def test_ask_hr_tells_the_user_when_the_hr_channel_cannot_be_reached(bot: Policybot) -> None:
+    await bot.dm("bananas")  # a fallback: nothing matched, "Ask HR" is the way on
+    [fallback] = await bot.fake.wait_for("chat.postMessage")
+    assert "EN fallback" in fallback.text
+    assert action_ids(fallback) == ["ask_hr"]
+
+    bot.fake.fail_next("chat.postMessage", error="not_in_channel")
+    await bot.click(fallback, "ask_hr")
+    [failed] = await bot.fake.wait_for("response_url")
+    assert "EN escalation_failed" in failed.text
+
+
+async def test_without_an_hr_channel_there_is_no_ask_hr_button(start_bot: StartBot) -> None:
+    bot = await start_bot(hr_channel=None)
+    await bot.dm("Can I add my manager on Facebook?")
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert action_ids(answer) == ["related_0", "feedback_yes", "feedback_no"]
+
+
+def test_the_ask_hr_button_value_fits_slack_s_limit_however_long_the_question() -> None:
+    question = 'Kan jeg "dele" bilder?\n' * 400
+    value = ask_hr_value(question, "nb", "workplace-photos")
+    assert len(value) <= BUTTON_VALUE_MAX
+    decoded = json.loads(value)
+    assert decoded["q"].endswith("…")
+    assert question.startswith(decoded["q"][:-1])
+    assert decoded["e"] == "workplace-photos"
+
+
+# ----------------------------------------------------------------------------------- App Home
+
+
+@pytest.mark.parametrize(
+    ("locale", "help_text", "topic"),
+    [("nb-NO", "NB help", "Bilder og video på jobben"), ("en-US", "EN help", "Photos and video at work")],
+)
+async def test_app_home_shows_help_and_topics_in_the_user_s_slack_language(
+    bot: Policybot, locale: str, help_text: str, topic: str
+) -> None:
+    bot.fake.users[ASKER] = {"id": ASKER, "name": "kari", "locale": locale}
+    await bot.event(payload("app_home_opened"))
+
+    [home] = await bot.fake.wait_for("views.publish")
+    assert home.params["user_id"] == ASKER
+    assert home.params["view"]["type"] == "home"
+    assert help_text in home.text
+    assert topic in home.text
+    [lookup] = bot.fake.calls_to("users.info")
+    assert lookup.params["include_locale"] in ("1", "true", True)
+
+
+# ------------------------------------------------------------------------------ what is ignored
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"subtype": "message_changed"},
+        {"subtype": "message_deleted"},
+        {"subtype": "bot_message", "bot_id": "B0OTHERBOT"},
+        {"bot_id": "B0OTHERBOT", "user": "U0OTHERBOT"},
+        {"user": BOT_USER_ID},
+        {"channel_type": "channel"},
+    ],
+    ids=["edit", "delete", "bot_message", "other_bot", "own_message", "not_a_dm"],
+)
+async def test_edits_deletions_bots_and_its_own_messages_get_no_answer(
+    bot: Policybot, overrides: dict[str, Any]
+) -> None:
+    assert await bot.dm("Can I add my manager on Facebook?", **overrides) == 200
+    await bot.fake.settle()
+    assert bot.fake.count("chat.postMessage") == 0
+
+
+# --------------------------------------------------------------------------------- reliability
+
+
+async def test_a_retried_event_is_answered_once_but_a_retry_whose_original_was_lost_is_answered(
+    bot: Policybot,
+) -> None:
+    first = payload("message_im")
+    assert await bot.event(first) == 200
+    assert await bot.event(first, retry=1) == 200
+    assert await bot.event(first, retry=2) == 200
+    await bot.fake.wait_for("chat.postMessage")
+    await bot.fake.settle()
+    assert bot.fake.count("chat.postMessage") == 1
+
+    only_the_retry_arrived = payload("message_im") | {"event_id": "Ev0LOSTFIRST"}
+    assert await bot.event(only_the_retry_arrived, retry=1) == 200
+    await bot.fake.wait_for("chat.postMessage", n=2)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        signed("{}", secret="not-the-signing-secret"),
+        "stale",
+    ],
+    ids=["unsigned", "wrong_signature", "stale_timestamp"],
+)
+async def test_unsigned_wrongly_signed_and_stale_requests_get_401_and_cause_nothing(
+    bot: Policybot, headers: dict[str, str] | str
+) -> None:
+    body = json.dumps(payload("message_im"))
+    if headers == "stale":
+        headers = signed(body, timestamp=int(time.time()) - 6 * 60)
+    elif headers:
+        headers = signed(body, secret="not-the-signing-secret")
+    assert isinstance(headers, dict)
+    status, _ = await bot.post(body, "application/json", headers)
+    assert status == 401
+    await bot.fake.settle()
+    assert bot.fake.calls == []
+    # the event id was not claimed either: the genuine delivery is still answered
+    await bot.event(payload("message_im"))
+    await bot.fake.wait_for("chat.postMessage")
+
+
+async def test_a_429_waits_the_retry_after_and_then_posts_the_answer(bot: Policybot) -> None:
+    bot.fake.fail_next("chat.postMessage", status=429, retry_after=1)
+    await bot.dm("Can I add my manager on Facebook?")
+
+    limited, answer = await bot.fake.wait_for("chat.postMessage", n=2, timeout=8)
+    assert answer.at - limited.at >= 1.0
+    assert answer.params == limited.params
+
+
+async def test_a_dropped_connection_is_retried(bot: Policybot) -> None:
+    bot.fake.fail_next("chat.postMessage", disconnect=True)
+    await bot.dm("Can I add my manager on Facebook?")
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert "Yes, you may" in answer.text
+
+
+async def test_other_web_api_errors_are_logged_without_the_token(
+    bot: Policybot, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot.fake.fail_next("chat.postMessage", error="channel_not_found")
+    with caplog.at_level(logging.DEBUG):
+        await bot.dm("Can I add my manager on Facebook?")
+        await bot.fake.wait_for("chat.postMessage")
+        await bot.fake.settle()
+    assert "chat.postMessage failed: channel_not_found" in caplog.text
+    assert BOT_TOKEN not in caplog.text
+    assert bot.fake.count("chat.postMessage") == 1  # not retried: it would fail again
+
+
+async def test_healthz_reports_the_knowledge_version_and_slack(bot: Policybot) -> None:
+    async with bot.http.get(bot.url + "/healthz") as response:
+        health = await response.json()
+    assert health["status"] == "ok"
+    assert health["platforms"] == ["slack"]
+    assert health["knowledge_version"]
+
+
+# ---------------------------------------------------------------------------------- tip delivery
+
+
+async def test_the_slack_deliverer_posts_a_tip_and_says_which_failures_are_worth_retrying(
+    slack_api: FakeSlackApi, tiny_kb_dir: Path
+) -> None:
+    conversation = Conversation(await load_knowledge(tiny_kb_dir))
+    deliverer = SlackDeliverer(web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=slack_api.api_url)))
+    target = Target("slack", "C0TIPS", "nb")
+    tip = conversation.tip("nb", "photo-check")
+
+    await deliverer.deliver(target, tip)
+    [posted] = slack_api.calls_to("chat.postMessage")
+    assert posted.params["channel"] == "C0TIPS"
+    assert "Før du legger ut et bilde fra jobben" in posted.text
+    assert [b["text"]["text"] for b in posted.buttons] == ["Bilder og video på jobben"]  # the tip's entry
+
+    for error in ("channel_not_found", "is_archived", "not_in_channel"):
+        slack_api.fail_next("chat.postMessage", error=error)
+        with pytest.raises(DeliveryError, match=error) as refused:
+            await deliverer.deliver(target, tip)
+        assert refused.value.retryable is False
+    slack_api.fail_next("chat.postMessage", status=500)
+    with pytest.raises(DeliveryError) as failed:
+        await deliverer.deliver(target, tip)
+    assert failed.value.retryable is True
+    # (the client of the server waits out a 429 itself; without retries the scheduler gets the hint)
+    impatient = SlackDeliverer(
+        web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=slack_api.api_url), retries=0)
+    )
+    slack_api.fail_next("chat.postMessage", status=429, retry_after=7)
+    with pytest.raises(DeliveryError) as limited:
+        await impatient.deliver(target, tip)
+    assert (limited.value.retryable, limited.value.retry_after) == (True, 7.0)
+
+
+async def test_the_slack_deliverer_reports_an_unreachable_slack_as_retryable(tiny_kb_dir: Path) -> None:
+    conversation = Conversation(await load_knowledge(tiny_kb_dir))
+    closed = f"http://127.0.0.1:{free_port()}/api/"
+    deliverer = SlackDeliverer(web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=closed), retries=0))
+    with pytest.raises(DeliveryError, match="could not reach Slack") as failure:
+        await deliverer.deliver(Target("slack", "C0TIPS", "en"), conversation.tip("en"))
+    assert failure.value.retryable is True
+
+
+# ------------------------------------------------------------------------------- text handling
+
+
+def test_user_text_can_never_ping_anyone_when_repeated() -> None:
+    text = "<!channel> <!here|here> <!everyone> <@U024BE7LH> <@W0ENTERPRISE|kari> <!subteam^SAZ94GDB8> @here"
+    safe = neutralise(text)
+    assert "<!" not in safe
+    assert "<@" not in safe
+    assert "@here" not in safe and "@channel" not in safe
+    assert safe == (
+        "@\u2060channel @\u2060here @\u2060everyone @\u2060U024BE7LH @\u2060kari @\u2060group @\u2060here"
+    )
+
+
+def test_incoming_text_loses_the_bot_mention_and_slack_escapes() -> None:
+    text = f"<@{BOT_USER_ID}> can I share Q&amp;A on <https://example.com|our blog> in <#C0GENERAL|general>?"
+    assert incoming_text(text, BOT_USER_ID) == "can I share Q&A on our blog in #general?"
+
+
+def test_markdown_becomes_slack_mrkdwn_escaped() -> None:
+    markdown = (
+        "## Rules\n**Never** share *customer* data.\n- see [the policy](https://x.example/p?a=1&b=2)\n1 < 2"
+    )
+    assert to_mrkdwn(markdown) == (
+        "*Rules*\n*Never* share *customer* data.\n"
+        "• see <https://x.example/p?a=1&amp;b=2|the policy>\n1 &lt; 2"
+    )
+
+
+def test_the_manifest_asks_for_exactly_what_the_bot_listens_to_and_calls() -> None:
+    manifest = yaml.safe_load((REPO / "adapters" / "slack-manifest.yaml").read_text(encoding="utf-8"))
+    settings = manifest["settings"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "app_home_opened",
+        "app_mention",
+        "message.im",
+    }
+    assert settings["interactivity"]["is_enabled"] is True
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/policy"]
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "app_mentions:read", "chat:write", "commands", "im:history", "users:read",
+    }  # fmt: skip
+    urls = {settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"]}
+    urls.add(manifest["features"]["slash_commands"][0]["url"])
+    assert {url.rsplit("/", 2)[-2:] == ["slack", "events"] for url in urls} == {True}
+
+
+# ------------------------------------------------------------------------------- start-up (CLI)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "POLICYBOT_", "Microsoft"))}
+    return (
+        keep
+        | {
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+            "POLICYBOT_KNOWLEDGE": str(write_kb(tmp_path / "cli-knowledge")),
+        }
+        | extra
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "missing"),
+    [
+        ({"SLACK_BOT_TOKEN": BOT_TOKEN}, [], "SLACK_SIGNING_SECRET"),
+        ({"SLACK_SIGNING_SECRET": SECRET}, [], "SLACK_BOT_TOKEN"),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET},
+            ["--slack-socket-mode"],
+            "SLACK_APP_TOKEN",
+        ),
+    ],
+    ids=["token_without_secret", "secret_without_token", "socket_mode_without_app_token"],
+)
+def test_half_configured_slack_stops_serve_with_a_message_naming_what_is_missing(
+    tmp_path: Path, env: dict[str, str], args: list[str], missing: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "serve", "--port", str(free_port()), *args],
+        env=cli_env(tmp_path, **env), capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert missing in result.stderr
+
+
+async def test_policybot_serve_answers_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, slack_api: FakeSlackApi
+) -> None:
+    port = free_port()
+    env = cli_env(
+        tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_api.api_url
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(url + "/healthz") as response:
+                        health = await response.json()
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("policybot serve did not start")
+            assert health["platforms"] == ["slack"]
+            served = Policybot(url, slack_api, None, http)  # type: ignore[arg-type]
+            assert await served.dm("Can I add my manager on Facebook?") == 200
+            [answer] = await slack_api.wait_for("chat.postMessage")
+            assert "Yes, you may" in answer.text
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 10)
+        assert process.returncode == 0, stderr.decode()
+        assert "shutting down" in stderr.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

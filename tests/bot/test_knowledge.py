@@ -1,0 +1,166 @@
+"""HR edits YAML; every mistake is reported at once, with file, line, entry and how to fix it."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bot.errors import KnowledgeError, Problem
+from bot.knowledge import MAX_FILE_BYTES, load_knowledge
+from tests.conftest import ENTRIES, messages_yaml, write_kb
+
+
+async def problems_in(directory: Path) -> list[Problem]:
+    with pytest.raises(KnowledgeError) as caught:
+        await load_knowledge(directory)
+    return caught.value.problems
+
+
+async def test_a_well_formed_folder_loads_every_part(tiny_kb_dir: Path) -> None:
+    kb = await load_knowledge(tiny_kb_dir)
+
+    assert list(kb.entries) == ["friend-manager", "workplace-photos"]
+    entry = kb.entries["friend-manager"]
+    assert entry.title["nb"] == "Legge til lederen din i sosiale medier"
+    assert len(entry.questions["en"]) == 3
+    assert entry.reviewed == date(2026, 11, 1)
+    assert entry.source["en"] == "Guidelines 2.1"
+    assert kb.entries["workplace-photos"].links[0].title_in("nb") == "Fotoregler"
+    assert [t.id for t in kb.tips] == ["photo-check", "decline-ok"]
+    assert kb.synonyms["manager"] == ("boss", "leader", "sjef", "leder")
+    assert kb.say("fallback", "nb", hr_contact="hr@x") == "NB fallback hr@x"
+    assert len(kb.version) == 12
+
+
+async def test_several_files_are_merged_and_ids_must_be_unique_across_them(tiny_kb_dir: Path) -> None:
+    (tiny_kb_dir / "more.yaml").write_text(ENTRIES.split("tips:")[0], encoding="utf-8")
+
+    problems = await problems_in(tiny_kb_dir)
+
+    duplicates = [p for p in problems if "duplicate id" in p.message]
+    assert {p.entry_id for p in duplicates} == {"friend-manager", "workplace-photos"}
+    assert all(p.file.endswith("more.yaml") and "entries.yaml:" in p.message for p in duplicates)
+
+
+async def test_every_problem_is_reported_at_once_with_its_place_and_fix(tmp_path: Path) -> None:
+    broken = (
+        ENTRIES.replace("      nb: Ja, det kan du — men du må aldri. Du kan gjerne takke nei.\n", "")
+        .replace("related: [workplace-photos]", "related: [workplace-foto]")
+        .replace("reviewed: 2026-11-01", "reviewed: 1st of November")
+        .replace("        - Can I post photos from work?", '        - ""')
+        .replace("    tags: [facebook, manager]", "    tags: facebook")
+    )
+    directory = write_kb(tmp_path / "kb", broken)
+
+    problems = await problems_in(directory)
+    by_message = {p.message: p for p in problems}
+
+    missing = by_message["answer is missing in Norwegian (nb)"]
+    assert (missing.file.endswith("entries.yaml"), missing.entry_id) == (True, "friend-manager")
+    assert missing.line == 16 and missing.fix == "add a line 'nb: …' under it"
+    related = by_message["related id 'workplace-foto' does not exist"]
+    assert related.fix == "did you mean 'workplace-photos'?" and related.line == 18
+    assert by_message["'1st of November' is not a date"].fix.startswith("write it as YYYY-MM-DD")
+    assert "an item of questions (en) is empty" in by_message
+    assert "tags should be a list but is 'facebook'" in by_message
+    assert len([p for p in problems if p.severity == "error"]) == 5
+    assert "entries.yaml:16:7: error [friend-manager]" in str(missing)
+
+
+async def test_tab_indentation_is_named_with_line_and_column(tmp_path: Path) -> None:
+    directory = write_kb(tmp_path / "kb", ENTRIES.replace("    owner: HR", "\towner: HR"))
+
+    [problem] = await problems_in(directory)
+
+    assert (problem.line, problem.column) == (21, 1)
+    assert problem.message == "the line is indented with a tab"
+
+
+async def test_broken_yaml_syntax_points_at_the_line(tmp_path: Path) -> None:
+    directory = write_kb(tmp_path / "kb", ENTRIES.replace("    owner: HR", "    owner: HR: Team: [unclosed"))
+
+    [problem] = await problems_in(directory)
+
+    assert problem.line == 21 and problem.file.endswith("entries.yaml")
+
+
+async def test_a_misspelt_field_gets_a_did_you_mean(tmp_path: Path) -> None:
+    directory = write_kb(
+        tmp_path / "kb",
+        ENTRIES.replace(
+            "    questions:\n      en:\n        - Can I add", "    questons:\n      en:\n        - Can I add"
+        ),
+    )
+
+    problems = await problems_in(directory)
+
+    assert any(
+        p.message == "unknown field 'questons' in an entry" and p.fix == "did you mean 'questions'?"
+        for p in problems
+    )
+    assert any(p.message == "the entry has no example questions" for p in problems)
+
+
+async def test_missing_bot_sentences_and_wrong_placeholders_are_errors(tmp_path: Path) -> None:
+    messages = messages_yaml().replace(
+        '    en: "EN fallback {hr_contact}"', '    en: "EN fallback {hr_kontakt}"'
+    )
+    messages = messages.replace("  greeting:\n", "  greting:\n")
+    directory = write_kb(tmp_path / "kb", messages=messages)
+
+    problems = {p.message for p in await problems_in(directory)}
+
+    assert "message 'fallback' (en) uses unknown placeholder {hr_kontakt}" in problems
+    assert "message 'fallback' (en) must contain {hr_contact}" in problems
+    assert "unknown message 'greting'" in problems
+    assert "the bot's sentences greeting are not defined" in problems
+
+
+async def test_aliases_are_refused_so_a_billion_laughs_cannot_expand(tmp_path: Path) -> None:
+    bomb = "synonyms:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        bomb += f"  {level}: &{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+    directory = write_kb(tmp_path / "kb")
+    (directory / "bomb.yaml").write_text(bomb, encoding="utf-8")
+
+    problems = await problems_in(directory)
+
+    assert any("anchors and aliases" in p.message for p in problems)
+
+
+async def test_oversized_files_are_refused_without_being_parsed(tmp_path: Path) -> None:
+    directory = write_kb(tmp_path / "kb")
+    (directory / "huge.yaml").write_text("# " + "x" * MAX_FILE_BYTES, encoding="utf-8")
+
+    problems = await problems_in(directory)
+
+    assert any(p.file.endswith("huge.yaml") and "bytes (at most" in p.message for p in problems)
+
+
+async def test_unsafe_yaml_tags_are_rejected_not_executed(tmp_path: Path) -> None:
+    directory = write_kb(tmp_path / "kb")
+    (directory / "evil.yaml").write_text("synonyms: !!python/object/apply:os.system ['echo pwned']\n")
+
+    problems = await problems_in(directory)
+
+    assert any(p.file.endswith("evil.yaml") for p in problems)
+
+
+async def test_a_question_used_in_two_entries_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    doubled = ENTRIES.replace(
+        "        - is filming at work allowed", "        - Can I add my manager on Facebook?"
+    )
+    kb = await load_knowledge(write_kb(tmp_path / "kb", doubled))
+
+    [warning] = kb.warnings
+    assert warning.severity == "warning" and warning.entry_id == "workplace-photos"
+    assert "also an example of 'friend-manager'" in warning.message
+
+
+async def test_an_empty_or_missing_folder_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert any("no .yaml files" in p.message for p in await problems_in(tmp_path / "empty"))
+    assert any("does not exist" in p.message for p in await problems_in(tmp_path / "nowhere"))

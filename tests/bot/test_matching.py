@@ -1,0 +1,113 @@
+"""The matcher reads chat the way people type it, and says "I don't know" rather than guess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.conversation import Conversation
+from bot.knowledge import load_knowledge
+from bot.matching import Analyzer, detect_language, fold, normalise_lang, stem
+
+
+@pytest.fixture
+async def conversation(tiny_kb_dir: Path) -> Conversation:
+    return Conversation(await load_knowledge(tiny_kb_dir))
+
+
+def test_folding_treats_norwegian_letters_and_their_ascii_spellings_alike() -> None:
+    assert fold("Må jeg følge sjefen på Insta?") == fold("Maa jeg folge sjefen paa Insta?")
+    assert fold("Være") == "vaere"
+
+
+def test_stemming_meets_inflected_forms_on_both_sides() -> None:
+    assert stem("sjefen") == stem("sjefer") == "sjef"
+    assert stem("photos") == stem("photo")
+    assert stem("posting") == stem("posted") == stem("post")
+
+
+def test_synonyms_and_nicknames_become_one_term() -> None:
+    analyzer = Analyzer({"facebook": ["fb", "face", "fjesboka"], "manager": ["boss", "sjef", "team lead"]})
+
+    assert analyzer.canonical(analyzer.tokens("my boss on FB")) == ["manag", "facebook"]
+    assert analyzer.canonical(analyzer.tokens("sjefen på fjesboka")) == ["manag", "facebook"]
+    assert analyzer.canonical(analyzer.tokens("my team lead")) == ["manag"]
+
+
+def test_compounds_split_into_known_parts() -> None:
+    analyzer = Analyzer({"facebook": ["fb"], "phone": ["mobil", "mobile"], "employer": ["jobb"]})
+    analyzer.set_vocabulary(analyzer.canonical(["facebook", "venn", "mobile", "jobb"]))
+    employer, phone = analyzer.canonical(["jobb", "mobil"])
+
+    assert analyzer.terms("Facebook-venn") == ["facebook", "venn"]
+    assert analyzer.terms("facebookvenn") == ["facebook", "venn"]
+    assert analyzer.terms("jobbmobil") == [employer, phone]
+
+
+def test_typos_are_corrected_towards_known_words_but_real_words_are_left_alone() -> None:
+    analyzer = Analyzer({"instagram": ["insta"], "colleague": ["kollega", "kolleger"]})
+    analyzer.set_vocabulary({"instagram", "colleagu", "photo"})
+
+    assert analyzer.terms("instagarm") == ["instagram"]
+    assert analyzer.terms("kolegaer") == ["colleagu"]
+    assert analyzer.terms("photso") == ["photo"]
+    assert analyzer.terms("parking") == [stem("parking")]  # not "corrected" into something it isn't
+
+
+def test_language_comes_from_the_words_then_the_hint_then_the_default() -> None:
+    assert detect_language("Kan jeg legge til sjefen min?", None, "en") == "nb"
+    assert detect_language("Can I add my boss?", "nb-NO", "nb") == "en"
+    assert detect_language("fb?", "nb_NO", "en") == "nb"
+    assert detect_language("fb?", None, "nb") == "nb"
+    assert detect_language("blåbær", None, "en") == "nb"
+    assert normalise_lang("nn-NO") == "nb" and normalise_lang("de-DE") is None
+
+
+async def test_casual_questions_find_their_entry_in_either_language(conversation: Conversation) -> None:
+    asked = {
+        "can i add my boss on fb": "friend-manager",
+        "Kan jeg legge til sjefen på face?": "friend-manager",
+        "maa jeg godta venneforesporsel fra lederen": "friend-manager",
+        "selfie at the office ok?": "workplace-photos",
+        "bilder fra jobben pa insta?": "workplace-photos",
+    }
+    for question, expected in asked.items():
+        result = conversation.match(question)
+        assert result.answer_id == expected, (question, result)
+        assert 0 < result.confidence <= 1
+
+
+async def test_out_of_scope_questions_get_no_answer(conversation: Conversation) -> None:
+    for question in ("how do I reset my password", "når kommer lønna", "asdf qwerty", "12345"):
+        result = conversation.match(question)
+        assert result.answer_id is None and result.suggestions == (), question
+
+
+async def test_a_question_close_to_two_entries_offers_both(conversation: Conversation) -> None:
+    result = conversation.match("my boss in photos")
+
+    assert result.answer_id is None
+    assert set(result.suggestions) == {"friend-manager", "workplace-photos"}
+
+
+async def test_out_of_scope_examples_from_the_knowledge_base_win_over_a_weak_match(tiny_kb_dir: Path) -> None:
+    (tiny_kb_dir / "out-of-scope.yaml").write_text(
+        "out_of_scope:\n  en:\n    - how do I change my profile photo on facebook\n"
+        "  nb:\n    - hvordan bytter jeg profilbilde på facebook\n",
+        encoding="utf-8",
+    )
+    conversation = Conversation(await load_knowledge(tiny_kb_dir))
+
+    assert conversation.match("how do I change my profile photo on fb?").answer_id is None
+    assert conversation.match("Can I post photos from work?").answer_id == "workplace-photos"
+
+
+async def test_the_index_is_built_once_and_a_query_only_reads_its_own_terms(
+    conversation: Conversation,
+) -> None:
+    index = conversation.index
+    result = conversation.match("can i add my boss on fb")
+
+    assert set(result.terms) <= set(index.entry_postings)
+    assert len(index.questions) == 12

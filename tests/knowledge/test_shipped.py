@@ -1,0 +1,85 @@
+"""The default guidelines that ship with policybot: complete, bilingual, and answering well.
+
+These are the tests of the shipped knowledge base, so they read `knowledge/` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adapters.cli import self_test
+from bot.conversation import Conversation
+from bot.knowledge import LANGS, KnowledgeBase, load_knowledge
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVSET = ROOT / "tests" / "bot" / "data" / "devset.yaml"
+ENTRY_IDS = """
+    friend-manager manager-friend-requests friend-clients mention-employer workplace-photos
+    confidential-info criticize-employer defend-employer like-share-employer social-media-working-hours
+    colleague-wellbeing harassment-bullying rumours speak-for-company employer-branding
+    professional-sharing old-posts-footprint private-life consequences guidelines-about
+""".split()
+
+
+@pytest.fixture(scope="module")
+def shipped() -> KnowledgeBase:
+    return asyncio.run(load_knowledge(ROOT / "knowledge"))
+
+
+async def test_the_guidelines_cover_exactly_the_agreed_topics(shipped: KnowledgeBase) -> None:
+    assert sorted(shipped.entries) == sorted(ENTRY_IDS)
+
+
+async def test_every_entry_is_bilingual_with_enough_varied_examples(shipped: KnowledgeBase) -> None:
+    for entry in shipped.entries.values():
+        for lang in LANGS:
+            assert len(set(entry.questions[lang])) >= 8, (entry.id, lang)
+            assert len(entry.answer[lang].split()) >= 40, (entry.id, lang)
+            assert entry.title[lang]
+        assert entry.owner and entry.reviewed and entry.source
+
+
+async def test_there_are_at_least_thirty_bilingual_tips(shipped: KnowledgeBase) -> None:
+    assert len(shipped.tips) >= 30
+    assert all(set(tip.text) == set(LANGS) for tip in shipped.tips)
+    assert all(tip.entry in shipped.entries for tip in shipped.tips)
+
+
+async def test_kb_check_self_test_finds_no_errors(shipped: KnowledgeBase) -> None:
+    problems = self_test(shipped)
+
+    assert [str(p) for p in problems if p.severity == "error"] == []
+
+
+async def test_paraphrased_questions_are_answered_right_and_out_of_scope_ones_are_not(
+    shipped: KnowledgeBase,
+) -> None:
+    """The development set is written apart from the knowledge base's examples (none are copies)."""
+    questions = yaml.safe_load(DEVSET.read_text(encoding="utf-8"))["questions"]
+    examples = {q.lower() for e in shipped.entries.values() for qs in e.questions.values() for q in qs}
+    assert not [q["q"] for q in questions if q["q"].lower() in examples], "the devset must not copy examples"
+    bot = Conversation(shipped)
+    in_scope = [q for q in questions if q["expect"]]
+    out_of_scope = [q for q in questions if not q["expect"]]
+    assert len(questions) >= 150 and len(out_of_scope) >= 30
+    assert {q["lang"] for q in in_scope} == {"en", "nb"}
+
+    right = [q for q in in_scope if bot.match(q["q"]).answer_id == q["expect"]]
+    abstained = [q for q in out_of_scope if bot.match(q["q"]).answer_id is None]
+
+    accuracy, abstention = len(right) / len(in_scope), len(abstained) / len(out_of_scope)
+    assert accuracy >= 0.90, f"top-1 accuracy in scope {accuracy:.1%}"
+    assert abstention >= 0.90, f"abstention out of scope {abstention:.1%}"
+
+
+async def test_answers_come_in_the_language_of_the_question(shipped: KnowledgeBase) -> None:
+    questions = yaml.safe_load(DEVSET.read_text(encoding="utf-8"))["questions"]
+    bot = Conversation(shipped)
+
+    wrong = [q["q"] for q in questions if q["expect"] and bot.match(q["q"]).lang != q["lang"]]
+
+    assert len(wrong) <= len(questions) * 0.03, wrong
