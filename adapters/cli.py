@@ -119,7 +119,7 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         print(render(reply) + "\n")
 
 
-def self_test(kb: KnowledgeBase) -> list[Problem]:
+def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
     """Ask every example question of the knowledge base *without that example*.
 
     If the other examples confidently route it to a different entry, it is in the wrong entry (an
@@ -164,7 +164,7 @@ def self_test(kb: KnowledgeBase) -> list[Problem]:
                 severity="warning",
             )
         )
-    today = date.today()
+    today = today or date.today()
     for entry in kb.entries.values():
         if entry.reviewed and today - entry.reviewed > STALE_AFTER:
             problems.append(
@@ -182,16 +182,23 @@ def self_test(kb: KnowledgeBase) -> list[Problem]:
 
 
 async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.schema import schema_problems  # jsonschema is only needed here
+
     directory = resolve_knowledge_dir(args.directory or settings.knowledge_dir)
+    # The JSON Schema editors use: its findings agree with the loader's (tests hold them to it), so
+    # one the loader already reported at the same line is not printed twice.
+    schema = await schema_problems(directory)
     try:
         kb = await load_knowledge(directory)
     except KnowledgeError as exc:
-        for problem in exc.problems:
+        located = {(p.file, p.line) for p in exc.problems if p.severity == "error"}
+        extra = [p for p in schema if p.severity != "error" or (p.file, p.line) not in located]
+        for problem in [*exc.problems, *extra]:
             print(problem, file=sys.stderr)
-        errors = sum(p.severity == "error" for p in exc.problems)
+        errors = sum(p.severity == "error" for p in [*exc.problems, *extra])
         print(f"\n{directory}: {errors} error(s) — the bot would keep serving its previous knowledge base.")
         return 1
-    problems = [*kb.warnings, *await asyncio.to_thread(self_test, kb)]
+    problems = [*kb.warnings, *schema, *await asyncio.to_thread(self_test, kb)]
     for problem in problems:
         print(problem, file=sys.stderr)
     errors = sum(p.severity == "error" for p in problems)
@@ -286,6 +293,44 @@ async def cmd_tips_post(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(o.status is TipStatus.POSTED for o in outcomes) else 1
 
 
+async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from zoneinfo import ZoneInfo
+
+    from bot.report import build_report, render
+    from bot.store import Store
+
+    conversation = await open_conversation(settings, args.knowledge)
+    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    try:
+        report = await build_report(
+            store,
+            conversation.kb,
+            since=args.since,
+            lang=settings.default_lang,
+            tz=ZoneInfo(settings.timezone),
+            index=conversation.index,
+        )
+    finally:
+        await store.close()
+    text = render(report, args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
+    print(f"{args.out}: {report.total} questions, {len(report.gaps)} unanswered groups ({args.format})")
+    return 0
+
+
+def since_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as YYYY-MM-DD") from None
+
+
 # ----------------------------------------------------------------------------------------------- main
 
 
@@ -357,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this target, e.g. C0123 or teams:19:abc (repeatable)",
     )
     post.set_defaults(run=cmd_tips_post)
+
+    report = sub.add_parser(
+        "report", parents=[knowledge], help="insights for HR: topics, feedback, unanswered questions"
+    )
+    report.add_argument("--since", type=since_date, help="only questions from this day on (YYYY-MM-DD)")
+    report.add_argument("--format", choices=["md", "csv", "html"], default="md", help="default: md")
+    report.add_argument("--out", type=Path, help="write to this file (default: standard output)")
+    report.set_defaults(run=cmd_report)
     return parser
 
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import ConfigError
 from bot.knowledge import load_knowledge, resolve_knowledge_dir
+from bot.reload import Reloader
 from bot.store import Store
 from bot.tips import Deliverer, TipScheduler
 
@@ -31,6 +33,8 @@ class ServerContext:
     conversation: Conversation
     store: Any  # bot.store.Store once it exists
     platforms: list[str] = field(default_factory=list)
+    reloader: Reloader | None = None  # build_app makes one (for `reload`) when serve() did not
+    tips: TipScheduler | None = None  # the tip scheduler, for the admins' "tip now" (set by build_app)
 
 
 CTX = web.AppKey("policybot_ctx", ServerContext)
@@ -45,6 +49,8 @@ async def healthz(request: web.Request) -> web.Response:
             "knowledge_version": kb.version,
             "entries": len(kb.entries),
             "platforms": ctx.platforms,
+            # served version, when it was loaded, and the newest edit that was rejected (if any)
+            "knowledge": ctx.reloader.status() if ctx.reloader is not None else None,
         }
     )
 
@@ -53,6 +59,8 @@ def build_app(ctx: ServerContext) -> web.Application:
     # Slack and Teams payloads are small; 1 MiB leaves room for large Teams activities with attachments.
     app = web.Application(client_max_size=1024 * 1024)
     app[CTX] = ctx
+    if ctx.reloader is None and ctx.conversation.kb.source_dir:
+        ctx.reloader = Reloader(ctx.conversation, Path(ctx.conversation.kb.source_dir))
     app.router.add_get("/healthz", healthz)
     if ctx.settings.slack is not None:
         from adapters import slack
@@ -64,6 +72,8 @@ def build_app(ctx: ServerContext) -> web.Application:
 
     if teams.mount(app, ctx):
         ctx.platforms.append("teams")
+    if ctx.tips is None and ctx.store is not None:
+        ctx.tips = TipScheduler.from_settings(ctx.settings, ctx.store, ctx.conversation, tip_deliverers(app))
     return app
 
 
@@ -96,11 +106,14 @@ def check_socket_mode(settings: Settings) -> str:
 async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = False) -> None:
     """Run the server until SIGTERM or SIGINT, then close connections and the database cleanly."""
     app_token = check_socket_mode(settings) if slack_socket_mode else None
-    kb = await load_knowledge(resolve_knowledge_dir(settings.knowledge_dir))
+    directory = resolve_knowledge_dir(settings.knowledge_dir)
+    kb = await load_knowledge(directory)
     store = await Store.open(settings.database_url, retention_days=settings.retention_days)
     runner: web.AppRunner | None = None
     socket_mode: Any = None
     tips: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    ctx: ServerContext | None = None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -109,8 +122,12 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         conversation = Conversation(
             kb, default_lang=settings.default_lang, recorder=store, hr_contact=settings.hr_contact
         )
-        ctx = ServerContext(settings=settings, conversation=conversation, store=store)
-        app = build_app(ctx)
+        reloader = Reloader(conversation, directory, debounce_ms=settings.reload_debounce_ms)
+        ctx = ServerContext(settings=settings, conversation=conversation, store=store, reloader=reloader)
+        app = build_app(ctx)  # the platforms register their HR notifiers on the reloader
+        loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
+        if settings.watch_knowledge:
+            watcher = asyncio.create_task(reloader.watch(stop), name="policybot-knowledge-watch")
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
@@ -128,13 +145,16 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             await socket_mode.connect_async()
             log.info("connected to Slack over Socket Mode")
         # The daily tip: every replica runs a scheduler; the database makes each post happen once.
-        scheduler = TipScheduler.from_settings(settings, store, conversation, tip_deliverers(app))
-        tips = asyncio.create_task(scheduler.run_forever(), name="policybot-tips")
+        assert ctx.tips is not None  # build_app made it: the store is open
+        tips = asyncio.create_task(ctx.tips.run_forever(), name="policybot-tips")
         await stop.wait()
         log.info("shutting down")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         if tips is not None:
             tips.cancel()
             await asyncio.gather(tips, return_exceptions=True)
@@ -142,6 +162,8 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             await socket_mode.close_async()
         if runner is not None:
             await runner.cleanup()
+        if ctx is not None:
+            await ctx.conversation.drain()  # questions still being recorded are not lost
         await store.close()
 
 

@@ -38,9 +38,11 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, ConversationAccount, ConversationReference
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
+from bot.admin import Admin
 from bot.config import Settings
 from bot.conversation import Choice, Conversation, Message, Reply, ReplyKind
 from bot.errors import ConfigError, DeliveryError, PolicybotError
+from bot.reload import ReloadResult
 
 log = logging.getLogger(__name__)
 
@@ -283,20 +285,26 @@ class TeamsDeliverer:
                 return ConversationReference.deserialize(stored.reference), stored.lang
         return None
 
-    async def send(self, reference: ConversationReference, activity: Activity) -> None:
-        """Post `activity` into the referenced conversation as a new message (not a reply)."""
+    async def send(self, reference: ConversationReference, activity: Activity) -> str | None:
+        """Post `activity` into the referenced conversation as a new message (not a reply).
+
+        Returns the id Teams gave the message (in a channel, the id of the thread it starts), if any.
+        """
         reference.activity_id = None  # a stored reference never holds one; a fresh one may
         conversation_id = reference.conversation.id if reference.conversation else "?"
         failure: list[Exception] = []
+        sent: list[str | None] = []
 
         async def logic(turn_context: TurnContext) -> None:
             # The SDK gives the continuation activity a random id, and a send would be posted as a
             # reply to it: clear it so this is a new message in the conversation.
             turn_context.activity.id = None
             try:
-                await turn_context.send_activity(activity)
+                response = await turn_context.send_activity(activity)
             except Exception as exc:  # reported below as a DeliveryError; the adapter would swallow it
                 failure.append(exc)
+            else:
+                sent.append(response.id if response is not None else None)
 
         try:
             await self._adapter.continue_conversation(reference, logic, bot_app_id=self._app_id)
@@ -304,6 +312,7 @@ class TeamsDeliverer:
             raise _delivery_error(conversation_id, exc) from exc
         if failure:
             raise _delivery_error(conversation_id, failure[0]) from failure[0]
+        return sent[0] if sent else None
 
     async def deliver(self, target: Any, reply: Reply) -> None:
         """Send a reply (a daily tip) to `target` = Target("teams", conversation id, lang)."""
@@ -428,15 +437,55 @@ class TeamsBot:
         return lang_from_locale(activity.locale)
 
     async def _on_message(self, turn_context: TurnContext, body: dict[str, Any]) -> None:
+        if await self._relay_hr_reply(turn_context, body):
+            return
         activity = turn_context.activity
         bot_id = activity.recipient.id if activity.recipient else None
         text, mentioned = question_text(body, bot_id)
         conversation_type = activity.conversation.conversation_type
         if conversation_type in _CHAT_TYPES_NEEDING_MENTION and not mentioned:
             return  # channel and group chat: only when spoken to
+        if await self._admin_command(turn_context, text):
+            return
         # Empty text (attachments only, a bare mention) gets the core's "empty" help.
         reply = await self.conversation.handle(Message(text=text, lang_hint=self._hint(activity)))
         await turn_context.send_activity(self._reply_activity(reply))
+
+    async def _admin_command(self, turn_context: TurnContext, text: str) -> bool:
+        """Admin commands (reload, report, tip now, why …): run for an admin (AAD object id), else refuse."""
+        activity = turn_context.activity
+        who = activity.from_property.aad_object_id if activity.from_property else None
+        admin = Admin(
+            self.settings.admins,
+            self.conversation,
+            reloader=getattr(self.ctx, "reloader", None),
+            tips=getattr(self.ctx, "tips", None),
+            store=self.ctx.store,
+        )
+        answer = await admin.run(text, who, self._hint(activity) or self.settings.default_lang)
+        if answer is None:
+            return False
+        await turn_context.send_activity(self._markdown(answer))
+        return True
+
+    async def notify_hr(self, result: ReloadResult) -> None:
+        """Tell the Teams HR conversation that an edit was rejected (and what to fix), or is fixed."""
+        hr_id = self.settings.hr_teams_conversation
+        reloader = getattr(self.ctx, "reloader", None)
+        if not hr_id or reloader is None:
+            return
+        found = await self.deliverer.reference(hr_id)
+        if found is None:
+            log.warning(
+                "cannot tell the Teams HR conversation about the knowledge base: the bot is not installed "
+                "there (no stored conversation reference); see the log for the problems"
+            )
+            return
+        reference, lang = found
+        try:
+            await self.deliverer.send(reference, self._markdown(reloader.message(result, lang)))
+        except DeliveryError as exc:
+            log.warning("could not tell the Teams HR conversation about the knowledge base: %s", exc)
 
     async def _on_action(
         self, turn_context: TurnContext, value: dict[str, Any], body: dict[str, Any]
@@ -494,12 +543,63 @@ class TeamsBot:
         # Plain text: the asker's words reach HR inert (no markdown links or formatting of theirs).
         message = Activity(type=ActivityTypes.message, text=text, text_format="plain")
         try:
-            await self.deliverer.send(reference, message)
+            posted = await self.deliverer.send(reference, message)
         except DeliveryError as exc:
             log.warning("Ask HR could not be delivered to the HR conversation: %s", exc)
             await turn_context.send_activity(self._markdown(self.conversation.say("escalation_failed", lang)))
             return
+        if posted and reference.conversation is not None:
+            thread_id = f"{reference.conversation.id};messageid={posted}"
+            await self._remember_escalation(thread_id, reference_of(activity, tenant_of(body)), lang)
         await turn_context.send_activity(self._markdown(self.conversation.say("escalation_sent", lang)))
+
+    # -- HR's replies to "Ask HR" ------------------------------------------------------------------------
+
+    async def _remember_escalation(self, thread_id: str, reference: ConversationReference, lang: str) -> None:
+        """Keep how to reach the asker (their conversation's reference, no user) for the HR thread."""
+        store = self.ctx.store
+        if store is None or not hasattr(store, "save_escalation"):
+            return
+        try:
+            await store.save_escalation(PLATFORM, thread_id, reference.serialize(), lang)
+        except PolicybotError as exc:
+            log.warning("HR's reply to this escalation cannot be relayed: %s", exc)
+
+    async def _relay_hr_reply(self, turn_context: TurnContext, body: dict[str, Any]) -> bool:
+        """Relay HR's reply in an "Ask HR" thread to the asker's conversation; True if it was one.
+
+        Teams delivers channel messages to a bot only when it is @mentioned, so HR mentions policybot
+        in the reply (the HR note says so); the mention is removed before the text is passed on.
+        """
+        activity = turn_context.activity
+        hr_id, store = self.settings.hr_teams_conversation, self.ctx.store
+        thread_id = activity.conversation.id
+        if not hr_id or store is None or not hasattr(store, "escalation"):
+            return False
+        if not thread_id.startswith(f"{hr_id};messageid="):
+            return False
+        sender = activity.from_property.id if activity.from_property else None
+        bot_id = activity.recipient.id if activity.recipient else None
+        if not sender or sender == bot_id:
+            return True  # our own message: never relayed
+        try:
+            found = await store.escalation(PLATFORM, thread_id)
+        except PolicybotError as exc:
+            log.error("could not look up the escalation for an HR reply: %s", exc)
+            return True
+        if found is None:
+            return False  # not an escalation thread (or expired): an ordinary message
+        text, _ = question_text(body, bot_id)
+        if not text:
+            return True
+        message = self._markdown(self.conversation.say("hr_reply", found.lang, reply=text))
+        try:
+            await self.deliverer.send(ConversationReference.deserialize(found.route), message)
+        except DeliveryError as exc:
+            log.warning("HR's reply could not be relayed to the asker: %s", exc)
+            return True
+        log.info("relayed HR's reply in an escalation thread to the asker")
+        return True
 
     async def _on_conversation_update(self, turn_context: TurnContext, body: dict[str, Any]) -> None:
         activity = turn_context.activity
@@ -584,6 +684,8 @@ def mount(app: web.Application, ctx: Any) -> bool:
         )
     bot = TeamsBot(ctx, make_adapter(settings))
     app[TEAMS_BOT] = bot
+    if settings.hr_teams_conversation and getattr(ctx, "reloader", None) is not None:
+        ctx.reloader.on_result(bot.notify_hr)  # a rejected knowledge-base edit is reported to HR
     app.router.add_post("/api/messages", bot.handle_http)
     return True
 

@@ -23,7 +23,7 @@ from bot.knowledge import Entry, KnowledgeBase
 from bot.matching import Index
 
 ROOT = Path(__file__).resolve().parent.parent
-SYLLABLES = "ba be bi bo da de di do fa fe fi ka ke ki ko la le li lo ma me mi mo na ne ni no ra re ri ro sa se si so ta te ti to va ve vi".split()
+SYLLABLES = [consonant + vowel for consonant in "bdfklmnrstv" for vowel in "aeio"]
 
 
 def word(rng: random.Random) -> str:
@@ -70,7 +70,7 @@ def queries(kb: KnowledgeBase, count: int, seed: int = 11) -> list[str]:
 
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def bench_size(size: int, count: int, naive_count: int) -> None:

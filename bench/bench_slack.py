@@ -5,6 +5,11 @@ fake Slack Web API from tests/fakes in this process, and a bare aiohttp server t
 another subprocess as the baseline. Reports events answered per second (request sent -> answer recorded
 by the fake) and p50/p99 latency at 50 concurrent requests, beside the bare handler's request rate.
 
+It also says what limits the rate: the server processes' CPU time per request/event (from /proc), and
+the CPU each stage of an answer costs when measured alone in this process (bolt's dispatch, matching,
+Block Kit rendering, the chat.postMessage call, the store's writes). Note the machine load it prints:
+on a shared machine the figures move with it.
+
     python bench/bench_slack.py [--events 1000] [--concurrency 50]
 
 Targets: at least 40% of the bare handler's rate; p99 under 100 ms.
@@ -23,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -30,7 +36,12 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, FakeSlackApi  # noqa: E402 (after the path)
+from adapters.slack import render, web_client  # noqa: E402 (after the path)
+from bot.config import SlackSettings  # noqa: E402
+from bot.conversation import Conversation, Message  # noqa: E402
+from bot.knowledge import load_knowledge  # noqa: E402
+from bot.store import Store  # noqa: E402
+from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, FakeSlackApi  # noqa: E402
 
 SECRET = "bench-signing-secret"
 QUESTIONS = [
@@ -40,17 +51,42 @@ QUESTIONS = [
     "Hvor finner jeg retningslinjene for sosiale medier?",
     "Can I write about my job on LinkedIn?",
 ]
+# The baseline: 200 for /slack/events; it also answers `{"ok": true}` as the Web API, so that the cost
+# of a chat.postMessage call can be measured on our side without the fake's own work in this process.
 BARE_SERVER = """
 import sys
 from aiohttp import web
 async def ok(request):
     await request.read()
     return web.Response(text="")
+async def api(request):
+    await request.read()
+    return web.json_response({"ok": True, "channel": "C0GENERAL", "ts": "1700000000.000100"})
 app = web.Application()
 app.router.add_post("/slack/events", ok)
+app.router.add_post("/api/{method}", api)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 TIME_LIMIT = 120.0  # seconds for the whole run, whatever the arguments
+STAGE_RUNS = 300  # events per stage in the CPU breakdown
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far; Linux /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """Terminate a server we started; kill it if it does not stop in time."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 def free_port() -> int:
@@ -111,25 +147,25 @@ async def blast(http: aiohttp.ClientSession, url: str, bodies: list[str], concur
     return started
 
 
-async def bench_bare(http: aiohttp.ClientSession, events: int, concurrency: int) -> float:
-    port = free_port()
-    server = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_SERVER, str(port))
-    try:
-        url = f"http://127.0.0.1:{port}/slack/events"
-        await wait_until_up(http, url)
-        bodies = [mention(n, "000001")[1] for n in range(events)]
-        await blast(http, url, bodies[: min(200, events)], concurrency)  # warm-up
-        start = time.perf_counter()
-        await blast(http, url, bodies, concurrency)
-        return events / (time.perf_counter() - start)
-    finally:
-        server.terminate()
-        await server.wait()
+async def bench_bare(
+    http: aiohttp.ClientSession, server: asyncio.subprocess.Process, port: int, events: int, concurrency: int
+) -> tuple[float, float]:
+    """Requests/s of the bare handler, and its server's CPU seconds per request."""
+    url = f"http://127.0.0.1:{port}/slack/events"
+    await wait_until_up(http, url)
+    bodies = [mention(n, "000001")[1] for n in range(events)]
+    await blast(http, url, bodies[: min(200, events)], concurrency)  # warm-up
+    cpu = cpu_seconds(server.pid)
+    start = time.perf_counter()
+    await blast(http, url, bodies, concurrency)
+    rate = events / (time.perf_counter() - start)
+    return rate, (cpu_seconds(server.pid) - cpu) / events
 
 
 async def bench_policybot(
     http: aiohttp.ClientSession, fake: FakeSlackApi, events: int, concurrency: int, workdir: Path
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], float]:
+    """Events answered/s, each event's latency, and the server's CPU seconds per event."""
     port = free_port()
     env = os.environ | {
         "PYTHONPATH": str(REPO),
@@ -152,16 +188,109 @@ async def bench_policybot(
         fake.calls.clear()
 
         pairs = [mention(n, "000003") for n in range(events)]
+        cpu = cpu_seconds(server.pid)
         start = time.perf_counter()
         started = await blast(http, url, [body for _, body in pairs], concurrency)
         answers = await fake.wait_for("chat.postMessage", n=events, timeout=60)
+        cpu = cpu_seconds(server.pid) - cpu
         answered_at = {call.params["thread_ts"]: call.at for call in answers}
         latencies = [answered_at[ts] - started[i] for i, (ts, _) in enumerate(pairs)]
         rate = events / (max(answered_at.values()) - start)
-        return rate, latencies
+        return rate, latencies, cpu / events
     finally:
-        server.terminate()
-        await server.wait()
+        await stop(server)
+
+
+# -- where an answer's CPU goes: each stage alone, one event at a time, in this process --------------
+
+
+async def per_event_cpu(runs: int, stage: Callable[[int], Awaitable[object]]) -> float:
+    """CPU seconds (all of this process's threads) per call of `stage`, after a few warm-up calls.
+
+    Every call gets its own number, so that each event is a new one.
+    """
+    warm_up = 10
+    for n in range(warm_up):
+        await stage(n)
+    cpu = time.process_time()
+    for n in range(warm_up, warm_up + runs):
+        await stage(n)
+    return (time.process_time() - cpu) / runs
+
+
+async def stage_costs(fake: FakeSlackApi, web_api_url: str, workdir: Path) -> dict[str, float]:
+    from slack_bolt.async_app import AsyncApp
+    from slack_bolt.request.async_request import AsyncBoltRequest
+
+    costs: dict[str, float] = {}
+
+    # bolt as SlackBot configures it, with a listener that does nothing: verification, parsing, built-in
+    # middleware, the per-request WebClient bolt creates, listener matching, ack, the listener task.
+    fake_client = web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=fake.api_url))
+    app = AsyncApp(client=fake_client, signing_secret=SECRET, process_before_response=False)
+    listened = asyncio.Event()
+
+    async def mentioned() -> None:
+        listened.set()
+
+    app.event("app_mention")(mentioned)
+
+    async def dispatch(n: int) -> None:
+        body = mention(n, "000004")[1]
+        listened.clear()
+        response = await app.async_dispatch(AsyncBoltRequest(body=body, headers=headers(body)))
+        assert response.status == 200, response.body
+        await listened.wait()  # the listener runs as a task after the ack, as in the server
+
+    costs["bolt dispatch (verify, parse, middleware, ack, listener task)"] = await per_event_cpu(
+        STAGE_RUNS, dispatch
+    )
+
+    kb = await load_knowledge(REPO / "knowledge")
+    conversation = Conversation(kb)  # records nothing: the store is measured on its own below
+    replies = [await conversation.handle(Message(text=q)) for q in QUESTIONS]
+
+    async def ask(n: int) -> None:
+        await conversation.handle(Message(text=QUESTIONS[n % len(QUESTIONS)]))
+
+    costs["matching and reply (Conversation.handle)"] = await per_event_cpu(STAGE_RUNS, ask)
+
+    async def blocks(n: int) -> None:
+        render(replies[n % len(replies)], ask_hr=True)
+
+    costs["Block Kit rendering"] = await per_event_cpu(STAGE_RUNS, blocks)
+
+    client = web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=web_api_url))
+    client.session = aiohttp.ClientSession()
+    message = render(replies[0], ask_hr=True)
+
+    async def post(n: int) -> None:
+        await client.api_call(
+            "chat.postMessage",
+            json={"channel": "C0GENERAL", "text": message.text, "blocks": message.blocks, "thread_ts": "1"},
+        )
+
+    try:
+        costs["chat.postMessage call (slack_sdk + aiohttp client)"] = await per_event_cpu(STAGE_RUNS, post)
+    finally:
+        await client.session.close()
+
+    store = await Store.open(f"sqlite:///{workdir}/stages.db")
+    batch = 50
+
+    async def store_writes(n: int) -> None:  # `batch` events' claims and questions at once
+        await asyncio.gather(
+            *(store.claim_event(f"EvS{n}-{i}") for i in range(batch)),
+            *(store.record_question("q", "en", replies[0].kind, None, 0.5) for _ in range(batch)),
+        )
+
+    try:
+        costs["store: claim + question (group commit, SQLite)"] = (
+            await per_event_cpu(STAGE_RUNS // batch, store_writes) / batch
+        )
+    finally:
+        await store.close()
+    return costs
 
 
 async def main() -> None:
@@ -170,27 +299,53 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
     events = max(1, min(args.events, 5000))
+    concurrency = max(1, min(args.concurrency, 500))
+    load_before = os.getloadavg()
 
     fake = await FakeSlackApi().start()
-    connector = aiohttp.TCPConnector(limit=args.concurrency)
+    bare_port = free_port()
+    bare_server = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_SERVER, str(bare_port))
+    connector = aiohttp.TCPConnector(limit=concurrency)
     try:
         async with aiohttp.ClientSession(connector=connector) as http, asyncio.timeout(TIME_LIMIT):
-            bare = await bench_bare(http, events, args.concurrency)
+            bare, bare_cpu = await bench_bare(http, bare_server, bare_port, events, concurrency)
             with tempfile.TemporaryDirectory() as workdir:
-                rate, latencies = await bench_policybot(http, fake, events, args.concurrency, Path(workdir))
+                rate, latencies, cpu = await bench_policybot(http, fake, events, concurrency, Path(workdir))
+                load_during = os.getloadavg()
+                stages = await stage_costs(fake, f"http://127.0.0.1:{bare_port}/api/", Path(workdir))
     finally:
+        await stop(bare_server)
         await fake.close()
 
     ms = sorted(latency * 1000 for latency in latencies)
     p50 = statistics.median(ms)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     share = rate / bare
-    print(f"{events} signed app_mention events, {args.concurrency} concurrent, over loopback")
+    print(f"{events} signed app_mention events, {concurrency} concurrent, over loopback")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
+        f"{load_during[0]:.2f} after the load runs (1-minute)"
+    )
     print(f"bare aiohttp handler (200, no work): {bare:8.0f} requests/s")
     print(f"policybot serve (answer recorded):   {rate:8.0f} events answered/s = {share:.0%} of bare")
     print(f"latency request -> chat.postMessage: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms")
     print(f"targets: >= 40% of bare rate: {'met' if share >= 0.4 else 'NOT met'}; "
           f"p99 < 100 ms: {'met' if p99 < 100 else 'NOT met'}")  # fmt: skip
+
+    print("\nWhat limits it: CPU per request/event (ms)")
+    print(f"  bare handler's server process:        {bare_cpu * 1000:6.3f}  (the inbound HTTP request)")
+    print(f"  policybot serve's server process:     {cpu * 1000:6.3f}  -> at most {1 / cpu:.0f} events/s "
+          f"on one core; bare's CPU per request is {bare_cpu / cpu:.0%} of it")  # fmt: skip
+    print("  each stage alone, in this process:")
+    for stage, seconds in stages.items():
+        print(f"    {stage:<62} {seconds * 1000:6.3f}")
+    parts = bare_cpu + sum(stages.values())
+    print(f"    {'sum with the inbound request':<62} {parts * 1000:6.3f}  "
+          f"(rest: the event loop juggling tasks, logging, the ack's aiohttp response)")  # fmt: skip
+    print(f"  40% of bare's rate means <= {bare_cpu / 0.4 * 1000:.3f} ms of server CPU per event.")
+    print(f"  At {concurrency} requests in flight, Little's law puts the mean latency at >= "
+          f"{concurrency / rate * 1000:.0f} ms at the measured rate; p99 < 100 ms needs "
+          f">= {concurrency / 0.1:.0f} events/s.")  # fmt: skip
 
 
 if __name__ == "__main__":

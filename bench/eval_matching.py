@@ -81,6 +81,43 @@ def leave_one_out(kb: KnowledgeBase) -> Score:
     return Score(total, hits, 0, 0, 0, tuple(errors))
 
 
+def observations(kb: KnowledgeBase, questions: list[dict[str, str | None]]) -> list[tuple[float, bool]]:
+    """(score of the best real entry, whether it is the right answer) for every question of a set and
+    every example of the knowledge base asked leave-one-out; out-of-scope questions are never right."""
+    index = Conversation(kb).index
+    seen: list[tuple[float, bool]] = []
+    for item in questions:
+        result = index.match(str(item["q"]), lang=str(item.get("lang") or "en"))
+        if result.ranked:
+            seen.append((result.ranked[0].score, result.ranked[0].entry_id == item.get("expect")))
+    for position, question in enumerate(index.questions):
+        entry_id = index.entry_ids[index.question_entry[position]]
+        result = index.match(question, lang="en", exclude=position)
+        if result.ranked and entry_id:
+            seen.append((result.ranked[0].score, result.ranked[0].entry_id == entry_id))
+    return seen
+
+
+def isotonic(seen: list[tuple[float, bool]], points: int = 8) -> list[tuple[float, float]]:
+    """Pool-adjacent-violators fit of P(right | score), reduced to a few (score, probability) points."""
+    blocks: list[list[float]] = []  # [total right, count, highest score]
+    for score, right in sorted(seen):
+        blocks.append([float(right), 1.0, score])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            right_sum, count, top = blocks.pop()
+            blocks[-1][0] += right_sum
+            blocks[-1][1] += count
+            blocks[-1][2] = top
+    curve = [(round(top, 3), round(right_sum / count, 3)) for right_sum, count, top in blocks]
+    step = max(1, len(curve) // points)
+    kept = [(0.0, 0.0), *curve[::step], curve[-1], (1.0, 1.0)]
+    out: list[tuple[float, float]] = []
+    for score, probability in kept:
+        if not out or (score > out[-1][0] and probability >= out[-1][1]):
+            out.append((score, probability))
+    return out
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -94,9 +131,23 @@ async def main() -> None:
         "--loo", action="store_true", help="leave-one-out over the knowledge base's own examples"
     )
     parser.add_argument("--knowledge", type=Path, default=None, help="knowledge folder (default: shipped)")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="fit bot.matching.CALIBRATION on the dev set"
+    )
     args = parser.parse_args()
     kb = await load_knowledge(args.knowledge or default_knowledge_dir())
     conversation = Conversation(kb)
+    if args.calibrate:
+        devset = yaml.safe_load((ROOT / "tests/bot/data/devset.yaml").read_text(encoding="utf-8"))[
+            "questions"
+        ]
+        seen = observations(kb, devset)
+        print(f"# fitted on {len(seen)} observations (dev set + leave-one-out examples)")
+        print("CALIBRATION: tuple[tuple[float, float], ...] = (")
+        for score, probability in isotonic(seen):
+            print(f"    ({score}, {probability}),")
+        print(")")
+        return
     if args.loo:
         score = leave_one_out(kb)
         print(

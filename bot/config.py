@@ -75,6 +75,8 @@ class Settings:
     tip_holidays: str | None = "NO"
     tip_slack_channels: tuple[str, ...] = ()
     hr_contact: str | None = None
+    watch_knowledge: bool = True  # reload when a knowledge file changes (SIGHUP and `reload` always work)
+    reload_debounce_ms: int = 1600  # how long the folder must be quiet before a reload
 
     @property
     def development(self) -> bool:
@@ -131,6 +133,13 @@ class Settings:
         if not retention.isdigit() or int(retention) < 1:
             missing.append(f"POLICYBOT_RETENTION_DAYS={retention!r} must be a whole number of days >= 1")
 
+        watch = env.get("POLICYBOT_WATCH_KNOWLEDGE", "on").strip().lower()
+        if watch not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+            missing.append(f"POLICYBOT_WATCH_KNOWLEDGE={watch!r} must be on or off")
+        debounce = env.get("POLICYBOT_RELOAD_DEBOUNCE_MS", "1600").strip()
+        if not debounce.isdigit():
+            missing.append(f"POLICYBOT_RELOAD_DEBOUNCE_MS={debounce!r} must be a number of milliseconds")
+
         if missing:
             raise ConfigError("; ".join(missing))
 
@@ -155,4 +164,6 @@ class Settings:
             tip_holidays=env.get("POLICYBOT_TIP_HOLIDAYS", "NO") or None,
             tip_slack_channels=_list(env.get("POLICYBOT_TIP_SLACK_CHANNELS")),
             hr_contact=env.get("POLICYBOT_HR_CONTACT") or None,
+            watch_knowledge=watch in ("on", "true", "1", "yes"),
+            reload_debounce_ms=int(debounce),
         )

@@ -6,6 +6,7 @@ the `Reply` (Block Kit, Adaptive Card, plain text). Nothing here knows which pla
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
@@ -141,6 +142,7 @@ class Conversation:
         self.recorder = recorder or Recorder()
         self.hr_contact = hr_contact
         self._state = _State(kb, Index(kb))
+        self._pending: set[asyncio.Task[None]] = set()
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -226,8 +228,18 @@ class Conversation:
         if long_note:
             reply = _prepend(reply, state.kb.say(long_note, lang))
         best_guess = result.answer_id or (result.ranked[0].entry_id if result.ranked else None)
-        await self._record(text, lang, reply.kind, best_guess, result.confidence)
+        # Written in the background: nobody should wait for the database to get their answer.
+        task = asyncio.get_running_loop().create_task(
+            self._record(text, lang, reply.kind, best_guess, result.confidence)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
         return reply
+
+    async def drain(self) -> None:
+        """Wait until every question recorded in the background is written (before shutting down)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def answer_entry(self, entry_id: str, lang: str, *, question: str = "") -> Reply:
         """The answer to one entry, e.g. when a "did you mean" suggestion was picked."""
@@ -263,6 +275,8 @@ class Conversation:
         self, kb: KnowledgeBase, entry_id: str, lang: str, *, question: str, confidence: float
     ) -> Reply:
         entry = kb.entries[entry_id]
+        if lang not in entry.answer:  # HR has not translated it yet: answer in the language there is
+            lang = self.default_lang if self.default_lang in entry.answer else next(iter(entry.answer))
         footer = []
         if entry.source:
             footer.append(kb.say("footer_source", lang, source=entry.source.get(lang) or entry.source["en"]))

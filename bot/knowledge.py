@@ -32,6 +32,7 @@ MAX_NODES = 200_000  # bounds what one file can expand to, whatever its structur
 # libyaml's safe loader when PyYAML was built with it (10x faster), else the pure-Python one.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # The bot's own sentences, with the placeholders each one must contain.
 MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
@@ -53,6 +54,7 @@ MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
     "escalation_sent": (),
     "escalation_failed": (),
     "escalation_to_hr": ("question",),
+    "hr_reply": ("reply",),
     "footer_source": ("source",),
     "footer_owner": ("owner",),
     "footer_reviewed": ("date",),
@@ -251,9 +253,19 @@ class _Reader:
         return out
 
     def localized(
-        self, node: yaml.Node, owner: str | None, what: str, *, both: bool = True
+        self,
+        node: yaml.Node,
+        owner: str | None,
+        what: str,
+        *,
+        both: bool = True,
+        missing: str = "error",
     ) -> dict[str, str]:
-        """A text per language; one plain string is accepted only where `both` is False."""
+        """A text per language; one plain string is accepted only where `both` is False.
+
+        A language left out is reported with severity `missing` ("warning" where the bot can fall
+        back to the language it has).
+        """
         if isinstance(node, yaml.ScalarNode) and not both:
             value = self.text(node, owner, what)
             return dict.fromkeys(LANGS, value) if value else {}
@@ -268,7 +280,7 @@ class _Reader:
             value = self.text(value_node, owner, f"{what} ({lang})")
             if value is not None:
                 out[lang] = value
-        if fields:
+        if isinstance(node, yaml.MappingNode):  # anything else was reported by `mapping` already
             for lang in LANGS:
                 if lang not in out and lang not in fields:
                     self.add(
@@ -276,6 +288,7 @@ class _Reader:
                         owner,
                         f"{what} is missing in {LANG_NAMES[lang]}",
                         f"add a line '{lang}: …' under it",
+                        severity=missing,
                     )
         return out
 
@@ -328,7 +341,14 @@ class _Reader:
         owner = entry_id or None
         self.unknown_fields(fields, ENTRY_FIELDS, owner, "an entry")
         title = self.localized(fields["title"][1], owner, "title") if "title" in fields else {}
-        answer = self.localized(fields["answer"][1], owner, "answer") if "answer" in fields else {}
+        # An answer in one language only is served in that language (a warning, so HR can publish
+        # before the translation is done); a title and examples in every language stay required.
+        answer: dict[str, str] = {}
+        if "answer" in fields:
+            answer_node = fields["answer"][1]
+            answer = self.localized(answer_node, owner, "answer", missing="warning")
+            if not answer and isinstance(answer_node, yaml.MappingNode) and not answer_node.value:
+                self.add(answer_node, owner, "the answer is empty", "add an 'en:' and an 'nb:' line under it")
         for name in ("title", "answer"):
             if name not in fields:
                 self.add(
@@ -474,8 +494,11 @@ class _Reader:
         return links
 
     def read_date(self, node: yaml.Node, owner: str | None) -> date | None:
-        value = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
+        value = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
         try:
+            # Only YYYY-MM-DD, as the JSON Schema says (fromisoformat alone also takes 20261101, 2026-W44).
+            if not DATE_PATTERN.match(value):
+                raise ValueError(value)
             return date.fromisoformat(value)
         except ValueError:
             self.add(node, owner, f"'{value}' is not a date", "write it as YYYY-MM-DD, e.g. 2026-11-01")
@@ -706,13 +729,33 @@ def _compose(reader: _Reader, raw: bytes) -> yaml.Node | None:
     return node
 
 
+def knowledge_files(directory: Path) -> list[Path]:
+    """The files the loader reads, in the order it reads them."""
+    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+
+
+def compose_file(path: Path) -> yaml.Node | None:
+    """One file's node tree (with line marks) under the loader's rules; None where the loader could not
+    read it (too big, not UTF-8, tabs, syntax, aliases: `load_knowledge` reports those) or it is empty."""
+    reader = _Reader()
+    reader.file = str(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    node = _compose(reader, raw)
+    return None if reader.problems else node
+
+
 def _load(directory: Path) -> KnowledgeBase:
     reader = _Reader()
     if not directory.is_dir():
         reader.file = str(directory)
         reader.add(None, None, "the knowledge folder does not exist", "point POLICYBOT_KNOWLEDGE at a folder")
         raise KnowledgeError(reader.problems)
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    files = knowledge_files(directory)
     if len(files) > MAX_FILES:
         reader.file = str(directory)
         reader.add(None, None, f"{len(files)} YAML files (at most {MAX_FILES})", "merge some files")
@@ -721,7 +764,12 @@ def _load(directory: Path) -> KnowledgeBase:
     unreadable = False  # a file that could not be parsed at all
     for path in files:
         reader.file = str(path)
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError as exc:  # a dangling link, or removed while the folder was being read
+            reader.add(None, None, f"the file could not be read ({exc.strerror})", "check that it exists")
+            unreadable = True
+            continue
         if size > MAX_FILE_BYTES:
             reader.add(
                 None,

@@ -29,22 +29,34 @@ from rapidfuzz import fuzz, process
 
 from bot.knowledge import LANGS, KnowledgeBase
 
-# Decision thresholds on the combined score (0..1), calibrated on the development set
-# (tests/bot/data/devset.yaml); `bench/eval_matching.py` prints the trade-off around them.
-ANSWER_AT = 0.30  # at or above: answer, if the runner-up is not too close
-MARGIN = 0.02  # a runner-up within this distance makes the answer a "did you mean" instead
-SUGGEST_AT = 0.18  # at or above: offer suggestions; below: honest fallback
-SUGGEST_WITHIN = 0.20  # suggestions are the entries within this distance of the best one
+# Confidence is calibrated: the combined score (0..1) maps to the probability that the best entry is
+# right, fitted (isotonic regression) on the development set and the knowledge base's own examples
+# asked leave-one-out, by `python bench/eval_matching.py --calibrate`, which prints this table.
+CALIBRATION: tuple[tuple[float, float], ...] = (
+    (0.0, 0.0),
+    (0.18, 0.05),
+    (0.30, 0.6),
+    (0.45, 0.9),
+    (1.0, 1.0),
+)
+_CALIBRATION_SCORES = np.asarray([score for score, _ in CALIBRATION])
+_CALIBRATION_PROBABILITIES = np.asarray([probability for _, probability in CALIBRATION])
+ANSWER_AT = 0.5  # calibrated confidence at or above which the bot answers (if no runner-up is close)
+MARGIN = 0.02  # a runner-up within this score distance makes the answer a "did you mean" instead
+SUGGEST_AT = 0.05  # confidence at or above which an entry may be suggested; below: honest fallback
+SUGGEST_WITHIN = 0.20  # suggestions are the entries within this score distance of the best one
 MAX_SUGGESTIONS = 3
 CANDIDATES = 64  # entries whose examples are compared one by one with a question
-COVERAGE_WEIGHT = 0.6
+COVERAGE_WEIGHT = 0.5
 TITLE_COUNT = 1.0  # a title or tag word counts like this many example questions
 ANSWER_COUNT = 0.5  # a word of the answer text counts like this many example questions
 STRENGTH_AT = 0.25  # a term in this share of an entry's examples is fully characteristic of it
 STRENGTH_POWER = 0.5
-UNKNOWN_WEIGHT = 1.0
+UNKNOWN_WEIGHT = 0.6
+OUT_OF_SCOPE_WEIGHT = 0.9  # how much closeness to an out-of-scope example counts against real entries
 CORE_PENALTY = 0.5  # how much a match on incidental words alone is discounted
 
+PREFIX_AT_LEAST = 5  # letters an unknown word must share with a known one to take its meaning
 MAX_QUERY_CHARS = 1000  # a chat question is a few hundred characters; the rest is not read
 
 _FOLD = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "ä": "ae", "ö": "o", "ß": "ss"})
@@ -138,15 +150,19 @@ class Analyzer:
     typos corrected against the knowledge base's own vocabulary."""
 
     def __init__(self, synonyms: Mapping[str, Iterable[str]]) -> None:
-        self.words: dict[str, str] = {}
+        self.words: dict[str, str] = {}  # a spelling HR listed -> its canonical term
+        self.stems: dict[str, str] = {}  # the stem of a listed spelling -> its canonical term
         self.phrases: dict[tuple[str, ...], str] = {}
+        # The canonical term is the group's key itself, unstemmed, so two keys never collapse into one
+        # ("employer" and "employee" would share a stem).
+        self.targets = frozenset("".join(_TOKEN.findall(fold(str(key)))) for key in synonyms)
         for canonical, variants in synonyms.items():
-            target = stem(fold(canonical).replace(" ", ""))
+            target = "".join(_TOKEN.findall(fold(str(canonical))))
             for variant in (canonical, *variants):
-                tokens = tuple(_TOKEN.findall(fold(variant)))
+                tokens = tuple(_TOKEN.findall(fold(str(variant))))
                 if len(tokens) == 1:
                     self.words[tokens[0]] = target
-                    self.words.setdefault(stem(tokens[0]), target)
+                    self.stems.setdefault(stem(tokens[0]), target)
                 elif tokens:
                     self.phrases[tokens] = target
         self.longest_phrase = max((len(p) for p in self.phrases), default=1)
@@ -155,6 +171,7 @@ class Analyzer:
         self.language_words: dict[str, frozenset[str]] = {}
         self._by_length: dict[tuple[str, int], list[str]] = {}  # (first letter, length) -> spellings
         self._spellings: dict[str, str] = {}
+        self._prefixes: dict[str, str] = {}
         self._correct = lru_cache(maxsize=50_000)(self._correct_uncached)
         self._term = lru_cache(maxsize=200_000)(self._term_uncached)
 
@@ -165,6 +182,15 @@ class Analyzer:
         for variant, canonical in self.words.items():
             if canonical in self.vocabulary and len(variant) >= 4:
                 self._spellings.setdefault(variant, canonical)
+        # Unambiguous prefixes of known spellings, for inflections the stemmer does not know
+        # ("nedbemanningen" meets "nedbemanne").
+        prefixes: dict[str, str | None] = {}
+        for word, canonical in self._spellings.items():
+            for size in range(PREFIX_AT_LEAST, len(word) + 1):
+                known = prefixes.setdefault(word[:size], canonical)
+                if known is not None and known != canonical:
+                    prefixes[word[:size]] = None  # shared by two meanings: tells nothing
+        self._prefixes = {prefix: term for prefix, term in prefixes.items() if term is not None}
         by_length: dict[tuple[str, int], list[str]] = defaultdict(list)
         for word in self._spellings:
             by_length[word[0], len(word)].append(word)
@@ -176,6 +202,8 @@ class Analyzer:
 
     def canonical(self, tokens: list[str]) -> list[str]:
         """Synonyms (phrases first), stop words out, stems in."""
+        if self.phrase_starts.isdisjoint(tokens):  # the common case: no synonym phrase can start here
+            return [term for term in map(self._term, tokens) if term]
         out: list[str] = []
         i = 0
         while i < len(tokens):
@@ -199,14 +227,17 @@ class Analyzer:
         return out
 
     def _term_uncached(self, token: str) -> str:
-        """One word's canonical term, or "" for a stop word."""
+        """One word's canonical term, or "" for a stop word.
+
+        A spelling HR listed wins; a stop word is dropped before stems are compared, so a synonym
+        whose stem happens to be a filler word ("stillinger" -> "still") cannot give it a meaning."""
         mapped = self.words.get(token)
         if mapped is not None:
             return mapped
         if token in _ALL_STOPWORDS or (len(token) == 1 and not token.isdigit()):
             return ""
         stemmed = stem(token)
-        return self.words.get(stemmed, stemmed)
+        return self.words.get(stemmed) or self.stems.get(stemmed) or stemmed
 
     def terms(self, text: str) -> list[str]:
         """The terms of a query: canonical terms, with unknown ones split or typo-corrected."""
@@ -231,20 +262,24 @@ class Analyzer:
             best = process.extractOne(term, candidates, scorer=fuzz.ratio, score_cutoff=cutoff)
             if best is not None:
                 return (self._spellings[str(best[0])],)
+        for size in range(len(term) - 1, max(PREFIX_AT_LEAST, int(len(term) * 0.6)) - 1, -1):
+            known = self._prefixes.get(term[:size])
+            if known is not None:
+                return (known,)
         return (term,)  # unknown: it still counts against coverage
 
     def split_compound(self, term: str) -> tuple[str, ...]:
         """Split a Norwegian-style compound ("jobbmobil", "facebookvenn") into known terms."""
         best: tuple[str, ...] = ()
-        if len(term) < 8:
+        if len(term) < 8 or term in self.targets:  # "facebook" is not "face" + "book"
             return best
         for i in range(4, len(term) - 3):
             left, right = term[:i], term[i:]
             for head in (left, left[:-1] if left[-1] in "se" and len(left) > 4 else None):
                 if head is None:
                     continue
-                head_term = self.words.get(head, stem(head))
-                right_term = self.words.get(right, stem(right))
+                head_term = self._term(head) or stem(head)
+                right_term = self._term(right) or stem(right)
                 if head_term in self.vocabulary and right_term in self.vocabulary:
                     candidate = (head_term, right_term)
                     if not best or min(map(len, candidate)) > min(map(len, best)):
@@ -449,7 +484,7 @@ class Index:
         score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * best_closeness
         score *= 1 - CORE_PENALTY * (1 - core_share)
         if self.out_of_scope >= 0:  # the out-of-scope examples share no theme: only closeness counts
-            score[self.out_of_scope] = best_closeness[self.out_of_scope]
+            score[self.out_of_scope] = OUT_OF_SCOPE_WEIGHT * best_closeness[self.out_of_scope]
         top = np.argpartition(-score, 5)[:5] if self.n_entries > 5 else np.arange(self.n_entries)
         top = top[np.argsort(-score[top])]
         ranked = tuple(
@@ -482,18 +517,24 @@ def _group(
 OUT_OF_SCOPE = ""  # the id of the pseudo-entry made of the knowledge base's out-of-scope examples
 
 
+def calibrated(score: float) -> float:
+    """The probability that the best-ranked entry is the right one, given its score."""
+    return float(np.interp(score, _CALIBRATION_SCORES, _CALIBRATION_PROBABILITIES))
+
+
 def decide(lang: str, ranked: tuple[Match, ...], terms: tuple[str, ...]) -> Result:
-    """Answer, suggest or fall back, from the ranked candidates."""
+    """Answer, suggest or fall back, from the ranked candidates and the calibrated confidence."""
     if ranked and ranked[0].entry_id == OUT_OF_SCOPE:  # closest to something we know we don't cover
         return Result(lang, None, 0.0, (), tuple(m for m in ranked if m.entry_id != OUT_OF_SCOPE), terms)
-    if not ranked or ranked[0].score < SUGGEST_AT:
-        confidence = ranked[0].score if ranked else 0.0
+    confidence = calibrated(ranked[0].score) if ranked else 0.0
+    if not ranked or confidence < SUGGEST_AT:
         return Result(lang, None, confidence, (), ranked, terms)
     best = ranked[0]
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-    if best.score >= ANSWER_AT and best.score - runner_up >= MARGIN:
-        return Result(lang, best.entry_id, best.score, (), ranked, terms)
-    floor = max(SUGGEST_AT, best.score - SUGGEST_WITHIN)
-    suggestions = tuple(m.entry_id for m in ranked if m.score >= floor and m.entry_id != OUT_OF_SCOPE)
-    suggestions = suggestions[:MAX_SUGGESTIONS]
-    return Result(lang, None, best.score, suggestions, ranked, terms)
+    if confidence >= ANSWER_AT and best.score - runner_up >= MARGIN:
+        return Result(lang, best.entry_id, confidence, (), ranked, terms)
+    floor = best.score - SUGGEST_WITHIN
+    suggestions = tuple(
+        m.entry_id for m in ranked if m.score >= floor and calibrated(m.score) >= SUGGEST_AT and m.entry_id
+    )
+    return Result(lang, None, confidence, suggestions[:MAX_SUGGESTIONS], ranked, terms)

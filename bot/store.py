@@ -7,13 +7,21 @@ finds the schema already at head.
 
 Privacy: questions and suggestion picks are stored with their text, language and time only — never with
 who asked — and deleted after `retention_days`.
+
+The writes on every message's path (event-id claims, questions, feedback, suggestion picks) go through a
+group commit (`_GroupCommit`): whatever is queued while one transaction runs is written by the next one,
+a single transaction for many callers, so the database round trips stop growing with the message rate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import sqlite3
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -46,7 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -59,6 +67,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant will do, as long as every replica uses the same one: pg_advisory_xact_lock takes a bigint.
 MIGRATION_LOCK_KEY = 0x706F6C6963790001
+# Most writes one group-commit transaction takes; keeps statements far below SQLite's and PostgreSQL's
+# bound-parameter limits (32766 / 32767) and one transaction short.
+MAX_BATCH = 200
 
 
 def utcnow() -> datetime:
@@ -155,6 +166,50 @@ tip_posts = Table(
     UniqueConstraint("platform", "target_id", "slot", name="uq_tip_posts_target_slot"),
 )
 
+# "Ask HR" threads: where to relay HR's reply. Only the route to the employee (their Slack user id, or a
+# Teams conversation reference), never what they asked: that is in HR's channel, by their consent.
+escalation_routes = Table(
+    "escalation_routes",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("thread_id", String(512), primary_key=True),  # Slack "channel:ts"; Teams "19:…;messageid=…"
+    Column("route", JSON(), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class LoggedQuestion:
+    """One recorded question, as HR's report reads it (no identity: there is none to read)."""
+
+    asked_at: datetime
+    question: str
+    lang: str
+    outcome: str  # a ReplyKind value: "answer", "suggestions" or "fallback"
+    entry_id: str | None  # the entry answered, or the matcher's best guess
+    confidence: float
+
+
+@dataclass(frozen=True)
+class LoggedPick:
+    """A "did you mean" suggestion someone picked: `question` is a candidate example for `entry_id`."""
+
+    at: datetime
+    question: str
+    entry_id: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class EscalationRoute:
+    """How to reach the employee behind an "Ask HR" thread (see `escalation_routes`)."""
+
+    platform: str
+    thread_id: str
+    route: dict[str, Any]
+    lang: str
+
 
 @dataclass(frozen=True)
 class StoredReference:
@@ -248,6 +303,22 @@ def engine_url(url: str) -> tuple[URL, dict[str, Any]]:
     return parsed, connect_args
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL once. The switch needs an exclusive lock, and SQLite answers "database is
+    locked" at once (without waiting) when replicas starting together race for it: retry briefly.
+    WAL is stored in the file, so every later connection finds it already on."""
+    for attempt in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.02)  # on aiosqlite's own thread, never the event loop
+
+
 def create_engine(url: str) -> AsyncEngine:
     parsed, connect_args = engine_url(url)
     if parsed.drivername.startswith("sqlite") and parsed.database:
@@ -257,7 +328,12 @@ def create_engine(url: str) -> AsyncEngine:
             raise StoreError(
                 f"cannot create the folder for the SQLite database {parsed.database}: {exc}"
             ) from exc
-    engine = create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    if parsed.drivername.startswith("sqlite"):
+        # One connection per process: SQLite has one writer at a time anyway, and queueing in the pool
+        # is far cheaper than connections backing off on SQLite's busy lock (measured: 3-10x).
+        engine = create_async_engine(parsed, connect_args=connect_args, pool_size=1, max_overflow=0)
+    else:
+        engine = create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
     if parsed.drivername.startswith("sqlite"):
         # pysqlite's deferred transactions can fail with "database is locked" when two writers upgrade
         # their read locks at once; BEGIN IMMEDIATE takes the write lock up front, so writers queue.
@@ -267,7 +343,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor = dbapi_connection.cursor()
             # WAL lets readers work during a write; NORMAL sync is crash-safe in WAL mode and avoids an
             # fsync per commit.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
@@ -307,6 +383,159 @@ def _insert(conn: AsyncConnection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+# What a failed write was doing, for its error message.
+_WHAT = {
+    "processed_events": "recording an event id",
+    "questions": "recording a question",
+    "feedback": "recording feedback",
+    "suggestion_picks": "recording a suggestion pick",
+}
+
+
+@dataclass(eq=False)  # compared by identity: two claims of one id are two different callers
+class _Write:
+    """One queued write: a row for `table`, the caller's time, and the future the caller awaits (for
+    an event-id claim: whether it won)."""
+
+    table: Table
+    values: dict[str, Any]
+    now: datetime
+    future: asyncio.Future[bool] = field(repr=False)
+
+
+async def _claim_events(conn: AsyncConnection, claims: list[_Write]) -> set[_Write]:
+    """The claims that win: the first claim of each id that no replica holds yet, or holds expired.
+
+    The primary key decides between replicas exactly as a one-row insert would: each id is inserted
+    with ON CONFLICT DO NOTHING and RETURNING tells which inserts took.
+    """
+    first: dict[str, _Write] = {}
+    for claim in claims:
+        first.setdefault(claim.values["event_id"], claim)  # later claims in the batch are repeats
+    # In one order everywhere, so that two PostgreSQL replicas inserting overlapping ids cannot deadlock.
+    rows = [first[event_id] for event_id in sorted(first)]
+    # Parameters as a list: SQLAlchemy sends them as multi-row VALUES ("insertmanyvalues") from one
+    # cached statement, instead of compiling a new statement for every batch size.
+    inserted = await conn.execute(
+        _insert(conn, processed_events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(processed_events.c.event_id),
+        [row.values for row in rows],
+    )
+    won = set(inserted.scalars())
+    # Seen before; an expired record is old enough to count as a new event (ids are reused only by
+    # platforms that promise they are fresh after the retry window). The claims of one batch are
+    # simultaneous, so they are judged at the batch's latest time: one UPDATE per ttl (in practice one).
+    repeats = [row for row in rows if row.values["event_id"] not in won]
+    by_ttl: dict[timedelta, list[str]] = defaultdict(list)
+    for row in repeats:
+        by_ttl[row.values["expires_at"] - row.now].append(row.values["event_id"])
+    for ttl, event_ids in by_ttl.items():
+        now = max(row.now for row in repeats)
+        renewed = await conn.execute(
+            update(processed_events)
+            .where(processed_events.c.event_id.in_(event_ids), processed_events.c.expires_at <= now)
+            .values(expires_at=now + ttl)
+            .returning(processed_events.c.event_id)
+        )
+        won.update(renewed.scalars())
+    return {first[event_id] for event_id in won}
+
+
+async def _write_batch(conn: AsyncConnection, batch: list[_Write]) -> set[_Write]:
+    """Write a batch in one transaction; returns the event-id claims that won."""
+    by_table: dict[Table, list[_Write]] = defaultdict(list)
+    for write in batch:
+        by_table[write.table].append(write)
+    won: set[_Write] = set()
+    for table, writes in by_table.items():
+        if table is processed_events:
+            won = await _claim_events(conn, writes)
+        else:
+            await conn.execute(table.insert(), [write.values for write in writes])
+    return won
+
+
+def _disconnected(error: StoreError) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, OSError) or (isinstance(cause, DBAPIError) and cause.connection_invalidated)
+
+
+class _GroupCommit:
+    """Group commit: many callers' writes in one transaction, without making any caller wait for a timer.
+
+    Callers queue a write and await its future. One writer task takes everything queued (up to
+    MAX_BATCH), writes it in one transaction and resolves the futures; writes pile up only while a
+    transaction is running, so a lone write goes out at once and a burst costs a few transactions.
+    """
+
+    def __init__(self, run: Callable[[str, Callable[[AsyncConnection], Any]], Awaitable[Any]]) -> None:
+        self._run = run
+        self._queue: deque[_Write] = deque()
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def write(self, table: Table, values: dict[str, Any], now: datetime) -> bool:
+        if self._closed:
+            raise StoreError(f"the store is closed; {_WHAT[table.name]} is not possible")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(table, values, now, future))
+        self._wakeup.set()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_until_closed(), name="policybot-store-writes")
+        # A caller that stops waiting (a timeout) does not withdraw its write: a claim it made still
+        # counts for the other replicas.
+        return await future
+
+    async def close(self) -> None:
+        """Write everything queued, then stop the writer."""
+        self._closed = True
+        self._wakeup.set()
+        if self._writer is not None:
+            await self._writer
+
+    async def _write_until_closed(self) -> None:
+        while self._queue or not self._closed:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        what = ", ".join(sorted({_WHAT[write.table.name] for write in batch}))
+        try:
+            won = await self._run(what, lambda conn: _write_batch(conn, batch))
+        except StoreError as exc:
+            if len(batch) > 1 and not _disconnected(exc):
+                # One bad row must not fail the rest of the batch: write them one by one.
+                for write in batch:
+                    await self._commit([write])
+                return
+            for write in batch:
+                _fail(write.future, exc)
+            return
+        except Exception as exc:  # the writer must outlive a bug, or every later write would hang
+            log.exception("unexpected error while %s", what)
+            for write in batch:
+                _fail(write.future, StoreError(f"unexpected error while {what}: {exc!r}"))
+            return
+        for write in batch:
+            if not write.future.done():
+                write.future.set_result(write in won)
+
+
+def _fail(future: asyncio.Future[bool], error: StoreError) -> None:
+    """Fail one waiter with its own copy of `error` (an exception raised in many tasks would collect
+    all their tracebacks)."""
+    if not future.done():
+        copy = StoreError(str(error))
+        copy.__cause__ = error.__cause__
+        future.set_exception(copy)
+
+
 class Store(Recorder):
     """The database, behind the few operations the bot needs. Create it with `await Store.open(url)`."""
 
@@ -314,6 +543,7 @@ class Store(Recorder):
         self._engine = engine
         self.retention_days = retention_days
         self._clock = clock
+        self._writes = _GroupCommit(self._run)
 
     @classmethod
     async def open(
@@ -328,11 +558,20 @@ class Store(Recorder):
         return cls(engine, retention_days=retention_days, clock=clock)
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        """Write everything still queued, then release the database connections."""
+        try:
+            await self._writes.close()
+        finally:
+            await self._engine.dispose()
 
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine (for diagnostics: e.g. counting transactions with an event listener)."""
+        return self._engine
 
     async def _run(self, what: str, operation: Callable[[AsyncConnection], Any]) -> Any:
         """Run `operation` in one transaction; database trouble becomes a StoreError."""
@@ -347,27 +586,14 @@ class Store(Recorder):
     # -- Slack event dedupe ------------------------------------------------------------------------
 
     async def claim_event(self, event_id: str, *, ttl: timedelta = timedelta(hours=1)) -> bool:
-        """True the first time `event_id` is seen by any replica; False for a retry of it."""
+        """True the first time `event_id` is seen by any replica; False for a retry of it.
+
+        Written with other callers' claims and records in one transaction (see `_GroupCommit`).
+        """
         now = self._clock()
-
-        async def op(conn: AsyncConnection) -> bool:
-            inserted = await conn.execute(
-                _insert(conn, processed_events)
-                .values(event_id=event_id, expires_at=now + ttl)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-            )
-            if inserted.rowcount == 1:
-                return True
-            # Seen before; an expired record is old enough to count as a new event (ids are reused
-            # only by platforms that promise they are fresh after the retry window).
-            renewed = await conn.execute(
-                update(processed_events)
-                .where(processed_events.c.event_id == event_id, processed_events.c.expires_at <= now)
-                .values(expires_at=now + ttl)
-            )
-            return bool(renewed.rowcount == 1)
-
-        return bool(await self._run("recording an event id", op))
+        return await self._writes.write(
+            processed_events, {"event_id": event_id, "expires_at": now + ttl}, now
+        )
 
     # -- conversation references (Teams) -------------------------------------------------------------
 
@@ -425,25 +651,25 @@ class Store(Recorder):
     async def record_question(
         self, question: str, lang: str, outcome: ReplyKind, entry_id: str | None, confidence: float
     ) -> None:
+        now = self._clock()
         values = {
-            "asked_at": self._clock(),
+            "asked_at": now,
             "question": question,
             "lang": lang,
             "outcome": str(outcome),
             "entry_id": entry_id,
             "confidence": confidence,
         }
-        await self._run("recording a question", lambda conn: conn.execute(questions.insert().values(values)))
+        await self._writes.write(questions, values, now)
 
     async def record_feedback(self, entry_id: str, helpful: bool) -> None:
-        values = {"entry_id": entry_id, "helpful": helpful, "day": self._clock().date()}
-        await self._run("recording feedback", lambda conn: conn.execute(feedback.insert().values(values)))
+        now = self._clock()
+        await self._writes.write(feedback, {"entry_id": entry_id, "helpful": helpful, "day": now.date()}, now)
 
     async def record_suggestion_pick(self, question: str, entry_id: str, lang: str) -> None:
-        values = {"at": self._clock(), "question": question, "entry_id": entry_id, "lang": lang}
-        await self._run(
-            "recording a suggestion pick", lambda conn: conn.execute(suggestion_picks.insert().values(values))
-        )
+        now = self._clock()
+        values = {"at": now, "question": question, "entry_id": entry_id, "lang": lang}
+        await self._writes.write(suggestion_picks, values, now)
 
     async def feedback_counts(self) -> dict[str, tuple[int, int]]:
         """entry id -> (helpful votes, unhelpful votes)."""
@@ -495,6 +721,7 @@ class Store(Recorder):
             gone_questions = await conn.execute(delete(questions).where(questions.c.asked_at < horizon))
             gone_picks = await conn.execute(delete(suggestion_picks).where(suggestion_picks.c.at < horizon))
             await conn.execute(delete(processed_events).where(processed_events.c.expires_at <= now))
+            await conn.execute(delete(escalation_routes).where(escalation_routes.c.expires_at <= now))
             return int(gone_questions.rowcount) + int(gone_picks.rowcount)
 
         purged: int = await self._run("purging old questions", op)
@@ -718,4 +945,99 @@ class Store(Recorder):
             return ids
 
         result: list[int] = await self._run("settling abandoned tips", op)
+        return result
+
+    # -- HR insights: reads for bot/report.py ------------------------------------------------------------
+
+    async def question_log(self, *, since: datetime | None = None) -> list[LoggedQuestion]:
+        """Every recorded question asked at or after `since`, oldest first."""
+
+        async def op(conn: AsyncConnection) -> list[LoggedQuestion]:
+            query = select(questions).order_by(questions.c.asked_at, questions.c.id)
+            if since is not None:
+                query = query.where(questions.c.asked_at >= since)
+            return [
+                LoggedQuestion(r.asked_at, r.question, r.lang, r.outcome, r.entry_id, r.confidence)
+                for r in await conn.execute(query)
+            ]
+
+        result: list[LoggedQuestion] = await self._run("reading the question log", op)
+        return result
+
+    async def pick_log(self, *, since: datetime | None = None) -> list[LoggedPick]:
+        """Every picked "did you mean" suggestion at or after `since`, oldest first."""
+
+        async def op(conn: AsyncConnection) -> list[LoggedPick]:
+            query = select(suggestion_picks).order_by(suggestion_picks.c.at, suggestion_picks.c.id)
+            if since is not None:
+                query = query.where(suggestion_picks.c.at >= since)
+            return [LoggedPick(r.at, r.question, r.entry_id, r.lang) for r in await conn.execute(query)]
+
+        result: list[LoggedPick] = await self._run("reading suggestion picks", op)
+        return result
+
+    async def feedback_since(self, since: date | None = None) -> dict[str, tuple[int, int]]:
+        """entry id -> (helpful, unhelpful) votes given on or after `since` (all of them without)."""
+
+        async def op(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
+            query = select(feedback.c.entry_id, feedback.c.helpful, func.count()).group_by(
+                feedback.c.entry_id, feedback.c.helpful
+            )
+            if since is not None:
+                query = query.where(feedback.c.day >= since)
+            counts: dict[str, tuple[int, int]] = {}
+            for entry_id, helpful, n in await conn.execute(query):
+                yes, no = counts.get(entry_id, (0, 0))
+                counts[entry_id] = (yes + n, no) if helpful else (yes, no + n)
+            return counts
+
+        result: dict[str, tuple[int, int]] = await self._run("counting feedback", op)
+        return result
+
+    # -- "Ask HR" reply relay ---------------------------------------------------------------------------
+
+    async def save_escalation(
+        self,
+        platform: str,
+        thread_id: str,
+        route: dict[str, Any],
+        lang: str,
+        *,
+        ttl: timedelta = timedelta(days=30),
+    ) -> None:
+        """Remember how to reach the employee whose question HR got in thread `thread_id`."""
+        expires_at = self._clock() + ttl
+
+        async def op(conn: AsyncConnection) -> None:
+            stmt = _insert(conn, escalation_routes).values(
+                platform=platform, thread_id=thread_id, route=route, lang=lang, expires_at=expires_at
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["platform", "thread_id"],
+                    set_={"route": stmt.excluded.route, "lang": stmt.excluded.lang, "expires_at": expires_at},
+                )
+            )
+
+        await self._run("saving an escalation route", op)
+
+    async def escalation(self, platform: str, thread_id: str) -> EscalationRoute | None:
+        """The route for an HR thread, or None when it is not an escalation (or has expired)."""
+        now = self._clock()
+
+        async def op(conn: AsyncConnection) -> EscalationRoute | None:
+            row = (
+                await conn.execute(
+                    select(escalation_routes).where(
+                        escalation_routes.c.platform == platform,
+                        escalation_routes.c.thread_id == thread_id,
+                        escalation_routes.c.expires_at > now,
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            return EscalationRoute(row.platform, row.thread_id, dict(row.route), row.lang)
+
+        result: EscalationRoute | None = await self._run("reading an escalation route", op)
         return result

@@ -580,12 +580,13 @@ def test_the_manifest_asks_for_exactly_what_the_bot_listens_to_and_calls() -> No
     assert set(settings["event_subscriptions"]["bot_events"]) == {
         "app_home_opened",
         "app_mention",
+        "message.groups",  # HR's replies in "Ask HR" threads (private HR channel)
         "message.im",
     }
     assert settings["interactivity"]["is_enabled"] is True
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/policy"]
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "app_mentions:read", "chat:write", "commands", "im:history", "users:read",
+        "app_mentions:read", "chat:write", "commands", "groups:history", "im:history", "users:read",
     }  # fmt: skip
     urls = {settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"]}
     urls.add(manifest["features"]["slash_commands"][0]["url"])

@@ -51,6 +51,7 @@ async def test_an_employee_asks_in_english_and_gets_the_answer_with_its_footer(
     )
     assert [c.entry_id for c in reply.related] == ["workplace-photos"]
     assert reply.labels["feedback_yes"] == "EN feedback_yes"
+    await bot.drain()
     [call] = notebook.calls
     assert call[:3] == ("question", "Can I add my boss on fb?", "en")
     assert "U123" not in call and "D1" not in call

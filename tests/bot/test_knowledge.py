@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.conversation import Conversation, Message
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge import MAX_FILE_BYTES, load_knowledge
 from tests.conftest import ENTRIES, messages_yaml, write_kb
@@ -46,7 +47,7 @@ async def test_several_files_are_merged_and_ids_must_be_unique_across_them(tiny_
 
 async def test_every_problem_is_reported_at_once_with_its_place_and_fix(tmp_path: Path) -> None:
     broken = (
-        ENTRIES.replace("      nb: Ja, det kan du — men du må aldri. Du kan gjerne takke nei.\n", "")
+        ENTRIES.replace("      nb: Legge til lederen din i sosiale medier\n", "")
         .replace("related: [workplace-photos]", "related: [workplace-foto]")
         .replace("reviewed: 2026-11-01", "reviewed: 1st of November")
         .replace("        - Can I post photos from work?", '        - ""')
@@ -57,16 +58,16 @@ async def test_every_problem_is_reported_at_once_with_its_place_and_fix(tmp_path
     problems = await problems_in(directory)
     by_message = {p.message: p for p in problems}
 
-    missing = by_message["answer is missing in Norwegian (nb)"]
+    missing = by_message["title is missing in Norwegian (nb)"]
     assert (missing.file.endswith("entries.yaml"), missing.entry_id) == (True, "friend-manager")
-    assert missing.line == 16 and missing.fix == "add a line 'nb: …' under it"
+    assert missing.line == 4 and missing.fix == "add a line 'nb: …' under it"
     related = by_message["related id 'workplace-foto' does not exist"]
     assert related.fix == "did you mean 'workplace-photos'?" and related.line == 18
     assert by_message["'1st of November' is not a date"].fix.startswith("write it as YYYY-MM-DD")
     assert "an item of questions (en) is empty" in by_message
     assert "tags should be a list but is 'facebook'" in by_message
     assert len([p for p in problems if p.severity == "error"]) == 5
-    assert "entries.yaml:16:7: error [friend-manager]" in str(missing)
+    assert "entries.yaml:4:7: error [friend-manager]" in str(missing)
 
 
 async def test_tab_indentation_is_named_with_line_and_column(tmp_path: Path) -> None:
@@ -164,3 +165,47 @@ async def test_an_empty_or_missing_folder_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     assert any("no .yaml files" in p.message for p in await problems_in(tmp_path / "empty"))
     assert any("does not exist" in p.message for p in await problems_in(tmp_path / "nowhere"))
+
+
+async def test_an_answer_not_yet_translated_is_a_warning_and_served_in_the_language_it_has(
+    tmp_path: Path,
+) -> None:
+    untranslated = ENTRIES.replace(
+        "      nb: Ja, det kan du — men du må aldri. Du kan gjerne takke nei.\n", ""
+    )
+    kb = await load_knowledge(write_kb(tmp_path / "kb", untranslated))
+
+    [warning] = kb.warnings
+    assert (warning.severity, warning.entry_id, warning.line) == ("warning", "friend-manager", 16)
+    assert warning.message == "answer is missing in Norwegian (nb)"
+    reply = await Conversation(kb).handle(Message("Kan jeg legge til sjefen min på Facebook?"))
+    assert (reply.entry_id, reply.lang) == ("friend-manager", "en")  # Reply.lang says which
+    assert reply.text.startswith("Yes, you may") and reply.title == "Adding your manager on social media"
+    assert "EN feedback_prompt" in reply.labels.values()
+
+
+async def test_an_answer_in_no_language_and_an_empty_title_are_errors(tmp_path: Path) -> None:
+    broken = ENTRIES.replace(
+        "    answer:\n      en: Yes, you may — but you never have to. Decline politely if you prefer.\n"
+        "      nb: Ja, det kan du — men du må aldri. Du kan gjerne takke nei.\n",
+        "    answer: {}\n",
+    ).replace(
+        "    title:\n      en: Photos and video at work\n      nb: Bilder og video på jobben\n",
+        "    title: {}\n",
+    )
+    problems = [p for p in await problems_in(write_kb(tmp_path / "kb", broken)) if p.severity == "error"]
+
+    assert {(p.entry_id, p.message) for p in problems} == {
+        ("friend-manager", "the answer is empty"),
+        ("workplace-photos", "title is missing in English"),
+        ("workplace-photos", "title is missing in Norwegian (nb)"),
+    }
+
+
+@pytest.mark.parametrize("written", ["20261101", "2026-W44-7", "2026-11-1", "1. november 2026", "2026-02-30"])
+async def test_reviewed_dates_are_written_yyyy_mm_dd(tmp_path: Path, written: str) -> None:
+    directory = write_kb(tmp_path / "kb", ENTRIES.replace("reviewed: 2026-11-01", f"reviewed: {written}"))
+
+    [problem] = await problems_in(directory)
+
+    assert problem.message == f"'{written}' is not a date" and problem.line == 22

@@ -38,6 +38,7 @@ class ConnectorCall:
     activity_id: str | None  # the activity replied to (POST) or updated (PUT); None for a new message
     activity: dict[str, Any]  # the JSON body the bot sent
     authorization: str | None  # the Authorization header, if any
+    response_id: str | None = None  # the id the fake gave the posted activity (a thread root in a channel)
 
     @property
     def text(self) -> str | None:
@@ -112,6 +113,7 @@ class FakeBotConnector:
                 {"error": {"code": "Failure", "message": f"fake connector answers {status}"}}, status=status
             )
         body = await request.json()
+        response_id = activity_id if request.method == "PUT" else f"fake-activity-{next(self._ids)}"
         self.calls.append(
             ConnectorCall(
                 method=request.method,
@@ -119,11 +121,10 @@ class FakeBotConnector:
                 activity_id=activity_id,
                 activity=body,
                 authorization=request.headers.get("Authorization"),
+                response_id=response_id,
             )
         )
-        if request.method == "PUT":
-            return web.json_response({"id": activity_id})
-        return web.json_response({"id": f"fake-activity-{next(self._ids)}"})
+        return web.json_response({"id": response_id})
 
     async def start(self) -> FakeBotConnector:
         app = web.Application()

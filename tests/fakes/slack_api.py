@@ -137,6 +137,11 @@ class FakeSlackApi:
         for _ in range(times):
             self._failures[method].append(_Failure(error, status, retry_after, disconnect))
 
+    @property
+    def last_ts(self) -> str:
+        """The `ts` of the newest message the fake posted (chat.postMessage answers with it)."""
+        return f"{1_700_000_000 + self._ts}.000100"
+
     def calls_to(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]
 

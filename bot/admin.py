@@ -1,0 +1,159 @@
+"""HR admins' chat commands: `reload`, `report`, `tip now` and `why <question>`.
+
+Admins are listed in `POLICYBOT_ADMINS` (Slack user ids, Teams AAD object ids). Anyone else who types
+`reload`, `report` or `tip now` gets the `not_allowed` sentence and nothing happens. `why …` is the one
+exception: for someone who is not an admin it is an ordinary question ("why can't I post photos from
+work?" is a fair thing for an employee to ask), answered as usual and never diagnosed.
+
+Platform-neutral: the adapters parse nothing themselves; they pass the text and who typed it, and
+render the markdown that comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.conversation import Conversation, clean
+from bot.errors import PolicybotError
+from bot.matching import OUT_OF_SCOPE, Match
+
+if TYPE_CHECKING:  # only for annotations: the adapters pass what they have
+    from bot.reload import Reloader
+    from bot.tips import TipScheduler
+
+log = logging.getLogger(__name__)
+
+RUNNERS_UP = 4
+
+
+@dataclass(frozen=True)
+class AdminCommand:
+    name: str  # "reload", "report", "tip_now" or "why"
+    argument: str = ""
+
+
+def parse(text: str) -> AdminCommand | None:
+    """The admin command a whole message is, if it is one (English command words, any case)."""
+    words = clean(text)
+    bare = words.lower().strip(" /.!")
+    if bare in ("reload", "report", "tip now"):
+        return AdminCommand(bare.replace(" ", "_"))
+    if bare.startswith("why ") and words[4:].strip():
+        return AdminCommand("why", words.strip(" /")[4:].strip())
+    return None
+
+
+class Admin:
+    """Runs an admin command for `who`; `None` means "not a command for this person: answer as usual"."""
+
+    def __init__(
+        self,
+        admins: frozenset[str],
+        conversation: Conversation,
+        *,
+        reloader: Reloader | None = None,
+        tips: TipScheduler | None = None,
+        store: Any = None,
+    ) -> None:
+        self.admins = admins
+        self.conversation = conversation
+        self.reloader = reloader
+        self.tips = tips
+        self.store = store
+
+    def allowed(self, who: str | None) -> bool:
+        return bool(who) and who in self.admins
+
+    async def run(self, text: str, who: str | None, lang: str) -> str | None:
+        command = parse(text)
+        if command is None:
+            return None
+        if not self.allowed(who):
+            if command.name == "why":
+                return None  # an employee's own "why …?" question
+            log.info("admin command '%s' refused: not an admin", command.name)  # no ids in logs
+            return self.conversation.say("not_allowed", lang)
+        log.info("admin command '%s'", command.name)
+        try:
+            if command.name == "reload":
+                return await self._reload(lang)
+            if command.name == "tip_now":
+                return await self._tip_now()
+            if command.name == "report":
+                return await self._report(lang)
+            return self.why(command.argument)
+        except PolicybotError as exc:  # the database is down, no tip target…: say so, do not fail
+            log.warning("admin command '%s' failed: %s", command.name, exc)
+            return f"⚠️ `{command.name.replace('_', ' ')}` failed: {exc}"
+
+    async def _reload(self, lang: str) -> str:
+        if self.reloader is None:
+            return "⚠️ Reloading is not available in this process."
+        result = await self.reloader.reload("reload command")
+        return self.reloader.message(result, lang)
+
+    async def _tip_now(self) -> str:
+        if self.tips is None:
+            return "⚠️ Tips need the database; none is configured in this process."
+        outcomes = await self.tips.post_now()
+        if not outcomes:
+            return (
+                "No tip targets: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team "
+                "(see `policybot tips preview`)."
+            )
+        lines = [f"*Tip of the day, posted now* ({len(outcomes)} target(s)):"]
+        for outcome in outcomes:
+            error = f" ({outcome.error})" if outcome.error else ""
+            lines.append(
+                f"• `{outcome.target.key}` [{outcome.target.lang}]: {outcome.tip_id} {outcome.status}{error}"
+            )
+        return "\n".join(lines)
+
+    async def _report(self, lang: str) -> str:
+        if self.store is None:
+            return "⚠️ The report needs the database; none is configured in this process."
+        from bot.report import summary  # the insights module is only needed here
+
+        return await summary(self.store, self.conversation.kb, lang, index=self.conversation.index)
+
+    def why(self, question: str) -> str:
+        """Why a question gets the reply it gets: the verdict, the matching example and the runners-up."""
+        result = self.conversation.match(question)
+        kb = self.conversation.kb
+        if result.answer_id is not None:
+            verdict = f"answers with *{result.answer_id}*"
+        elif result.suggestions:
+            verdict = "offers “did you mean”: " + ", ".join(f"*{s}*" for s in result.suggestions)
+        else:
+            verdict = "does not answer (fallback: how to reach HR)"
+        lines = [
+            f"*why* “{question}” ({result.lang})",
+            f"The bot {verdict} — confidence {result.confidence:.2f}.",
+        ]
+        if result.ranked:
+            best = result.ranked[0]
+            lines.append(
+                f"Closest example: “{best.question}” in {_name(best, kb.entries)} (score {best.score:.2f})"
+            )
+            runners = result.ranked[1 : 1 + RUNNERS_UP]
+            if runners:
+                lines.append("Runners-up:")
+                lines += [f"• {_name(m, kb.entries)} {m.score:.2f} — “{m.question}”" for m in runners]
+            else:
+                lines.append("Runners-up: none (no other entry shares a word with it).")
+        else:
+            lines.append("No example question shares a word with it.")
+        if result.terms:
+            lines.append("Words understood: " + ", ".join(f"`{t}`" for t in result.terms))
+        lines.append(
+            "To change the outcome, add the question (or its words) as an example of the right entry."
+        )
+        return "\n".join(lines)
+
+
+def _name(match: Match, entries: Any) -> str:
+    if match.entry_id == OUT_OF_SCOPE:
+        return "*(out of scope)*"
+    return f"*{match.entry_id}*" if match.entry_id in entries else f"*{match.entry_id}* (removed)"

@@ -1,0 +1,218 @@
+"""Live reloads of the knowledge base: when HR saves a file, on SIGHUP, and on an admin's `reload`.
+
+A reload loads the whole folder again and swaps it in only when it loads without errors
+(`Conversation.reload` swaps atomically: a question in flight is answered from the old or the new base).
+A broken edit never takes the bot down: the last good knowledge base stays in service, the full problem
+list is logged with file:line, and the notifiers the adapters registered tell HR what to fix. The
+state (served version, when it was loaded, the rejected edit) is what `/healthz` shows.
+
+Platform-neutral: the Slack and Teams adapters register notifiers with `on_result`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watchfiles import awatch
+
+from bot.conversation import Conversation
+from bot.errors import KnowledgeError, Problem
+from bot.knowledge import load_knowledge
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 1600  # watchfiles' default: an editor's save (temp file, rename) arrives as one batch
+STEP_MS = 50
+WATCH_RETRY_SECONDS = 5.0  # after the watcher itself failed (folder briefly gone during a deploy)
+PROBLEMS_SHOWN = 20  # in a chat message; the log and `policybot kb check` have all of them
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The newest edit that was not loaded, and why."""
+
+    at: datetime
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """One reload attempt: `version` is what is served afterwards; `problems` are the errors (if not ok)."""
+
+    ok: bool
+    version: str
+    changed: bool
+    reason: str
+    problems: tuple[Problem, ...] = ()
+
+
+Notify = Callable[[ReloadResult], Awaitable[None]]
+
+
+class Reloader:
+    """Reloads `directory` into `conversation`; watches it with watchfiles when `watch` runs."""
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        directory: Path,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        debounce_ms: int = DEBOUNCE_MS,
+        step_ms: int = STEP_MS,
+        force_polling: bool | None = None,
+    ) -> None:
+        self.conversation = conversation
+        self.directory = directory
+        self.clock = clock
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self.force_polling = force_polling
+        self.loaded_at = clock()
+        self.rejected: Rejection | None = None
+        self._notifiers: list[Notify] = []
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[ReloadResult]] = set()
+        self._notified: tuple[str, ...] | None = None  # the problem list HR was last told about
+
+    def on_result(self, notify: Notify) -> None:
+        """Call `notify` when an edit is rejected (once per distinct problem list) and when the knowledge
+        base loads again after a rejection. A failing notifier is logged; it never stops a reload."""
+        self._notifiers.append(notify)
+
+    def status(self) -> dict[str, Any]:
+        """What `/healthz` shows about the knowledge base."""
+        rejected = self.rejected
+        return {
+            "version": self.conversation.kb.version,
+            "loaded_at": self.loaded_at.isoformat(),
+            "rejected": (
+                {"at": rejected.at.isoformat(), "problems": len(rejected.problems)} if rejected else None
+            ),
+        }
+
+    # ------------------------------------------------------------------------------------ reloading
+
+    async def reload(self, reason: str) -> ReloadResult:
+        """Load the folder and serve it if it has no errors; never raises for a broken folder."""
+        async with self._lock:  # one at a time; a reload that waited reads the newest files
+            result = await self._reload(reason)
+        await self._notify(result)
+        return result
+
+    def request(self, reason: str) -> None:
+        """Start a reload without waiting for it (from a signal handler)."""
+        task = asyncio.get_running_loop().create_task(self.reload(reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload(self, reason: str) -> ReloadResult:
+        served = self.conversation.kb.version
+        try:
+            kb = await load_knowledge(self.directory)
+        except KnowledgeError as exc:
+            return self._reject(reason, tuple(p for p in exc.problems if p.severity == "error"))
+        except Exception as exc:  # e.g. a file removed between listing the folder and reading it
+            log.exception("the knowledge folder %s could not be read", self.directory)
+            problem = Problem(
+                str(self.directory), None, None, None, f"the folder could not be read ({exc})",
+                "check that the files exist and can be read, then save again",
+            )  # fmt: skip
+            return self._reject(reason, (problem,))
+        changed = kb.version != served
+        if changed:
+            # The new index is built off the event loop; the swap itself is one attribute assignment.
+            await asyncio.to_thread(self.conversation.reload, kb)
+            self.loaded_at = self.clock()
+            log.info(
+                "knowledge base %s loaded (%s): %d entries, %d tips, %d warning(s); was %s",
+                kb.version, reason, len(kb.entries), len(kb.tips), len(kb.warnings), served,
+            )  # fmt: skip
+        else:
+            log.info("knowledge base %s is unchanged (%s)", served, reason)
+        self.rejected = None
+        return ReloadResult(ok=True, version=kb.version, changed=changed, reason=reason)
+
+    def _reject(self, reason: str, problems: tuple[Problem, ...]) -> ReloadResult:
+        version = self.conversation.kb.version
+        log.error(
+            "knowledge base edit rejected (%s): %d problem(s); still serving %s\n%s",
+            reason, len(problems), version, "\n".join(map(str, problems)),
+        )  # fmt: skip
+        same = self.rejected is not None and self.rejected.problems == problems
+        if not same:
+            self.rejected = Rejection(self.clock(), problems)
+        return ReloadResult(ok=False, version=version, changed=False, reason=reason, problems=problems)
+
+    async def _notify(self, result: ReloadResult) -> None:
+        if result.ok:
+            if self._notified is None:
+                return  # nothing was wrong: a successful save is not news for the HR channel
+            self._notified = None
+        else:
+            listed = tuple(map(str, result.problems))
+            if listed == self._notified:
+                return  # HR was told about exactly these problems already
+            self._notified = listed
+        for notify in self._notifiers:
+            try:
+                await notify(result)
+            except Exception:  # one platform failing must not keep the other from hearing
+                log.exception("could not notify HR about the knowledge-base reload")
+
+    # ------------------------------------------------------------------------------------- watching
+
+    async def watch(self, stop: asyncio.Event | None = None) -> None:
+        """Reload after every batch of file changes in the folder, until `stop` is set or cancelled."""
+        log.info("watching %s for knowledge-base edits", self.directory)
+        while stop is None or not stop.is_set():
+            try:
+                async for changes in awatch(
+                    self.directory,
+                    debounce=self.debounce_ms,
+                    step=self.step_ms,
+                    stop_event=stop,
+                    force_polling=self.force_polling,
+                ):
+                    names = sorted({Path(path).name for _, path in changes})
+                    await self.reload("changed: " + ", ".join(names[:5]) + (" …" if len(names) > 5 else ""))
+                return
+            except Exception:  # the folder vanished for a moment (a deploy swapping it): try again
+                log.exception("watching %s failed; trying again in %ss", self.directory, WATCH_RETRY_SECONDS)
+                await asyncio.sleep(WATCH_RETRY_SECONDS)
+
+    # ------------------------------------------------------------------------------------ reporting
+
+    def message(self, result: ReloadResult, lang: str) -> str:
+        """The outcome in HR's words (from messages.yaml), with the problems to fix (markdown)."""
+        if result.ok:
+            return self.conversation.say("reload_ok", lang, version=result.version)
+        head = self.conversation.say("reload_failed", lang, count=str(len(result.problems)))
+        return "\n".join([head, *problem_lines(result.problems, self.directory)])
+
+
+def problem_lines(
+    problems: tuple[Problem, ...] | list[Problem], directory: Path, limit: int = PROBLEMS_SHOWN
+) -> list[str]:
+    """One markdown bullet per problem, file names relative to the knowledge folder."""
+    lines = []
+    for problem in problems[:limit]:
+        try:
+            name = str(Path(problem.file).relative_to(directory))
+        except ValueError:
+            name = problem.file
+        where, _, rest = str(replace(problem, file=name)).partition(": ")
+        lines.append(f"• `{where}`: {rest}")
+    if len(problems) > limit:
+        lines.append(f"• … and {len(problems) - limit} more: run `policybot kb check` to see them all")
+    return lines

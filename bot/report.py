@@ -1,0 +1,776 @@
+"""What employees ask, and what the knowledge base does not answer yet: HR's insights report.
+
+`build_report` reads the store (questions, feedback, picked suggestions; none of it with identities)
+and the current knowledge base, and returns a `Report`; `render(report, fmt)` writes it as Markdown, CSV
+or one self-contained HTML page with inline SVG charts. `summary` is the chat-sized version shown by
+the admin command `/policy report`.
+
+Sections:
+- questions per topic per week (a topic is the entry that answered; "not answered" are the questions
+  that got "did you mean" suggestions or the fallback);
+- helpful / unhelpful votes per answer, least helpful first;
+- unanswered and low-confidence questions, near-identical ones grouped into one line with a count,
+  most asked first, each with the entry it is closest to;
+- candidate example questions: what people typed before picking a "did you mean" suggestion, as YAML
+  lines HR can paste under the entry's `questions:`.
+
+Grouping: each question is masked (below), folded like the matcher folds it, stemmed, stripped of
+stop words and its words sorted; two questions are near-identical when those keys have a Levenshtein-
+based similarity (rapidfuzz `ratio`) of at least `SIMILAR_AT`. Groups are formed greedily from the most
+asked phrasing down (leader clustering) over a similarity matrix computed in blocks with
+`rapidfuzz.process.cdist`, so thousands of distinct questions take well under a second per thousand.
+
+Privacy: the store never holds who asked. Question text itself can still name someone, so before
+anything is grouped or shown, Slack/Teams mentions and user ids, e-mail addresses, ids (GUIDs) and
+phone numbers are replaced with placeholders (`mask`).
+
+CSV is one tidy ("long") table, one value per row:
+`section,week,entry_id,title,question,lang,metric,value`, with sections `totals`, `questions_per_week`,
+`questions_per_topic`, `feedback`, `unanswered` (metrics `asked`, `fallback`, `suggestions`,
+`closest_score`) and `candidate_example` (metric `picked`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import html
+import io
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from bot.conversation import ReplyKind
+from bot.knowledge import KnowledgeBase
+from bot.matching import OUT_OF_SCOPE, STOPWORDS, Index, fold, stem
+from bot.store import LoggedPick, LoggedQuestion
+
+log = logging.getLogger(__name__)
+
+SIMILAR_AT = 85  # 0..100: keys at least this similar are "the same question" (see the module docstring)
+BLOCK = 512  # rows of the similarity matrix computed at once (memory: BLOCK x distinct questions bytes)
+MAX_VARIANTS = 3  # other phrasings shown per group
+FORMATS = ("md", "csv", "html")
+NOT_ANSWERED = (str(ReplyKind.SUGGESTIONS), str(ReplyKind.FALLBACK))
+
+# ------------------------------------------------------------------------------------------- privacy
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_SLACK_MENTION = re.compile(r"<[@!][^>\s]*>")  # <@U123>, <@U123|ola>, <!subteam^S1|@hr>, <!channel>
+_TEAMS_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
+# Slack U…/W… ids (always with a digit, unlike a shouted "WHATSAPP") and Teams 29:… ids
+_USER_ID = re.compile(r"\b(?:[UWB](?=[A-Z]*\d)[A-Z0-9]{7,}|\d{2}:[\w-]{6,})\b")
+_GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+_AT_NAME = re.compile(r"@\s?[\w.-]+")  # "@ola", and "@ ola": a Slack mention after the core cleaned it
+_PHONE = re.compile(r"\+?\d[\d ()-]{6,}\d")
+_BROADCAST = {"channel", "here", "everyone"}
+
+
+def mask(text: str) -> str:
+    """The question with everything that could point at a person replaced by a placeholder."""
+    text = _EMAIL.sub("[email]", text)
+    text = _SLACK_MENTION.sub("[someone]", text)
+    text = _TEAMS_MENTION.sub("[someone]", text)
+    text = _GUID.sub("[id]", text)
+    text = _USER_ID.sub("[someone]", text)
+
+    def at_name(match: re.Match[str]) -> str:
+        name = match.group(0).lstrip("@ ").lower()
+        return match.group(0) if name in _BROADCAST else "[someone]"
+
+    text = _AT_NAME.sub(at_name, text)
+    return _PHONE.sub(lambda m: "[number]" if sum(c.isdigit() for c in m.group(0)) >= 8 else m.group(0), text)
+
+
+# ------------------------------------------------------------------------------------------ grouping
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(fold(word) for words in STOPWORDS.values() for word in words)
+
+
+def similarity_key(text: str) -> str:
+    """What is compared to decide that two questions are the same: content words, stemmed, sorted."""
+    words = [stem(w) for w in _WORD.findall(fold(text))]
+    content = [w for w in words if w not in _STOP]
+    return " ".join(sorted(content or words))
+
+
+def group_similar(texts: Sequence[str], *, threshold: float = SIMILAR_AT) -> list[list[int]]:
+    """Indices of `texts` grouped so that near-identical texts share a group; biggest group first.
+
+    Greedy leader clustering: the most frequent distinct key leads a group and takes every ungrouped
+    key similar to it; then the next ungrouped key, and so on. Deterministic for the same input.
+    """
+    keys = [similarity_key(t) for t in texts]
+    counts = Counter(keys)
+    distinct = sorted(counts, key=lambda k: (-counts[k], k))
+    position = {key: i for i, key in enumerate(distinct)}
+    group_of = np.full(len(distinct), -1, dtype=np.int64)
+    leaders = 0
+    for start in range(0, len(distinct), BLOCK):
+        block = distinct[start : start + BLOCK]
+        # Similarities of this block with every key; below the threshold reads as 0.
+        scores = process.cdist(
+            block, distinct, scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.uint8, workers=-1
+        )
+        for offset in range(len(block)):
+            row = start + offset
+            if group_of[row] >= 0:
+                continue
+            similar = np.flatnonzero(scores[offset])
+            similar = similar[group_of[similar] < 0]
+            group_of[similar] = leaders
+            group_of[row] = leaders
+            leaders += 1
+    members: list[list[int]] = [[] for _ in range(leaders)]
+    for index, key in enumerate(keys):
+        members[int(group_of[position[key]])].append(index)
+    return sorted(members, key=lambda m: (-len(m), m[0]))
+
+
+# ----------------------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class TopicTrend:
+    """How often one entry answered, per week of `Report.weeks`."""
+
+    entry_id: str
+    title: str
+    weekly: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(self.weekly)
+
+
+@dataclass(frozen=True)
+class Rating:
+    entry_id: str
+    title: str
+    helpful: int
+    unhelpful: int
+
+    @property
+    def ratio(self) -> float:
+        """Share of helpful votes, 0..1."""
+        votes = self.helpful + self.unhelpful
+        return self.helpful / votes if votes else 0.0
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A group of near-identical questions the bot did not answer outright."""
+
+    question: str  # the most asked phrasing, masked
+    count: int
+    fallback: int  # how many of them got the "I don't know" fallback
+    suggestions: int  # how many got "did you mean"
+    variants: tuple[str, ...]  # other phrasings, most asked first
+    lang: str
+    closest: str | None  # the entry it is closest to, if any
+    closest_title: str | None
+    score: float  # the matcher's score for the closest entry, 0..1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Questions people typed before picking an entry from "did you mean": examples HR may add."""
+
+    entry_id: str
+    title: str
+    lang: str
+    questions: tuple[tuple[str, int], ...]  # (masked question, times picked), most picked first
+    file: str
+    after_line: int  # paste after this line of `file` (the entry's last example in `lang`)
+    indent: str
+
+    def yaml(self) -> str:
+        """YAML list lines ready to paste under the entry's `questions:` → `lang:` list."""
+        return "\n".join(f"{self.indent}- {json.dumps(q, ensure_ascii=False)}" for q, _ in self.questions)
+
+
+@dataclass(frozen=True)
+class Report:
+    generated: datetime
+    since: date | None
+    retention_days: int | None
+    weeks: tuple[date, ...]  # the Monday of each week, oldest first
+    weekly_total: tuple[int, ...]
+    weekly_answered: tuple[int, ...]
+    outcomes: dict[str, int]  # "answer" / "suggestions" / "fallback" -> count
+    topics: tuple[TopicTrend, ...]  # most asked first
+    ratings: tuple[Rating, ...]  # least helpful first
+    gaps: tuple[Gap, ...]  # most asked first
+    candidates: tuple[Candidate, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def weekly_unanswered(self) -> tuple[int, ...]:
+        return tuple(t - a for t, a in zip(self.weekly_total, self.weekly_answered, strict=True))
+
+
+class InsightsStore(Protocol):
+    """The store reads the report needs (bot.store.Store has them)."""
+
+    retention_days: int
+
+    async def question_log(self, *, since: datetime | None = None) -> list[LoggedQuestion]: ...
+    async def pick_log(self, *, since: datetime | None = None) -> list[LoggedPick]: ...
+    async def feedback_since(self, since: date | None = None) -> dict[str, tuple[int, int]]: ...
+
+
+# -------------------------------------------------------------------------------------------- building
+
+
+def _title(kb: KnowledgeBase, entry_id: str, lang: str) -> str:
+    entry = kb.entries.get(entry_id)
+    if entry is None:
+        return f"{entry_id} (no longer in the knowledge base)"
+    return entry.title.get(lang) or next(iter(entry.title.values()), entry_id)
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+async def build_report(
+    store: InsightsStore,
+    kb: KnowledgeBase,
+    *,
+    since: date | None = None,
+    lang: str = "en",
+    tz: tzinfo = UTC,
+    index: Index | None = None,
+    now: datetime | None = None,
+) -> Report:
+    """Everything the report shows, from questions asked on or after `since` (a day in `tz`)."""
+    now = now or datetime.now(UTC)
+    start = datetime.combine(since, time(), tz).astimezone(UTC) if since else None
+    asked = await store.question_log(since=start)
+    picks = await store.pick_log(since=start)
+    votes = await store.feedback_since(since)
+    index = index or Index(kb)
+
+    # The chart starts at the first question (not at a `since` long before any was logged).
+    first_day = asked[0].asked_at.astimezone(tz).date() if asked else since or now.astimezone(tz).date()
+    week = _monday(first_day)
+    last_asked = asked[-1].asked_at.astimezone(tz).date() if asked else first_day
+    last = _monday(max(now.astimezone(tz).date(), first_day, last_asked))
+    weeks: list[date] = []
+    while week <= last:
+        weeks.append(week)
+        week += timedelta(days=7)
+    slot = {w: i for i, w in enumerate(weeks)}
+    total = [0] * len(weeks)
+    answered = [0] * len(weeks)
+    per_topic: dict[str, list[int]] = defaultdict(lambda: [0] * len(weeks))
+    outcomes: Counter[str] = Counter()
+    unanswered: list[LoggedQuestion] = []
+    for record in asked:
+        i = slot[_monday(record.asked_at.astimezone(tz).date())]
+        outcomes[record.outcome] += 1
+        if record.outcome in NOT_ANSWERED:
+            unanswered.append(record)
+        total[i] += 1
+        if record.outcome == str(ReplyKind.ANSWER) and record.entry_id:
+            answered[i] += 1
+            per_topic[record.entry_id][i] += 1
+    topics = sorted(
+        (TopicTrend(e, _title(kb, e, lang), tuple(c)) for e, c in per_topic.items()),
+        key=lambda t: (-t.total, t.entry_id),
+    )
+    ratings = sorted(
+        (Rating(e, _title(kb, e, lang), yes, no) for e, (yes, no) in votes.items() if yes + no),
+        key=lambda r: (r.ratio, -(r.helpful + r.unhelpful), r.entry_id),
+    )
+    gaps = await asyncio.to_thread(_gaps, unanswered, kb, index, lang)
+    candidates = await asyncio.to_thread(_candidates, picks, kb, lang)
+    return Report(
+        generated=now,
+        since=since,
+        retention_days=getattr(store, "retention_days", None),
+        weeks=tuple(weeks),
+        weekly_total=tuple(total),
+        weekly_answered=tuple(answered),
+        outcomes={kind: outcomes[kind] for kind in ("answer", "suggestions", "fallback")},
+        topics=tuple(topics),
+        ratings=tuple(ratings),
+        gaps=tuple(gaps),
+        candidates=tuple(candidates),
+    )
+
+
+def _gaps(records: list[LoggedQuestion], kb: KnowledgeBase, index: Index, lang: str) -> list[Gap]:
+    masked = [mask(r.question) for r in records]
+    gaps: list[Gap] = []
+    for members in group_similar(masked):
+        phrasings = Counter(masked[i] for i in members)
+        ordered = sorted(phrasings, key=lambda q: -phrasings[q])  # ties: the first asked
+        leader = next(records[i] for i in members if masked[i] == ordered[0])
+        result = index.match(leader.question, lang=leader.lang)
+        best = next(
+            (m for m in result.ranked if m.entry_id != OUT_OF_SCOPE and m.entry_id in kb.entries), None
+        )
+        gaps.append(
+            Gap(
+                question=ordered[0],
+                count=len(members),
+                fallback=sum(records[i].outcome == str(ReplyKind.FALLBACK) for i in members),
+                suggestions=sum(records[i].outcome == str(ReplyKind.SUGGESTIONS) for i in members),
+                variants=tuple(ordered[1 : 1 + MAX_VARIANTS]),
+                lang=leader.lang,
+                closest=best.entry_id if best else None,
+                closest_title=_title(kb, best.entry_id, lang) if best else None,
+                score=best.score if best else 0.0,
+            )
+        )
+    return gaps
+
+
+def _candidates(picks: list[LoggedPick], kb: KnowledgeBase, lang: str) -> list[Candidate]:
+    by_target: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for pick in picks:
+        if pick.entry_id in kb.entries and pick.question.strip():
+            by_target[(pick.entry_id, pick.lang)].append(mask(pick.question))
+    lines: dict[str, list[str]] = {}
+    candidates: list[Candidate] = []
+    for (entry_id, question_lang), texts in sorted(by_target.items()):
+        entry = kb.entries[entry_id]
+        examples = entry.questions.get(question_lang, ())
+        known = {similarity_key(q) for qs in entry.questions.values() for q in qs}
+        found: list[tuple[str, int]] = []
+        for members in group_similar(texts):
+            phrasing = Counter(texts[i] for i in members).most_common(1)[0][0]
+            if similarity_key(phrasing) not in known:
+                found.append((phrasing, len(members)))
+        if not found:
+            continue
+        after = max((entry.line_of(q) for q in examples), default=entry.line)
+        indent = _indent_of(lines, entry.file, after) if examples else "        "
+        candidates.append(
+            Candidate(
+                entry_id, _title(kb, entry_id, lang), question_lang, tuple(found), entry.file, after, indent
+            )
+        )
+    return sorted(candidates, key=lambda c: (-sum(n for _, n in c.questions), c.entry_id, c.lang))
+
+
+def _indent_of(cache: dict[str, list[str]], file: str, line: int) -> str:
+    """The indentation of line `line` of `file`, so pasted examples line up with the existing ones."""
+    if file not in cache:
+        try:
+            cache[file] = Path(file).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            cache[file] = []
+    text = cache[file][line - 1] if 0 < line <= len(cache[file]) else ""
+    return text[: len(text) - len(text.lstrip())] if text.lstrip().startswith("-") else "        "
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt == "md":
+        return render_markdown(report)
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "html":
+        return render_html(report)
+    raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _period(report: Report) -> str:
+    start = report.since.isoformat() if report.since else "the start of the log"
+    return f"{start} to {report.generated.date().isoformat()}"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "–"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
+
+
+def md(text: str) -> str:
+    """User text made inert in Markdown (no links, emphasis, HTML or table breaks)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def render_markdown(report: Report) -> str:
+    out: list[str] = [f"# policybot insights: {_period(report)}", ""]
+    o = report.outcomes
+    out.append(
+        f"{report.total} questions: {o['answer']} answered ({_pct(o['answer'], report.total)}), "
+        f"{o['suggestions']} offered suggestions, {o['fallback']} not answered."
+    )
+    if report.retention_days:
+        out.append(
+            f"Questions are kept {report.retention_days} days, so the log starts no earlier than that."
+        )
+    out += ["", "## Questions per topic, per week", ""]
+    if report.topics or report.total:
+        weeks = [f"{w:%d %b}" for w in report.weeks]
+        out.append("| Topic | " + " | ".join(weeks) + " | Total |")
+        out.append("|---|" + "---:|" * (len(weeks) + 1))
+        rows = [(f"{md(t.title)} (`{t.entry_id}`)", t.weekly) for t in report.topics]
+        rows.append(("*not answered*", report.weekly_unanswered))
+        rows.append(("**all questions**", report.weekly_total))
+        for label, weekly in rows:
+            out.append(f"| {label} | " + " | ".join(map(str, weekly)) + f" | {sum(weekly)} |")
+    else:
+        out.append("No questions in this period.")
+    out += ["", "## Helpful / unhelpful per answer (least helpful first)", ""]
+    if report.ratings:
+        out += ["| Answer | 👍 | 👎 | Helpful |", "|---|---:|---:|---:|"]
+        out += [
+            f"| {md(r.title)} (`{r.entry_id}`) | {r.helpful} | {r.unhelpful} | {r.ratio:.0%} |"
+            for r in report.ratings
+        ]
+    else:
+        out.append("No votes in this period.")
+    out += ["", "## Unanswered and low-confidence questions (most asked first)", ""]
+    if report.gaps:
+        out += ["| Asked | Question | Also asked as | Closest entry |", "|---:|---|---|---|"]
+        for gap in report.gaps:
+            closest = (
+                f"`{gap.closest}` ({md(gap.closest_title or '')}, {gap.score:.2f})" if gap.closest else "–"
+            )
+            variants = "; ".join(md(v) for v in gap.variants) or ""
+            out.append(f"| {gap.count} | {md(gap.question)} | {variants} | {closest} |")
+    else:
+        out.append("Every question got an answer.")
+    out += ["", "## Candidate example questions", ""]
+    if report.candidates:
+        out.append(
+            'People typed these, then picked the entry from "did you mean". To teach the bot, paste the '
+            "lines after the line named (the entry's last example in that language)."
+        )
+        for c in report.candidates:
+            out += ["", f"### `{c.entry_id}`: {md(c.title)} ({c.lang}), after {c.file}:{c.after_line}", ""]
+            out += ["```yaml", c.yaml(), "```"]
+    else:
+        out.append('No "did you mean" picks with new wording in this period.')
+    return "\n".join(out) + "\n"
+
+
+def _cell(value: object) -> object:
+    """A text cell a spreadsheet will not run as a formula (CSV injection): `=…` becomes `'=…`."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+class _SafeWriter:
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._writer = csv.writer(buffer, lineterminator="\n")
+
+    def writerow(self, row: Sequence[object]) -> None:
+        self._writer.writerow([_cell(value) for value in row])
+
+
+def render_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = _SafeWriter(buffer)
+    writer.writerow(["section", "week", "entry_id", "title", "question", "lang", "metric", "value"])
+    for kind, n in report.outcomes.items():
+        writer.writerow(["totals", "", "", "", "", "", kind, n])
+    for i, week in enumerate(report.weeks):
+        for metric, series in (
+            ("all", report.weekly_total),
+            ("answered", report.weekly_answered),
+            ("not_answered", report.weekly_unanswered),
+        ):
+            writer.writerow(["questions_per_week", week.isoformat(), "", "", "", "", metric, series[i]])
+    for topic in report.topics:
+        for week, n in zip(report.weeks, topic.weekly, strict=True):
+            writer.writerow(
+                ["questions_per_topic", week.isoformat(), topic.entry_id, topic.title, "", "", "questions", n]
+            )
+    for r in report.ratings:
+        for metric, value in (
+            ("helpful", r.helpful),
+            ("unhelpful", r.unhelpful),
+            ("helpful_ratio", f"{r.ratio:.3f}"),
+        ):
+            writer.writerow(["feedback", "", r.entry_id, r.title, "", "", metric, value])
+    for gap in report.gaps:
+        for metric, value in (
+            ("asked", gap.count),
+            ("fallback", gap.fallback),
+            ("suggestions", gap.suggestions),
+            ("closest_score", f"{gap.score:.3f}"),
+        ):
+            row = ["unanswered", "", gap.closest or "", gap.closest_title or "", gap.question, gap.lang]
+            writer.writerow([*row, metric, value])
+    for c in report.candidates:
+        for question, n in c.questions:
+            writer.writerow(["candidate_example", "", c.entry_id, c.title, question, c.lang, "picked", n])
+    return buffer.getvalue()
+
+
+# -- HTML -----------------------------------------------------------------------------------------------
+
+_COLOURS = ("#1d3c5a", "#2a9d8f", "#e76f51", "#8d99ae", "#e9c46a", "#6a4c93")
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _nice_max(value: int) -> int:
+    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10_000):
+        if value <= step * 4:
+            return step * 4
+    return value
+
+
+def trend_svg(weeks: Sequence[date], series: Sequence[tuple[str, Sequence[int]]]) -> str:
+    """A line chart of weekly counts, one line per (label, counts); inline SVG, no script."""
+    width, height, left, right, top, bottom = 760, 260, 44, 150, 16, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    top_value = _nice_max(max((max(s, default=0) for _, s in series), default=0))
+    n = len(weeks)
+
+    def x(i: int) -> float:
+        return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def y(v: int) -> float:
+        return top + plot_h - plot_h * v / top_value
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Questions per week" class="chart">'
+    ]
+    for tick in range(5):
+        v = top_value * tick // 4
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v}</text>'
+        )
+    every = max(1, n // 8)
+    for i, week in enumerate(weeks):
+        if i % every == 0 or i == n - 1:
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{height - bottom + 18}" text-anchor="middle">{week:%d %b}</text>'
+            )
+    for k, (label, counts) in enumerate(series):
+        colour = _COLOURS[k % len(_COLOURS)]
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(counts))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5" points="{points}"/>')
+        parts.extend(
+            f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"><title>{_e(label)}, week of '
+            f"{weeks[i]:%d %b}: {v}</title></circle>"
+            for i, v in enumerate(counts)
+        )
+        ly = top + 14 + 20 * k
+        parts.append(
+            f'<rect x="{left + plot_w + 14}" y="{ly - 9}" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{left + plot_w + 32}" y="{ly + 1}">{_e(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bars_svg(rows: Sequence[tuple[str, int]]) -> str:
+    """A horizontal bar chart of (label, count); inline SVG."""
+    bar, gap, label_w, width = 20, 6, 300, 760
+    height = max(1, len(rows)) * (bar + gap) + gap
+    most = max((n for _, n in rows), default=0) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Questions per topic" class="chart">'
+    ]
+    for i, (label, n) in enumerate(rows):
+        top = gap + i * (bar + gap)
+        w = (width - label_w - 60) * n / most
+        short = label if len(label) <= 45 else label[:44] + "…"
+        parts.append(
+            f'<text x="{label_w - 8}" y="{top + 15}" text-anchor="end">{_e(short)}'
+            f"<title>{_e(label)}</title></text>"
+            f'<rect x="{label_w}" y="{top}" width="{w:.1f}" height="{bar}" fill="{_COLOURS[0]}"/>'
+            f'<text x="{label_w + w + 6:.1f}" y="{top + 15}">{n}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f23;margin:2rem auto;
+max-width:1100px;padding:0 1rem}h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6rem 0;width:100%}th,td{border:1px solid #ddd;padding:.3rem .5rem;
+vertical-align:top}th{background:#f3f5f7;text-align:left}td.n{text-align:right;white-space:nowrap}
+.chart{width:100%;height:auto;font-size:12px;fill:#333}.muted{color:#666}
+code{background:#f3f5f7;padding:0 .2rem}
+pre{background:#f6f8fa;padding:.8rem;overflow-x:auto;border:1px solid #ddd}
+""".strip()
+
+
+def render_html(report: Report) -> str:
+    o = report.outcomes
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>policybot insights: {_e(_period(report))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>policybot insights: {_e(_period(report))}</h1>",
+        f"<p><strong>{report.total}</strong> questions: {o['answer']} answered "
+        f"({_pct(o['answer'], report.total)}), {o['suggestions']} offered suggestions, "
+        f"{o['fallback']} not answered.</p>",
+        '<p class="muted">Nobody who asked can be identified here: the bot stores no identities, and '
+        "names, mentions, e-mail addresses and numbers in questions are replaced with placeholders.</p>",
+        "<h2>Questions per week</h2>",
+        trend_svg(
+            report.weeks,
+            [
+                ("All questions", report.weekly_total),
+                ("Answered", report.weekly_answered),
+                ("Not answered", report.weekly_unanswered),
+            ],
+        ),
+        "<h2>Questions per topic</h2>",
+    ]
+    if report.topics:
+        out.append(bars_svg([(t.title, t.total) for t in report.topics]))
+        head = "".join(f'<th class="n">{w:%d %b}</th>' for w in report.weeks)
+        out.append(f'<table><tr><th>Topic</th>{head}<th class="n">Total</th></tr>')
+        for t in report.topics:
+            cells = "".join(f'<td class="n">{n}</td>' for n in t.weekly)
+            out.append(
+                f"<tr><td>{_e(t.title)} <code>{_e(t.entry_id)}</code></td>{cells}"
+                f'<td class="n">{t.total}</td></tr>'
+            )
+        out.append("</table>")
+    else:
+        out.append("<p>No answered questions in this period.</p>")
+    out.append("<h2>Helpful / unhelpful per answer</h2>")
+    if report.ratings:
+        out.append(
+            '<table><tr><th>Answer</th><th class="n">👍</th><th class="n">👎</th>'
+            '<th class="n">Helpful</th></tr>'
+        )
+        out.extend(
+            f'<tr><td>{_e(r.title)} <code>{_e(r.entry_id)}</code></td><td class="n">{r.helpful}</td>'
+            f'<td class="n">{r.unhelpful}</td><td class="n">{r.ratio:.0%}</td></tr>'
+            for r in report.ratings
+        )
+        out.append("</table>")
+    else:
+        out.append("<p>No votes in this period.</p>")
+    out.append("<h2>Unanswered and low-confidence questions</h2>")
+    if report.gaps:
+        out.append(
+            '<p class="muted">Near-identical questions are one line; most asked first. "Closest entry" is '
+            "where the bot looked: extend it, or write a new entry.</p>"
+        )
+        out.append(
+            '<table><tr><th class="n">Asked</th><th>Question</th><th>Also asked as</th>'
+            "<th>Closest entry</th></tr>"
+        )
+        for gap in report.gaps:
+            closest = (
+                f"{_e(gap.closest_title)} <code>{_e(gap.closest)}</code> ({gap.score:.2f})"
+                if gap.closest
+                else "–"
+            )
+            variants = "<br>".join(_e(v) for v in gap.variants)
+            out.append(
+                f'<tr><td class="n">{gap.count}</td><td>{_e(gap.question)}</td><td>{variants}</td>'
+                f"<td>{closest}</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append("<p>Every question got an answer.</p>")
+    out.append("<h2>Candidate example questions</h2>")
+    if report.candidates:
+        out.append(
+            '<p class="muted">People typed these, then picked the entry from "did you mean". Paste the lines '
+            "after the line named: they go under the entry's example questions in that language.</p>"
+        )
+        for c in report.candidates:
+            out.append(
+                f"<h3>{_e(c.title)} <code>{_e(c.entry_id)}</code> ({_e(c.lang)}): after "
+                f"<code>{_e(c.file)}:{c.after_line}</code></h3><pre>{_e(c.yaml())}</pre>"
+            )
+    else:
+        out.append('<p>No "did you mean" picks with new wording in this period.</p>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------------------------ chat summary
+
+_WORDS = {
+    "en": {
+        "title": "*policybot report* ({period}): {total} questions, {answered} answered",
+        "since": "since {date}",
+        "all": "everything logged",
+        "top": "*Most asked topics*",
+        "worst": "*Least helpful answers*",
+        "gaps": "*Not answered yet*",
+        "closest": "closest: {entry}",
+        "none": "none",
+        "more": "Full report: `policybot report --format html`",
+    },
+    "nb": {
+        "title": "*policybot-rapport* ({period}): {total} spørsmål, {answered} besvart",
+        "since": "siden {date}",
+        "all": "alt som er logget",
+        "top": "*Mest spurte emner*",
+        "worst": "*Minst nyttige svar*",
+        "gaps": "*Ikke besvart ennå*",
+        "closest": "nærmest: {entry}",
+        "none": "ingen",
+        "more": "Hele rapporten: `policybot report --format html`",
+    },
+}
+_CHAT_SPECIAL = re.compile(r"[*_~`>]")
+
+
+def _chat(text: str, limit: int = 120) -> str:
+    text = _CHAT_SPECIAL.sub("", " ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_summary(report: Report, lang: str, *, top: int = 5) -> str:
+    words = _WORDS.get(lang, _WORDS["en"])
+    period = words["since"].format(date=report.since.isoformat()) if report.since else words["all"]
+    answered = f"{report.outcomes['answer']} ({_pct(report.outcomes['answer'], report.total)})"
+    lines = [words["title"].format(period=period, total=report.total, answered=answered), "", words["top"]]
+    lines += [f"• {_chat(t.title)}: {t.total}" for t in report.topics[:top]] or [f"• {words['none']}"]
+    worst = [r for r in report.ratings if r.unhelpful][:3]
+    lines += ["", words["worst"]]
+    lines += [f"• {_chat(r.title)}: {r.helpful} 👍 / {r.unhelpful} 👎 ({r.ratio:.0%})" for r in worst] or [
+        f"• {words['none']}"
+    ]
+    lines += ["", words["gaps"]]
+    for number, gap in enumerate(report.gaps[:top], start=1):
+        closest = f" ({words['closest'].format(entry=gap.closest)})" if gap.closest else ""
+        lines.append(f'{number}. "{_chat(gap.question)}" ×{gap.count}{closest}')
+    if not report.gaps:
+        lines.append(f"• {words['none']}")
+    lines += ["", words["more"]]
+    return "\n".join(lines)
+
+
+async def summary(
+    store: InsightsStore,
+    kb: KnowledgeBase,
+    lang: str,
+    *,
+    since: date | None = None,
+    index: Index | None = None,
+) -> str:
+    """A chat-sized Markdown summary for `/policy report`: top topics, worst-rated answers, top gaps."""
+    report = await build_report(store, kb, since=since, lang=lang, index=index)
+    return render_summary(report, lang)

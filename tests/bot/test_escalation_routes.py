@@ -1,0 +1,48 @@
+"""The store remembers how to reach the employee behind an "Ask HR" thread, for 30 days."""
+
+from __future__ import annotations
+
+from bot.store import Store
+from tests.bot.conftest import Clock
+
+THREAD = "C0HRDESK:1700000002.000100"
+
+
+async def test_a_route_is_found_by_platform_and_thread_until_it_expires(
+    database_url: str, clock: Clock
+) -> None:
+    store = await Store.open(database_url, clock=clock)
+    try:
+        await store.save_escalation("slack", THREAD, {"user": "U0ASKER01"}, "nb")
+
+        route = await store.escalation("slack", THREAD)
+        assert route is not None and (route.route, route.lang) == ({"user": "U0ASKER01"}, "nb")
+        assert await store.escalation("teams", THREAD) is None
+        assert await store.escalation("slack", "C0HRDESK:1699999999.000100") is None
+
+        clock.advance(days=29)
+        assert await store.escalation("slack", THREAD) is not None
+        clock.advance(days=2)
+        assert await store.escalation("slack", THREAD) is None
+    finally:
+        await store.close()
+
+
+async def test_expired_routes_are_purged_and_a_new_escalation_in_a_thread_replaces_the_old(
+    database_url: str, clock: Clock
+) -> None:
+    store = await Store.open(database_url, clock=clock)
+    try:
+        await store.save_escalation("slack", THREAD, {"user": "U0FIRST01"}, "en")
+        await store.save_escalation("slack", THREAD, {"user": "U0SECOND1"}, "nb")
+        await store.save_escalation("teams", "19:hr@thread.tacv2;messageid=1", {"conversation": {}}, "en")
+        route = await store.escalation("slack", THREAD)
+        assert route is not None and route.route == {"user": "U0SECOND1"}
+
+        clock.advance(days=31)
+        await store.purge()
+        clock.advance(days=-31)  # even looked up "back in time", the purged routes are gone
+        assert await store.escalation("slack", THREAD) is None
+        assert await store.escalation("teams", "19:hr@thread.tacv2;messageid=1") is None
+    finally:
+        await store.close()

@@ -1,0 +1,203 @@
+"""HR saves a file and the bot serves it within seconds; a broken save never takes the bot down."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.conversation import Conversation, Message, ReplyKind
+from bot.knowledge import load_knowledge
+from bot.reload import Reloader, ReloadResult, problem_lines
+from tests.conftest import ENTRIES
+
+OLD = (
+    "Adding your manager on social media",
+    "Yes, you may — but you never have to. Decline politely if you prefer.",
+)
+NEW = ("Your manager on social media (new)", "New answer, yes, but you never have to.")
+
+
+def version_b(directory: Path) -> None:
+    """HR's edit: a new title and answer for friend-manager."""
+    text = ENTRIES.replace(OLD[0], NEW[0]).replace(OLD[1], NEW[1])
+    (directory / "entries.yaml").write_text(text, encoding="utf-8")
+
+
+def version_a(directory: Path) -> None:
+    (directory / "entries.yaml").write_text(ENTRIES, encoding="utf-8")
+
+
+def broken(directory: Path) -> None:
+    """A save with two mistakes: a date that is not one (line 22) and a misspelt field (line 39)."""
+    text = ENTRIES.replace("reviewed: 2026-11-01", "reviewed: 1 November").replace("    links:", "    linkz:")
+    (directory / "entries.yaml").write_text(text, encoding="utf-8")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def started(directory: Path, clock: Clock | None = None) -> tuple[Conversation, Reloader]:
+    conversation = Conversation(await load_knowledge(directory))
+    return conversation, Reloader(conversation, directory, clock=clock or Clock(), debounce_ms=50, step_ms=10)
+
+
+async def test_questions_asked_during_reloads_get_the_old_or_the_new_answer_never_an_error(
+    tiny_kb_dir: Path,
+) -> None:
+    conversation, reloader = await started(tiny_kb_dir)
+    questions = ["Can I add my manager on Facebook?", "Kan jeg legge til sjefen min på Facebook?"]
+    seen: list[tuple[str | None, str]] = []
+
+    async def ask(n: int) -> None:
+        await asyncio.sleep(random.random() / 50)
+        reply = await conversation.handle(Message(questions[n % 2]))
+        assert reply.kind is ReplyKind.ANSWER and reply.entry_id == "friend-manager"
+        if reply.lang == "en":
+            seen.append((reply.title, reply.text))
+
+    async def edit_and_reload() -> None:
+        for round_ in range(12):
+            (version_b if round_ % 2 == 0 else version_a)(tiny_kb_dir)
+            result = await reloader.reload("test")
+            assert result.ok and result.changed
+            await asyncio.sleep(0.002)
+
+    await asyncio.gather(edit_and_reload(), *(ask(n) for n in range(600)))
+
+    assert set(seen) == {OLD, NEW}  # both versions answered, and never a title of one with the other's text
+
+
+async def test_a_broken_edit_keeps_the_last_good_base_and_says_what_to_fix(tiny_kb_dir: Path) -> None:
+    clock = Clock()
+    conversation, reloader = await started(tiny_kb_dir, clock)
+    served = conversation.kb.version
+    told: list[ReloadResult] = []
+
+    async def tell_hr(result: ReloadResult) -> None:
+        told.append(result)
+
+    reloader.on_result(tell_hr)
+    broken(tiny_kb_dir)
+    clock.now += timedelta(minutes=5)
+    result = await reloader.reload("changed: entries.yaml")
+
+    assert not result.ok and result.version == served == conversation.kb.version
+    assert [(p.line, p.message) for p in result.problems] == [
+        (22, "'1 November' is not a date"),
+        (39, "unknown field 'linkz' in an entry"),
+    ]
+    reply = await conversation.handle(Message("Can I add my manager on Facebook?"))
+    assert reply.title == OLD[0]  # still answering from the last good version
+    assert reloader.status() == {
+        "version": served,
+        "loaded_at": "2026-11-27T09:00:00+00:00",
+        "rejected": {"at": "2026-11-27T09:05:00+00:00", "problems": 2},
+    }
+    message = reloader.message(result, "en")
+    assert message.splitlines() == [
+        "EN reload_failed 2",
+        "• `entries.yaml:22:15`: error [friend-manager]: '1 November' is not a date — "
+        "write it as YYYY-MM-DD, e.g. 2026-11-01",
+        "• `entries.yaml:39:5`: error [workplace-photos]: unknown field 'linkz' in an entry — "
+        "did you mean 'links'?",
+    ]
+
+    await reloader.reload("changed: entries.yaml")  # saved again, same mistakes
+    assert len(told) == 1  # HR is not told the same thing twice
+
+    version_b(tiny_kb_dir)
+    clock.now += timedelta(minutes=5)
+    fixed = await reloader.reload("changed: entries.yaml")
+
+    assert fixed.ok and fixed.changed and conversation.kb.version == fixed.version != served
+    assert [r.ok for r in told] == [False, True]  # and told when it is fixed
+    assert reloader.message(fixed, "nb") == f"NB reload_ok {fixed.version}"
+    assert reloader.status() == {
+        "version": fixed.version,
+        "loaded_at": "2026-11-27T09:10:00+00:00",
+        "rejected": None,
+    }
+
+
+async def test_a_save_that_changes_nothing_is_not_a_new_version(tiny_kb_dir: Path) -> None:
+    conversation, reloader = await started(tiny_kb_dir)
+    state = conversation.index
+
+    result = await reloader.reload("SIGHUP")
+
+    assert result.ok and not result.changed and conversation.index is state
+
+
+async def test_a_file_that_cannot_be_read_is_a_rejected_edit_not_a_crash(tiny_kb_dir: Path) -> None:
+    conversation, reloader = await started(tiny_kb_dir)
+    (tiny_kb_dir / "new.yaml").symlink_to(tiny_kb_dir / "gone.yaml")  # e.g. removed mid-deploy
+
+    result = await reloader.reload("changed: new.yaml")
+
+    assert not result.ok and "could not be read" in result.problems[0].message
+    assert conversation.kb.version == reloader.status()["version"]
+
+
+async def test_a_notifier_that_fails_does_not_stop_the_others(tiny_kb_dir: Path) -> None:
+    _, reloader = await started(tiny_kb_dir)
+    told: list[bool] = []
+
+    async def down(result: ReloadResult) -> None:
+        raise ConnectionError("Slack is down")
+
+    async def fine(result: ReloadResult) -> None:
+        told.append(result.ok)
+
+    reloader.on_result(down)
+    reloader.on_result(fine)
+    broken(tiny_kb_dir)
+    await reloader.reload("test")
+
+    assert told == [False]
+
+
+async def test_saving_a_file_reloads_within_seconds_and_a_broken_save_is_rejected(tiny_kb_dir: Path) -> None:
+    conversation, reloader = await started(tiny_kb_dir)
+    served = conversation.kb.version
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(reloader.watch(stop))
+    try:
+        await asyncio.sleep(0.2)  # the watch is set up
+        version_b(tiny_kb_dir)
+        await wait_until(lambda: conversation.kb.version != served)
+        reply = await conversation.handle(Message("Can I add my manager on Facebook?"))
+        assert reply.title == NEW[0]
+
+        good = conversation.kb.version
+        broken(tiny_kb_dir)
+        await wait_until(lambda: reloader.rejected is not None)
+        assert conversation.kb.version == good
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 5)
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll what the watcher changes (it has no event to wait on; it runs on its own)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 (polling state another task changes, in a test)
+            await asyncio.sleep(0.02)
+
+
+def test_a_long_problem_list_is_cut_for_chat(tmp_path: Path) -> None:
+    from bot.errors import Problem
+
+    problems = [Problem(str(tmp_path / "a.yaml"), n, 1, None, f"problem {n}", "fix it") for n in range(1, 31)]
+
+    lines = problem_lines(problems, tmp_path, limit=20)
+
+    assert len(lines) == 21 and lines[0] == "• `a.yaml:1:1`: error: problem 1 — fix it"
+    assert lines[-1] == "• … and 10 more: run `policybot kb check` to see them all"

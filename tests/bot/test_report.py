@@ -1,0 +1,302 @@
+"""HR's insights report, built from a real store (SQLite file, and PostgreSQL) filled the way the bot
+fills it: questions with their outcome, 👍/👎 votes and picked "did you mean" suggestions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+import string
+import time
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from bot.conversation import ReplyKind
+from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.report import Report, build_report, group_similar, mask, render, summary
+from bot.store import Store
+from tests.bot.conftest import Clock
+
+ANSWER, SUGGESTIONS, FALLBACK = ReplyKind.ANSWER, ReplyKind.SUGGESTIONS, ReplyKind.FALLBACK
+
+
+@pytest.fixture
+async def kb(tiny_kb_dir: Path) -> KnowledgeBase:
+    return await load_knowledge(tiny_kb_dir)
+
+
+@pytest.fixture
+async def store(database_url: str, clock: Clock) -> AsyncIterator[Store]:
+    store = await Store.open(database_url, clock=clock)
+    yield store
+    await store.close()
+
+
+async def ask(
+    store: Store, question: str, outcome: ReplyKind, entry_id: str | None = None, lang: str = "en"
+) -> None:
+    await store.record_question(question, lang, outcome, entry_id, 0.5 if outcome is ANSWER else 0.1)
+
+
+async def fill(store: Store, clock: Clock) -> None:
+    """Three weeks of questions: the first week is before the `--since` used by some tests."""
+    clock.at(2028, 5, 2, 10)  # week of 1 May
+    await ask(store, "can i post on tiktok about work", FALLBACK)
+    await ask(store, "Can I add my boss on Facebook?", ANSWER, "friend-manager")
+    clock.at(2028, 5, 9, 10)  # week of 8 May
+    for _ in range(3):
+        await ask(store, "Can I add my manager on Facebook?", ANSWER, "friend-manager")
+    await ask(store, "Can I post on TikTok about work?", FALLBACK)
+    await ask(store, "can i post on tik tok about work??", SUGGESTIONS, "workplace-photos")
+    await ask(store, "what is the dress code for the christmas party", FALLBACK)
+    clock.at(2028, 5, 16, 10)  # week of 15 May
+    await ask(store, "Can I post photos from work?", ANSWER, "workplace-photos")
+    await ask(store, "selfie at the office?", ANSWER, "workplace-photos")
+    await ask(store, "Dress code for the Christmas party?", FALLBACK)
+    await ask(store, "can I wear the company logo at a protest", FALLBACK)
+    await ask(store, "can I wear the company logo at a demonstration", FALLBACK)
+    await ask(store, "can <@U0SECRET01> post photos of me? ask kari.nordmann@example.com", FALLBACK)
+    await ask(store, "Should @ola see this? call +47 912 34 567", SUGGESTIONS, "friend-manager")
+    for helpful in (True, False, False, False):
+        await store.record_feedback("friend-manager", helpful)
+    for _ in range(2):
+        await store.record_feedback("workplace-photos", True)
+    await store.record_suggestion_pick("can i friend my boss on snapchat", "friend-manager", "en")
+    await store.record_suggestion_pick("Can I friend my boss on Snapchat?", "friend-manager", "en")
+    await store.record_suggestion_pick("Kan jeg legge til sjefen min på Facebook?", "friend-manager", "nb")
+    await store.record_suggestion_pick("may I film in the canteen", "workplace-photos", "en")
+    await store.record_suggestion_pick("something about a deleted entry", "no-longer-here", "en")
+
+
+def paste(file: Path, after_line: int, text: str) -> None:
+    """What HR does in their editor: paste `text` after line `after_line` of `file`."""
+    lines = file.read_text(encoding="utf-8").splitlines()
+    file.write_text("\n".join([*lines[:after_line], text, *lines[after_line:]]) + "\n", encoding="utf-8")
+
+
+async def report_of(store: Store, kb: KnowledgeBase, clock: Clock, since: date | None = None) -> Report:
+    return await build_report(store, kb, since=since, now=clock.at(2028, 5, 17, 12))
+
+
+# ----------------------------------------------------------------------------------------- grouping
+
+
+def test_near_identical_questions_form_one_group_and_different_ones_do_not() -> None:
+    questions = [
+        "can i post on tiktok about work",
+        "what is the dress code for the christmas party",
+        "Can I post on TikTok about work?",
+        "can i post on tik tok about work??",
+        "Dress code for the Christmas party?",
+        "can I wear the company logo at a protest",
+        "can I wear the company logo at a demonstration",
+    ]
+
+    groups = group_similar(questions)
+
+    assert groups == [[0, 2, 3], [1, 4], [5], [6]]  # biggest first; the two logo questions differ
+
+
+def test_grouping_thousands_of_questions_is_quick() -> None:
+    rng = random.Random(6)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(5, 9))) for _ in range(3000)]
+    topics = [" ".join(rng.sample(words, 4)) for _ in range(1500)]
+    typos = [t[:3] + t[4:] for t in topics]  # one letter missing
+    questions = [t for t in topics for _ in range(2)] + typos
+
+    started = time.perf_counter()
+    groups = group_similar(questions)
+    elapsed = time.perf_counter() - started
+
+    assert len(groups) == 1500 and all(len(g) == 3 for g in groups)
+    assert elapsed < 10  # typically well under a second; the bound only catches a quadratic Python loop
+
+
+def test_mentions_user_ids_emails_and_numbers_are_masked() -> None:
+    masked = mask(
+        "can <@U0SECRET01|kari> and @ ola (<at>Per Hansen</at>, U0ABCDEF12) mail kari.n@example.com "
+        "or ring +47 912 34 567 about id 6b1f7c1e-0000-4000-8000-00000000000a before 2028 @channel"
+    )
+
+    for secret in ("U0SECRET01", "kari", "ola", "Per Hansen", "U0ABCDEF12", "example.com", "912", "6b1f7c1e"):
+        assert secret not in masked
+    assert masked == (
+        "can [someone] and [someone] ([someone], [someone]) mail [email] or ring [number] about id [id] "
+        "before 2028 @channel"
+    )
+    assert mask("Can I post about WHATSAPP groups at 10:30?") == "Can I post about WHATSAPP groups at 10:30?"
+
+
+# ----------------------------------------------------------------------------------------- the report
+
+
+@pytest.mark.usefixtures("tiny_kb_dir")
+async def test_the_report_counts_topics_per_week_and_groups_what_was_not_answered(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+
+    report = await report_of(store, kb, clock)
+
+    assert report.weeks == (date(2028, 5, 1), date(2028, 5, 8), date(2028, 5, 15))
+    assert [(t.entry_id, t.weekly) for t in report.topics] == [
+        ("friend-manager", (1, 3, 0)),
+        ("workplace-photos", (0, 0, 2)),
+    ]
+    assert report.weekly_total == (2, 6, 7)
+    assert report.weekly_unanswered == (1, 3, 5)
+    assert report.outcomes == {"answer": 6, "suggestions": 2, "fallback": 7}
+    assert [(g.question, g.count) for g in report.gaps[:2]] == [
+        ("can i post on tiktok about work", 3),
+        ("what is the dress code for the christmas party", 2),
+    ]
+    tiktok = report.gaps[0]
+    assert (tiktok.fallback, tiktok.suggestions) == (2, 1)
+    assert set(tiktok.variants) == {"Can I post on TikTok about work?", "can i post on tik tok about work??"}
+    assert tiktok.closest == "workplace-photos" and tiktok.closest_title == "Photos and video at work"
+    assert {g.count for g in report.gaps[2:]} == {1}
+    assert len(report.gaps) == 6
+
+
+async def test_helpful_ratio_per_answer_least_helpful_first(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+
+    report = await report_of(store, kb, clock)
+
+    assert [(r.entry_id, r.helpful, r.unhelpful, r.ratio) for r in report.ratings] == [
+        ("friend-manager", 1, 3, 0.25),
+        ("workplace-photos", 2, 0, 1.0),
+    ]
+
+
+async def test_picked_suggestions_become_candidate_examples_ready_to_paste(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+
+    report = await report_of(store, kb, clock)
+
+    # The Norwegian pick is already an example, and the removed entry is gone: neither is a candidate.
+    assert [(c.entry_id, c.lang, c.questions) for c in report.candidates] == [
+        ("friend-manager", "en", (("can i friend my boss on snapchat", 2),)),
+        ("workplace-photos", "en", (("may I film in the canteen", 1),)),
+    ]
+    friend = report.candidates[0]
+    entry = kb.entries["friend-manager"]
+    assert friend.after_line == entry.line_of("is it ok to follow my boss on instagram")
+    paste(Path(entry.file), friend.after_line, friend.yaml())
+    reloaded = await load_knowledge(Path(entry.file).parent)  # one copy-paste, and it loads
+    assert "can i friend my boss on snapchat" in reloaded.entries["friend-manager"].questions["en"]
+
+
+async def test_since_leaves_out_older_questions_votes_and_picks(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+
+    report = await report_of(store, kb, clock, since=date(2028, 5, 8))
+
+    assert report.weeks == (date(2028, 5, 8), date(2028, 5, 15))
+    assert report.topics[0].weekly == (3, 0)
+    assert report.gaps[0].count == 2  # the tiktok question of 2 May is before the period
+
+
+async def test_nothing_in_any_format_identifies_who_asked(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+    report = await report_of(store, kb, clock)
+
+    for fmt in ("md", "csv", "html"):
+        text = render(report, fmt)
+        for secret in ("U0SECRET01", "kari.nordmann", "example.com", "ola", "912 34 567"):
+            assert secret not in text, (fmt, secret)
+        assert "can [someone] post photos of me? ask [email]" in text.replace("\\[", "[").replace("\\]", "]")
+
+
+async def test_markdown_has_every_section(store: Store, kb: KnowledgeBase, clock: Clock) -> None:
+    await fill(store, clock)
+
+    text = render(await report_of(store, kb, clock), "md")
+
+    assert text.startswith("# policybot insights: the start of the log to 2028-05-17\n")
+    assert "15 questions: 6 answered (40%), 2 offered suggestions, 7 not answered." in text
+    assert "| Adding your manager on social media (`friend-manager`) | 1 | 3 | 0 | 4 |" in text
+    assert "| Adding your manager on social media (`friend-manager`) | 1 | 3 | 25% |" in text
+    assert "| 3 | can i post on tiktok about work |" in text
+    assert '```yaml\n        - "can i friend my boss on snapchat"\n```' in text
+
+
+async def test_csv_is_one_tidy_table(store: Store, kb: KnowledgeBase, clock: Clock) -> None:
+    await fill(store, clock)
+    await ask(store, '=HYPERLINK("http://evil.example","click")', FALLBACK)
+
+    rows = list(csv.DictReader(io.StringIO(render(await report_of(store, kb, clock), "csv"))))
+
+    assert set(rows[0]) == {"section", "week", "entry_id", "title", "question", "lang", "metric", "value"}
+    per_topic = {
+        (r["week"], r["entry_id"]): int(r["value"]) for r in rows if r["section"] == "questions_per_topic"
+    }
+    assert per_topic[("2028-05-08", "friend-manager")] == 3
+    asked = [r for r in rows if r["section"] == "unanswered" and r["metric"] == "asked"]
+    assert (asked[0]["question"], asked[0]["value"], asked[0]["entry_id"]) == (
+        "can i post on tiktok about work",
+        "3",
+        "workplace-photos",
+    )
+    ratio = next(r for r in rows if r["section"] == "feedback" and r["metric"] == "helpful_ratio")
+    assert (ratio["entry_id"], ratio["value"]) == ("friend-manager", "0.250")
+    assert any(r["section"] == "candidate_example" and r["value"] == "2" for r in rows)
+    assert not any(r["question"].startswith("=") for r in rows)  # a spreadsheet shows it, never runs it
+    assert '\'=HYPERLINK("http://evil.example","click")' in {r["question"] for r in rows}
+
+
+async def test_html_is_one_self_contained_page_with_charts_and_escaped_text(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+    await ask(store, "<script>alert('x')</script> & <b>bold</b>", FALLBACK)
+
+    page = render(await report_of(store, kb, clock), "html")
+
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    charts = re.findall(r"<svg.*?</svg>", page, re.DOTALL)
+    assert len(charts) == 2  # the weekly trend and the per-topic bars
+    trend = ElementTree.fromstring(charts[0])  # well-formed, so browsers draw it
+    assert len(trend.findall("{http://www.w3.org/2000/svg}polyline")) == 3  # all, answered, not answered
+    assert "<script" not in page and "<b>bold" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch
+    assert "https://" not in page
+
+
+async def test_an_empty_log_still_makes_a_report(store: Store, kb: KnowledgeBase, clock: Clock) -> None:
+    report = await report_of(store, kb, clock)
+
+    assert report.total == 0 and report.weeks == (date(2028, 5, 15),)
+    for fmt in ("md", "csv", "html"):
+        assert render(report, fmt)
+    assert "Every question got an answer." in render(report, "md")
+
+
+async def test_the_chat_summary_is_short_and_in_the_asked_language(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+
+    text = await summary(store, kb, "nb", since=date(2028, 5, 1))
+
+    assert text.startswith("*policybot-rapport* (siden 2028-05-01): 15 spørsmål, 6 (40%) besvart")
+    assert "• Legge til lederen din i sosiale medier: 4" in text
+    assert "• Legge til lederen din i sosiale medier: 1 👍 / 3 👎 (25%)" in text
+    assert '1. "can i post on tiktok about work" ×3 (nærmest: workplace-photos)' in text
+    assert len([line for line in text.splitlines() if line[:2].rstrip(".").isdigit()]) == 5
+    assert "U0SECRET01" not in text and "example.com" not in text
+    assert len(text) < 1500
