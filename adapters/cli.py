@@ -420,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # Alembic narrates every plugin and step at INFO; only its warnings matter here
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         if getattr(args, "port", "absent") is None:

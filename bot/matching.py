@@ -34,26 +34,38 @@ from bot.knowledge import LANGS, KnowledgeBase
 # asked leave-one-out, by `python bench/eval_matching.py --calibrate`, which prints this table.
 CALIBRATION: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
-    (0.18, 0.05),
-    (0.30, 0.6),
-    (0.45, 0.9),
+    (0.125, 0.0),
+    (0.238, 0.222),
+    (0.284, 0.609),
+    (0.307, 0.75),
+    (0.334, 0.808),
+    (0.347, 0.867),
+    (0.381, 0.891),
+    (0.385, 0.917),
+    (0.431, 0.95),
+    (0.473, 0.957),
+    (0.501, 0.966),
+    (0.579, 0.982),
+    (0.613, 0.988),
+    (0.805, 0.995),
     (1.0, 1.0),
 )
 _CALIBRATION_SCORES = np.asarray([score for score, _ in CALIBRATION])
 _CALIBRATION_PROBABILITIES = np.asarray([probability for _, probability in CALIBRATION])
-ANSWER_AT = 0.5  # calibrated confidence at or above which the bot answers (if no runner-up is close)
+ANSWER_AT = 0.8  # calibrated confidence at or above which the bot answers (if no runner-up is close)
 MARGIN = 0.02  # a runner-up within this score distance makes the answer a "did you mean" instead
 SUGGEST_AT = 0.05  # confidence at or above which an entry may be suggested; below: honest fallback
 SUGGEST_WITHIN = 0.20  # suggestions are the entries within this score distance of the best one
 MAX_SUGGESTIONS = 3
+LANGUAGE_SAMPLE = 20_000  # example questions per language read to learn each language's own words
 CANDIDATES = 64  # entries whose examples are compared one by one with a question
 COVERAGE_WEIGHT = 0.5
 TITLE_COUNT = 1.0  # a title or tag word counts like this many example questions
 ANSWER_COUNT = 0.5  # a word of the answer text counts like this many example questions
 STRENGTH_AT = 0.25  # a term in this share of an entry's examples is fully characteristic of it
 STRENGTH_POWER = 0.5
-UNKNOWN_WEIGHT = 0.6
-OUT_OF_SCOPE_WEIGHT = 0.9  # how much closeness to an out-of-scope example counts against real entries
+UNKNOWN_WEIGHT = 1.0
+OUT_OF_SCOPE_WEIGHT = 1.0  # how much closeness to an out-of-scope example counts against real entries
 CORE_PENALTY = 0.5  # how much a match on incidental words alone is discounted
 
 PREFIX_AT_LEAST = 5  # letters an unknown word must share with a known one to take its meaning
@@ -329,6 +341,7 @@ class Index:
         entry_counts: list[dict[str, float]] = []
         entry_sizes: list[int] = []
         lang_words: dict[str, Counter[str]] = {lang: Counter() for lang in LANGS}
+        sampled = dict.fromkeys(LANGS, 0)
         # The out-of-scope examples form one more pseudo-entry; when it wins, the bot does not answer.
         sources = [
             (e.questions, [*e.title.values()], list(e.tags), list(e.answer.values()))
@@ -343,7 +356,9 @@ class Index:
             for lang, texts in entry_questions.items():
                 for text in texts:
                     tokens = self.analyzer.tokens(text)
-                    lang_words[lang].update(tokens)
+                    if sampled[lang] < LANGUAGE_SAMPLE:  # enough to tell the languages' words apart
+                        lang_words[lang].update(tokens)
+                        sampled[lang] += 1
                     q_terms = list(dict.fromkeys(self.analyzer.canonical(tokens)))
                     questions.append(text)
                     question_entry.append(number)

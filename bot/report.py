@@ -229,7 +229,7 @@ class InsightsStore(Protocol):
 
     async def question_log(self, *, since: datetime | None = None) -> list[LoggedQuestion]: ...
     async def pick_log(self, *, since: datetime | None = None) -> list[LoggedPick]: ...
-    async def feedback_since(self, since: date | None = None) -> dict[str, tuple[int, int]]: ...
+    async def feedback_counts(self, *, since: date | None = None) -> dict[str, tuple[int, int]]: ...
 
 
 # -------------------------------------------------------------------------------------------- building
@@ -261,7 +261,7 @@ async def build_report(
     start = datetime.combine(since, time(), tz).astimezone(UTC) if since else None
     asked = await store.question_log(since=start)
     picks = await store.pick_log(since=start)
-    votes = await store.feedback_since(since)
+    votes = await store.feedback_counts(since=since)
     index = index or Index(kb)
 
     # The chart starts at the first question (not at a `since` long before any was logged).

@@ -671,17 +671,19 @@ class Store(Recorder):
         values = {"at": now, "question": question, "entry_id": entry_id, "lang": lang}
         await self._writes.write(suggestion_picks, values, now)
 
-    async def feedback_counts(self) -> dict[str, tuple[int, int]]:
-        """entry id -> (helpful votes, unhelpful votes)."""
+    async def feedback_counts(self, *, since: date | None = None) -> dict[str, tuple[int, int]]:
+        """entry id -> (helpful votes, unhelpful votes), counting votes given on or after `since`."""
 
         async def op(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
-            rows = await conn.execute(
+            query = (
                 select(feedback.c.entry_id, feedback.c.helpful, func.count())
                 .group_by(feedback.c.entry_id, feedback.c.helpful)
                 .order_by(feedback.c.entry_id)
             )
+            if since is not None:
+                query = query.where(feedback.c.day >= since)
             counts: dict[str, tuple[int, int]] = {}
-            for entry_id, helpful, n in rows:
+            for entry_id, helpful, n in await conn.execute(query):
                 yes, no = counts.get(entry_id, (0, 0))
                 counts[entry_id] = (yes + n, no) if helpful else (yes, no + n)
             return counts
@@ -974,24 +976,6 @@ class Store(Recorder):
             return [LoggedPick(r.at, r.question, r.entry_id, r.lang) for r in await conn.execute(query)]
 
         result: list[LoggedPick] = await self._run("reading suggestion picks", op)
-        return result
-
-    async def feedback_since(self, since: date | None = None) -> dict[str, tuple[int, int]]:
-        """entry id -> (helpful, unhelpful) votes given on or after `since` (all of them without)."""
-
-        async def op(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
-            query = select(feedback.c.entry_id, feedback.c.helpful, func.count()).group_by(
-                feedback.c.entry_id, feedback.c.helpful
-            )
-            if since is not None:
-                query = query.where(feedback.c.day >= since)
-            counts: dict[str, tuple[int, int]] = {}
-            for entry_id, helpful, n in await conn.execute(query):
-                yes, no = counts.get(entry_id, (0, 0))
-                counts[entry_id] = (yes + n, no) if helpful else (yes, no + n)
-            return counts
-
-        result: dict[str, tuple[int, int]] = await self._run("counting feedback", op)
         return result
 
     # -- "Ask HR" reply relay ---------------------------------------------------------------------------

@@ -55,22 +55,28 @@ async def test_questions_asked_during_reloads_get_the_old_or_the_new_answer_neve
     conversation, reloader = await started(tiny_kb_dir)
     questions = ["Can I add my manager on Facebook?", "Kan jeg legge til sjefen min på Facebook?"]
     seen: list[tuple[str | None, str]] = []
+    reloads_done = asyncio.Event()
 
-    async def ask(n: int) -> None:
-        await asyncio.sleep(random.random() / 50)
-        reply = await conversation.handle(Message(questions[n % 2]))
-        assert reply.kind is ReplyKind.ANSWER and reply.entry_id == "friend-manager"
-        if reply.lang == "en":
-            seen.append((reply.title, reply.text))
+    async def keep_asking(n: int) -> None:
+        """Ask until the reloads are over, so questions land before, between and after the swaps."""
+        while not reloads_done.is_set():
+            reply = await conversation.handle(Message(questions[n % 2]))
+            assert reply.kind is ReplyKind.ANSWER and reply.entry_id == "friend-manager"
+            if reply.lang == "en":
+                seen.append((reply.title, reply.text))
+            await asyncio.sleep(random.random() / 500)
 
     async def edit_and_reload() -> None:
-        for round_ in range(12):
-            (version_b if round_ % 2 == 0 else version_a)(tiny_kb_dir)
-            result = await reloader.reload("test")
-            assert result.ok and result.changed
-            await asyncio.sleep(0.002)
+        try:
+            for round_ in range(12):
+                (version_b if round_ % 2 == 0 else version_a)(tiny_kb_dir)
+                result = await reloader.reload("test")
+                assert result.ok and result.changed
+                await asyncio.sleep(0.002)
+        finally:
+            reloads_done.set()
 
-    await asyncio.gather(edit_and_reload(), *(ask(n) for n in range(600)))
+    await asyncio.gather(edit_and_reload(), *(keep_asking(n) for n in range(20)))
 
     assert set(seen) == {OLD, NEW}  # both versions answered, and never a title of one with the other's text
 
