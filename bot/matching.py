@@ -34,25 +34,25 @@ from bot.knowledge import LANGS, KnowledgeBase
 # asked leave-one-out, by `python bench/eval_matching.py --calibrate`, which prints this table.
 CALIBRATION: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
-    (0.125, 0.0),
-    (0.238, 0.222),
-    (0.284, 0.609),
-    (0.307, 0.75),
-    (0.334, 0.808),
-    (0.347, 0.867),
-    (0.381, 0.891),
-    (0.385, 0.917),
-    (0.431, 0.95),
-    (0.473, 0.957),
-    (0.501, 0.966),
-    (0.579, 0.982),
-    (0.613, 0.988),
+    (0.123, 0.0),
+    (0.214, 0.133),
+    (0.244, 0.167),
+    (0.283, 0.609),
+    (0.307, 0.8),
+    (0.333, 0.821),
+    (0.381, 0.913),
+    (0.385, 0.923),
+    (0.423, 0.965),
+    (0.473, 0.972),
+    (0.528, 0.978),
+    (0.579, 0.986),
+    (0.613, 0.989),
     (0.805, 0.995),
     (1.0, 1.0),
 )
 _CALIBRATION_SCORES = np.asarray([score for score, _ in CALIBRATION])
 _CALIBRATION_PROBABILITIES = np.asarray([probability for _, probability in CALIBRATION])
-ANSWER_AT = 0.8  # calibrated confidence at or above which the bot answers (if no runner-up is close)
+ANSWER_AT = 0.7  # calibrated confidence at or above which the bot answers (if no runner-up is close)
 MARGIN = 0.02  # a runner-up within this score distance makes the answer a "did you mean" instead
 SUGGEST_AT = 0.05  # confidence at or above which an entry may be suggested; below: honest fallback
 SUGGEST_WITHIN = 0.20  # suggestions are the entries within this score distance of the best one
@@ -174,7 +174,8 @@ class Analyzer:
                 tokens = tuple(_TOKEN.findall(fold(str(variant))))
                 if len(tokens) == 1:
                     self.words[tokens[0]] = target
-                    self.stems.setdefault(stem(tokens[0]), target)
+                    if len(stem(tokens[0])) >= 5:  # a short stem ("last", "meld") is too often another word
+                        self.stems.setdefault(stem(tokens[0]), target)
                 elif tokens:
                     self.phrases[tokens] = target
         self.longest_phrase = max((len(p) for p in self.phrases), default=1)
