@@ -335,7 +335,11 @@ def since_date(value: str) -> date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="policybot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="policybot",
+        description="Answers employees' workplace-policy questions from an HR-owned knowledge base, "
+        "in the terminal, in Slack and in Microsoft Teams.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     knowledge = argparse.ArgumentParser(add_help=False)

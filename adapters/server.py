@@ -165,7 +165,3 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         if ctx is not None:
             await ctx.conversation.drain()  # questions still being recorded are not lost
         await store.close()
-
-
-def run_forever(coro: Any) -> None:
-    asyncio.run(coro)

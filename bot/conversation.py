@@ -157,9 +157,6 @@ class Conversation:
         state it started with, so it is answered from the old or the new knowledge base, never a mix."""
         self._state = _State(kb, Index(kb))
 
-    def detect_lang(self, text: str, hint: str | None = None) -> str:
-        return detect_language(text, hint, self.default_lang, self._state.index.analyzer)
-
     def say(self, key: str, lang: str, **values: str) -> str:
         return self._state.kb.say(key, lang, **values)
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rapidfuzz import process
@@ -803,8 +802,3 @@ def _load(directory: Path) -> KnowledgeBase:
         source_dir=str(directory),
         warnings=tuple(reader.problems),
     )
-
-
-def problems_of(data: Any) -> list[Problem]:
-    """The problems carried by a KnowledgeError, or an empty list for anything else."""
-    return list(getattr(data, "problems", []))
