@@ -18,6 +18,7 @@ import yaml
 
 from bot.conversation import Conversation
 from bot.knowledge import KnowledgeBase, default_knowledge_dir, load_knowledge
+from bot.matching import OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,19 +83,21 @@ def leave_one_out(kb: KnowledgeBase) -> Score:
 
 
 def observations(kb: KnowledgeBase, questions: list[dict[str, str | None]]) -> list[tuple[float, bool]]:
-    """(score of the best real entry, whether it is the right answer) for every question of a set and
-    every example of the knowledge base asked leave-one-out; out-of-scope questions are never right."""
+    """(score of the best entry, whether it is the right answer) for every question of a set and every
+    example of the knowledge base asked leave-one-out. Questions whose closest match is an
+    out-of-scope example are left out: the threshold never decides those, the fallback does."""
     index = Conversation(kb).index
+    asked = [(str(item["q"]), item.get("expect"), None) for item in questions]
+    asked += [
+        (question, index.entry_ids[index.question_entry[position]], position)
+        for position, question in enumerate(index.questions)
+        if index.entry_ids[index.question_entry[position]]
+    ]
     seen: list[tuple[float, bool]] = []
-    for item in questions:
-        result = index.match(str(item["q"]), lang=str(item.get("lang") or "en"))
-        if result.ranked:
-            seen.append((result.ranked[0].score, result.ranked[0].entry_id == item.get("expect")))
-    for position, question in enumerate(index.questions):
-        entry_id = index.entry_ids[index.question_entry[position]]
-        result = index.match(question, lang="en", exclude=position)
-        if result.ranked and entry_id:
-            seen.append((result.ranked[0].score, result.ranked[0].entry_id == entry_id))
+    for question, expect, position in asked:
+        ranked, _ = index.rank(question, exclude=position)
+        if ranked and ranked[0].entry_id != OUT_OF_SCOPE:
+            seen.append((ranked[0].score, ranked[0].entry_id == expect))
     return seen
 
 

@@ -34,27 +34,24 @@ from bot.knowledge import LANGS, KnowledgeBase
 # asked leave-one-out, by `python bench/eval_matching.py --calibrate`, which prints this table.
 CALIBRATION: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
-    (0.123, 0.0),
-    (0.214, 0.133),
-    (0.244, 0.167),
-    (0.283, 0.609),
-    (0.307, 0.8),
-    (0.333, 0.821),
-    (0.381, 0.913),
-    (0.385, 0.923),
-    (0.423, 0.965),
-    (0.473, 0.972),
-    (0.528, 0.978),
-    (0.579, 0.986),
+    (0.21, 0.4),
+    (0.234, 0.5),
+    (0.279, 0.8),
+    (0.307, 0.889),
+    (0.331, 0.909),
+    (0.38, 0.97),
+    (0.423, 0.979),
+    (0.459, 0.986),
+    (0.579, 0.987),
     (0.613, 0.989),
     (0.805, 0.995),
     (1.0, 1.0),
 )
 _CALIBRATION_SCORES = np.asarray([score for score, _ in CALIBRATION])
 _CALIBRATION_PROBABILITIES = np.asarray([probability for _, probability in CALIBRATION])
-ANSWER_AT = 0.7  # calibrated confidence at or above which the bot answers (if no runner-up is close)
+ANSWER_AT = 0.6  # calibrated confidence at or above which the bot answers (if no runner-up is close)
 MARGIN = 0.02  # a runner-up within this score distance makes the answer a "did you mean" instead
-SUGGEST_AT = 0.05  # confidence at or above which an entry may be suggested; below: honest fallback
+SUGGEST_AT = 0.2  # confidence at or above which an entry may be suggested; below: honest fallback
 SUGGEST_WITHIN = 0.20  # suggestions are the entries within this score distance of the best one
 MAX_SUGGESTIONS = 3
 LANGUAGE_SAMPLE = 20_000  # example questions per language read to learn each language's own words
@@ -455,9 +452,14 @@ class Index:
     def match(self, text: str, *, lang: str, exclude: int | None = None) -> Result:
         """Match `text`; `exclude` (an example question's position) leaves that example out, so
         `kb check` can ask whether the *other* examples would route it to its entry."""
+        ranked, terms = self.rank(text, exclude=exclude)
+        return decide(lang, ranked, terms)
+
+    def rank(self, text: str, *, exclude: int | None = None) -> tuple[tuple[Match, ...], tuple[str, ...]]:
+        """The best-scoring entries (the out-of-scope pseudo-entry among them) and the terms read."""
         terms = list(dict.fromkeys(self.analyzer.terms(text[:MAX_QUERY_CHARS])))
         if not terms or self.n_entries == 0:
-            return Result(lang, None, 0.0, (), (), tuple(terms))
+            return (), tuple(terms)
         weights = {t: self.idf.get(t, self.unknown_weight) for t in terms}
         total = sum(weights.values())
         coverage: NDArray[np.float64] = np.zeros(self.n_entries)
@@ -512,7 +514,7 @@ class Index:
             for i in top
             if score[i] > 0
         )
-        return decide(lang, ranked, tuple(terms))
+        return ranked, tuple(terms)
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
