@@ -95,7 +95,6 @@ class Recorder:
 # Commands are whole messages; each word also tells the language it was typed in (None: either).
 COMMANDS: dict[str, tuple[ReplyKind, str | None]] = {
     "help": (ReplyKind.HELP, "en"),
-    "?": (ReplyKind.HELP, None),
     "hjelp": (ReplyKind.HELP, "nb"),
     "tip": (ReplyKind.TIP, "en"),
     "tip of the day": (ReplyKind.TIP, "en"),
@@ -183,7 +182,7 @@ class Conversation:
             lang = normalise_lang(message.lang_hint) or self.default_lang
             return self._help(state.kb, lang, key="empty")
 
-        command = COMMANDS.get(fold(text).strip(" !.?/").strip() if text.strip() != "?" else "?")
+        command = COMMANDS.get(fold(text).strip(" !.?/"))
         if command is not None:
             kind, command_lang = command
             lang = command_lang or normalise_lang(message.lang_hint) or self.default_lang
