@@ -9,8 +9,6 @@ development endpoint. What the bot sends is recorded by the fakes (tests/fakes/)
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +31,7 @@ from bot.reload import Reloader
 from bot.report import summary
 from bot.store import Store
 from tests.adapters.test_slack import SECRET, cli_env, free_port, payload, signed
+from tests.adapters.test_teams import activity
 from tests.conftest import ENTRIES
 from tests.fakes.bot_connector import FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
 from tests.fakes.slack_api import BOT_TOKEN, Call, FakeSlackApi
@@ -44,7 +43,6 @@ TEAMS_EMPLOYEE = "6b1f7c1e-0000-4000-8000-00000000000a"  # Kari, in payloads/tea
 HR_CHANNEL = "C0HRDESK"
 TIP_CHANNEL = "C0TIPS"
 HR_CONVERSATION = "19:hr-questions@thread.tacv2"
-TEAMS_PAYLOADS = Path(__file__).parent / "payloads" / "teams"
 
 
 def broken(directory: Path) -> None:
@@ -238,7 +236,7 @@ class TeamsPolicybot(Running):
     async def say(self, text: str, who: str, **changes: Any) -> str:
         """`who` (an AAD object id) writes `text` to the bot in personal chat; returns what it answered."""
         before = len(self.connector.calls)
-        body = teams_activity("personal_message", self.connector, text=text, **changes)
+        body = activity("personal_message", self.connector, text=text, **changes)
         body["from"]["aadObjectId"] = who
         body["id"] = f"msg-{before}-{len(text)}"
         async with self.http.post(self.url + "/api/messages", json=body) as response:
@@ -247,13 +245,6 @@ class TeamsPolicybot(Running):
         if call.card is not None:
             return "\n".join(call.card_texts())
         return str(call.text)
-
-
-def teams_activity(name: str, connector: FakeBotConnector, **changes: Any) -> dict[str, Any]:
-    body = json.loads((TEAMS_PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
-    body["serviceUrl"] = connector.url
-    body.update(copy.deepcopy(changes))
-    return body
 
 
 @pytest.fixture
@@ -272,7 +263,7 @@ async def teams(
 
 
 async def install_in_hr_team(bot: TeamsPolicybot) -> None:
-    body = teams_activity("install_team", bot.connector)
+    body = activity("install_team", bot.connector)
     body["conversation"]["id"] = body["channelData"]["team"]["id"] = HR_CONVERSATION
     async with bot.http.post(bot.url + "/api/messages", json=body) as response:
         assert response.status == 200
