@@ -14,6 +14,7 @@ Text flows in two directions with different rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -111,10 +112,12 @@ _MD_BULLET = re.compile(r"^(\s*)[-+]\s+", re.MULTILINE)
 _QUOTE = re.compile(r"^&gt; ", re.MULTILINE)
 
 
+@functools.lru_cache(maxsize=4096)
 def to_mrkdwn(markdown: str) -> str:
     """The core's markdown -> Slack mrkdwn: escaped (quotes kept), links `<url|title>`, `**x**` -> `*x*`.
 
-    The knowledge base already writes Slack-style `*bold*` and `_italics_`; those pass through.
+    The knowledge base already writes Slack-style `*bold*` and `_italics_`; those pass through. Cached:
+    the same answers, titles and labels are rendered again and again, and this is pure.
     """
     text = _QUOTE.sub("> ", neutralise(escape(markdown)))
     links: list[str] = []
@@ -158,8 +161,12 @@ PICK = re.compile(r"^pick_\d+$")  # a "did you mean" suggestion: replaces the pr
 RELATED = re.compile(r"^related_\d+$")  # a related entry or topic: answers in a new message
 
 
+# One encoder for every button value: json.dumps with non-default options builds a new one per call.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _value(**fields: str) -> str:
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT_JSON.encode(fields)
 
 
 def ask_hr_value(question: str, lang: str, entry_id: str | None) -> str:

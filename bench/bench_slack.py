@@ -1,9 +1,11 @@
 """Slack throughput and latency: signed `app_mention` events to `policybot serve` over loopback.
 
 Runs `policybot serve` (the real CLI, shipped knowledge base, SQLite store) in a subprocess with the
-fake Slack Web API from tests/fakes in this process, and a bare aiohttp server that answers 200 in
-another subprocess as the baseline. Reports events answered per second (request sent -> answer recorded
-by the fake) and p50/p99 latency at 50 concurrent requests, beside the bare handler's request rate.
+fake Slack Web API from tests/fakes in this process, and two baselines in other subprocesses: a bare
+aiohttp server that answers 200, and the "floor", the least any answering server must do (verify the
+signature, ack, make one chat.postMessage; nothing else). Reports events answered per second (request
+sent -> answer recorded by the fake) and p50/p99 latency at 50 concurrent requests, beside the bare
+handler's request rate and the floor's.
 
 It also says what limits the rate: the server processes' CPU time per request/event (from /proc), and
 the CPU each stage of an answer costs when measured alone in this process (bolt's dispatch, matching,
@@ -67,7 +69,45 @@ app.router.add_post("/slack/events", ok)
 app.router.add_post("/api/{method}", api)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
-TIME_LIMIT = 120.0  # seconds for the whole run, whatever the arguments
+# The floor: what any server that answers Slack must do at the least, and nothing more. It checks the
+# signature and timestamp, parses the event, acknowledges, then makes one chat.postMessage over a shared
+# keep-alive aiohttp session, with a fixed text: no bolt, no slack_sdk, no matching, no store, no
+# retries, no logging. No real implementation can be cheaper, so its rate bounds what policybot can reach.
+FLOOR_SERVER = """
+import asyncio, hashlib, hmac, json, sys, time
+import aiohttp
+from aiohttp import web
+port, secret, api, token = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3], sys.argv[4]
+tasks = set()
+async def answer(session, event):
+    body = {"channel": event["channel"], "thread_ts": event["ts"], "text": "An answer."}
+    auth = {"Authorization": "Bearer " + token}
+    async with session.post(api + "chat.postMessage", json=body, headers=auth) as response:
+        await response.json()
+async def events(request):
+    body = await request.read()
+    stamp = request.headers.get("X-Slack-Request-Timestamp", "0")
+    if not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
+        return web.Response(status=401)
+    mac = "v0=" + hmac.new(secret, b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(mac, request.headers.get("X-Slack-Signature", "")):
+        return web.Response(status=401)
+    payload = json.loads(body)
+    if "event" in payload:
+        task = asyncio.create_task(answer(request.app["session"], payload["event"]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    return web.Response(text="")
+async def session(app):
+    app["session"] = aiohttp.ClientSession()
+    yield
+    await app["session"].close()
+app = web.Application()
+app.cleanup_ctx.append(session)
+app.router.add_post("/slack/events", events)
+web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+"""
+TIME_LIMIT = 180.0  # seconds for the whole run, whatever the arguments
 STAGE_RUNS = 300  # events per stage in the CPU breakdown
 
 
@@ -162,10 +202,54 @@ async def bench_bare(
     return rate, (cpu_seconds(server.pid) - cpu) / events
 
 
+async def answered(
+    http: aiohttp.ClientSession,
+    fake: FakeSlackApi,
+    server: asyncio.subprocess.Process,
+    port: int,
+    *,
+    events: int,
+    concurrency: int,
+) -> tuple[float, list[float], float]:
+    """Events answered/s, each event's latency, and the server's CPU seconds per event."""
+    url = f"http://127.0.0.1:{port}/slack/events"
+    await wait_until_up(http, url)
+    warm = [mention(n, "000002")[1] for n in range(min(200, events))]
+    await blast(http, url, warm, concurrency)
+    await fake.wait_for("chat.postMessage", n=len(warm), timeout=30)
+    fake.calls.clear()
+
+    pairs = [mention(n, "000003") for n in range(events)]
+    cpu = cpu_seconds(server.pid)
+    start = time.perf_counter()
+    started = await blast(http, url, [body for _, body in pairs], concurrency)
+    answers = await fake.wait_for("chat.postMessage", n=events, timeout=60)
+    cpu = cpu_seconds(server.pid) - cpu
+    fake.calls.clear()
+    answered_at = {call.params["thread_ts"]: call.at for call in answers}
+    latencies = [answered_at[ts] - started[i] for i, (ts, _) in enumerate(pairs)]
+    rate = events / (max(answered_at.values()) - start)
+    return rate, latencies, cpu / events
+
+
+async def bench_floor(
+    http: aiohttp.ClientSession, fake: FakeSlackApi, events: int, concurrency: int
+) -> tuple[float, list[float], float]:
+    """The least any answering server must do: FLOOR_SERVER, measured like policybot."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FLOOR_SERVER, str(port), SECRET, fake.api_url, BOT_TOKEN
+    )
+    try:
+        return await answered(http, fake, server, port, events=events, concurrency=concurrency)
+    finally:
+        await stop(server)
+
+
 async def bench_policybot(
     http: aiohttp.ClientSession, fake: FakeSlackApi, events: int, concurrency: int, workdir: Path
 ) -> tuple[float, list[float], float]:
-    """Events answered/s, each event's latency, and the server's CPU seconds per event."""
+    """`policybot serve` itself: the shipped knowledge base, SQLite, bolt, slack_sdk."""
     port = free_port()
     env = os.environ | {
         "PYTHONPATH": str(REPO),
@@ -180,23 +264,7 @@ async def bench_policybot(
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{port}/slack/events"
-        await wait_until_up(http, url)
-        warm = [mention(n, "000002")[1] for n in range(min(200, events))]
-        await blast(http, url, warm, concurrency)
-        await fake.wait_for("chat.postMessage", n=len(warm), timeout=30)
-        fake.calls.clear()
-
-        pairs = [mention(n, "000003") for n in range(events)]
-        cpu = cpu_seconds(server.pid)
-        start = time.perf_counter()
-        started = await blast(http, url, [body for _, body in pairs], concurrency)
-        answers = await fake.wait_for("chat.postMessage", n=events, timeout=60)
-        cpu = cpu_seconds(server.pid) - cpu
-        answered_at = {call.params["thread_ts"]: call.at for call in answers}
-        latencies = [answered_at[ts] - started[i] for i, (ts, _) in enumerate(pairs)]
-        rate = events / (max(answered_at.values()) - start)
-        return rate, latencies, cpu / events
+        return await answered(http, fake, server, port, events=events, concurrency=concurrency)
     finally:
         await stop(server)
 
@@ -293,6 +361,12 @@ async def stage_costs(fake: FakeSlackApi, web_api_url: str, workdir: Path) -> di
     return costs
 
 
+def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and max in milliseconds."""
+    ms = sorted(latency * 1000 for latency in latencies)
+    return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.99))], ms[-1]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1000)
@@ -309,6 +383,7 @@ async def main() -> None:
     try:
         async with aiohttp.ClientSession(connector=connector) as http, asyncio.timeout(TIME_LIMIT):
             bare, bare_cpu = await bench_bare(http, bare_server, bare_port, events, concurrency)
+            floor, floor_latencies, floor_cpu = await bench_floor(http, fake, events, concurrency)
             with tempfile.TemporaryDirectory() as workdir:
                 rate, latencies, cpu = await bench_policybot(http, fake, events, concurrency, Path(workdir))
                 load_during = os.getloadavg()
@@ -317,23 +392,29 @@ async def main() -> None:
         await stop(bare_server)
         await fake.close()
 
-    ms = sorted(latency * 1000 for latency in latencies)
-    p50 = statistics.median(ms)
-    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    p50, p99, worst = percentiles(latencies)
+    floor_p50, floor_p99, floor_worst = percentiles(floor_latencies)
     share = rate / bare
     print(f"{events} signed app_mention events, {concurrency} concurrent, over loopback")
     print(
         f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
         f"{load_during[0]:.2f} after the load runs (1-minute)"
     )
-    print(f"bare aiohttp handler (200, no work): {bare:8.0f} requests/s")
-    print(f"policybot serve (answer recorded):   {rate:8.0f} events answered/s = {share:.0%} of bare")
-    print(f"latency request -> chat.postMessage: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms")
+    print(f"bare aiohttp handler (200, no work):   {bare:8.0f} requests/s")
+    print(f"floor (verify, ack, one POST, no work): {floor:7.0f} events answered/s = "
+          f"{floor / bare:.0%} of bare; p50 {floor_p50:.1f} ms, p99 {floor_p99:.1f} ms, "
+          f"max {floor_worst:.1f} ms")  # fmt: skip
+    print(f"policybot serve (answer recorded):     {rate:8.0f} events answered/s = {share:.0%} of bare, "
+          f"{rate / floor:.0%} of the floor")  # fmt: skip
+    print(f"latency request -> chat.postMessage:   p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
     print(f"targets: >= 40% of bare rate: {'met' if share >= 0.4 else 'NOT met'}; "
           f"p99 < 100 ms: {'met' if p99 < 100 else 'NOT met'}")  # fmt: skip
 
     print("\nWhat limits it: CPU per request/event (ms)")
     print(f"  bare handler's server process:        {bare_cpu * 1000:6.3f}  (the inbound HTTP request)")
+    print(
+        f"  floor's server process:               {floor_cpu * 1000:6.3f}  (inbound + one outbound request)"
+    )
     print(f"  policybot serve's server process:     {cpu * 1000:6.3f}  -> at most {1 / cpu:.0f} events/s "
           f"on one core; bare's CPU per request is {bare_cpu / cpu:.0%} of it")  # fmt: skip
     print("  each stage alone, in this process:")
