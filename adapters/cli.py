@@ -234,7 +234,8 @@ async def cmd_teams_package(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store import Store, engine_url
+    from bot.database import engine_url
+    from bot.store import Store
 
     store = await Store.open(settings.database_url, retention_days=settings.retention_days)
     await store.close()
@@ -296,7 +297,8 @@ async def cmd_tips_post(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from zoneinfo import ZoneInfo
 
-    from bot.report import build_report, render
+    from bot.report import build_report
+    from bot.report_formats import render
     from bot.store import Store
 
     conversation = await open_conversation(settings, args.knowledge)

@@ -6,21 +6,20 @@ the slash command / buttons as the first thing their listeners do; the answer is
 Slack's 3-second limit holds however slow the Web API is.
 
 Text flows in two directions with different rules:
-- in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`), with mentions neutralised;
+- in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`, here), with mentions neutralised;
 - out: the core's markdown -> Slack mrkdwn (`to_mrkdwn`), escaped, and neutralised again, so that text a
-  user wrote can never ping `@channel`, a user group or a person when the bot repeats it.
+  user wrote can never ping `@channel`, a user group or a person when the bot repeats it. What a message
+  looks like (Block Kit, buttons, App Home) is in adapters/slack_blocks.py; this module talks to Slack.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -38,56 +37,38 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack_blocks import (
+    ASK_HR,
+    FEEDBACK_NO,
+    FEEDBACK_YES,
+    PICK,
+    RELATED,
+    Rendered,
+    chunks,
+    home_view,
+    markdown_message,
+    neutralise,
+    render,
+    section,
+    thanked,
+    to_mrkdwn,
+)
 from bot.admin import Admin
 from bot.config import Settings, SlackSettings
-from bot.conversation import Conversation, Message, Reply, ReplyKind
+from bot.conversation import Conversation, Message, Reply
 from bot.errors import DeliveryError, PolicybotError
 from bot.reload import ReloadResult
 from bot.tips import Target
 
 log = logging.getLogger(__name__)
 
-# Block Kit limits (https://docs.slack.dev/reference/block-kit): we stay inside them by construction.
-SECTION_TEXT_MAX = 3000
-BUTTON_TEXT_MAX = 75
-BUTTON_VALUE_MAX = 2000
-BUTTONS_PER_BLOCK = 25
-BLOCKS_PER_MESSAGE = 50
-FALLBACK_TEXT_MAX = 3000
-TOPIC_BUTTONS_MAX = 4 * BUTTONS_PER_BLOCK  # more topics than this are listed as text instead
-
 CLAIM_TIMEOUT = 1.0  # seconds the event-id record may take before Slack's 3-second ack is at risk
 RETRIES = 3  # per Web API call, for 429 (after Retry-After) and dropped connections
-ZWJ = "\u2060"  # word joiner: "@\u2060channel" reads as @channel and pings nobody
 
-# ---------------------------------------------------------------------------------------------- text
+# ------------------------------------------------------------------------------------- incoming text
 
-_SPECIAL_MENTION = re.compile(r"<!([^>|]+)(?:\|([^>]*))?>")  # <!channel>, <!here|here>, <!subteam^S1|@hr>
-_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
-_BARE_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _CHANNEL_LINK = re.compile(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>")
 _URL_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
-
-
-def neutralise(text: str) -> str:
-    """Make every broadcast, user-group and user mention inert, keeping it readable."""
-
-    def special(match: re.Match[str]) -> str:
-        target, label = match.group(1), match.group(2)
-        if target.startswith("subteam^"):
-            name = label or "group"
-        elif target.startswith("date^"):
-            return label or ""
-        else:
-            name = label or target
-        return "@" + ZWJ + name.lstrip("@")
-
-    def user(match: re.Match[str]) -> str:
-        return "@" + ZWJ + (match.group(2) or match.group(1)).lstrip("@")
-
-    text = _SPECIAL_MENTION.sub(special, text)
-    text = _USER_MENTION.sub(user, text)
-    return _BARE_BROADCAST.sub(lambda m: "@" + ZWJ + m.group(1), text)
 
 
 def incoming_text(text: str, bot_user_id: str | None = None) -> str:
@@ -99,204 +80,6 @@ def incoming_text(text: str, bot_user_id: str | None = None) -> str:
     text = _URL_LINK.sub(lambda m: m.group(2) or m.group(1), text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(text.split()).strip(" ,:;")
-
-
-def escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(((?:https?|mailto):[^)\s]+)\)")
-_MD_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
-_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
-_MD_BULLET = re.compile(r"^(\s*)[-+]\s+", re.MULTILINE)
-_QUOTE = re.compile(r"^&gt; ", re.MULTILINE)
-
-
-@functools.lru_cache(maxsize=4096)
-def to_mrkdwn(markdown: str) -> str:
-    """The core's markdown -> Slack mrkdwn: escaped (quotes kept), links `<url|title>`, `**x**` -> `*x*`.
-
-    The knowledge base already writes Slack-style `*bold*` and `_italics_`; those pass through. Cached:
-    the same answers, titles and labels are rendered again and again, and this is pure.
-    """
-    text = _QUOTE.sub("> ", neutralise(escape(markdown)))
-    links: list[str] = []
-
-    def link(match: re.Match[str]) -> str:
-        links.append(f"<{match.group(2)}|{match.group(1)}>")
-        return f"\x00{len(links) - 1}\x00"
-
-    text = _MD_LINK.sub(link, text)
-    text = _MD_HEADING.sub(lambda m: f"**{m.group(1)}**", text)
-    text = _MD_BULLET.sub(lambda m: m.group(1) + "• ", text)
-    text = _MD_BOLD.sub(lambda m: f"*{m.group(1) or m.group(2)}*", text)
-    return re.sub("\x00(\\d+)\x00", lambda m: links[int(m.group(1))], text)
-
-
-def _chunks(text: str, size: int = SECTION_TEXT_MAX) -> list[str]:
-    """Split at paragraph, then line, then word boundaries so that no section exceeds Slack's limit."""
-    chunks: list[str] = []
-    while len(text) > size:
-        cut = max(text.rfind("\n\n", 0, size), text.rfind("\n", 0, size), text.rfind(" ", 0, size))
-        cut = cut if cut > size // 2 else size
-        chunks.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    if text:
-        chunks.append(text)
-    return chunks
-
-
-def _clip(text: str, size: int) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
-
-
-# ------------------------------------------------------------------------------------------ rendering
-
-# Action ids name what a button does; its value carries what it is about (entry id, language, and for
-# "Ask HR" the question) — never who pressed it: Slack tells us that in the payload when it matters.
-FEEDBACK_YES = "feedback_yes"
-FEEDBACK_NO = "feedback_no"
-ASK_HR = "ask_hr"
-PICK = re.compile(r"^pick_\d+$")  # a "did you mean" suggestion: replaces the prompt with the answer
-RELATED = re.compile(r"^related_\d+$")  # a related entry or topic: answers in a new message
-
-
-# One encoder for every button value: json.dumps with non-default options builds a new one per call.
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _value(**fields: str) -> str:
-    return _COMPACT_JSON.encode(fields)
-
-
-def ask_hr_value(question: str, lang: str, entry_id: str | None) -> str:
-    """The "Ask HR" button value, with the question cut (marked with …) to fit Slack's 2000 characters."""
-    value = _value(l=lang, e=entry_id or "", q=question)
-    while len(value) > BUTTON_VALUE_MAX:
-        question = question[: len(question) - (len(value) - BUTTON_VALUE_MAX) - 1] + "…"
-        value = _value(l=lang, e=entry_id or "", q=question)
-    return value
-
-
-def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": _clip(text, BUTTON_TEXT_MAX), "emoji": True},
-        "action_id": action_id,
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
-
-
-def _section(mrkdwn: str, block_id: str | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
-    if block_id:
-        block["block_id"] = block_id
-    return block
-
-
-def _context(mrkdwn: str, block_id: str) -> dict[str, Any]:
-    return {"type": "context", "block_id": block_id, "elements": [{"type": "mrkdwn", "text": mrkdwn}]}
-
-
-def _with_emoji(label: str, emoji: str) -> str:
-    return label if label.startswith(emoji) else f"{emoji} {label}"
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A Slack message: `text` is the notification/fallback text, `blocks` the Block Kit layout."""
-
-    text: str
-    blocks: list[dict[str, Any]]
-
-
-def render(reply: Reply, *, ask_hr: bool) -> Rendered:
-    """Block Kit for a reply. `ask_hr` shows the "Ask HR" button (only when an HR channel is configured)."""
-    labels = reply.labels
-    body = to_mrkdwn(reply.text)
-    if reply.title and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
-        body = f"*{to_mrkdwn(reply.title)}*\n{body}"
-    blocks = [_section(chunk) for chunk in _chunks(body)]
-
-    if reply.links:
-        links = "  ·  ".join(f"<{link.url}|{escape(link.title_in(reply.lang))}>" for link in reply.links)
-        blocks.append(_section("🔗 " + links, "links"))
-    if reply.footer:
-        blocks.append(_context(to_mrkdwn(reply.footer), "footer"))
-
-    if reply.kind is ReplyKind.SUGGESTIONS and reply.choices:
-        question = reply.question[:1500]
-        buttons = [
-            _button(choice.title, f"pick_{i}", _value(e=choice.entry_id, l=reply.lang, q=question))
-            for i, choice in enumerate(reply.choices[:BUTTONS_PER_BLOCK])
-        ]
-        blocks.append({"type": "actions", "block_id": "suggestions", "elements": buttons})
-    elif reply.kind is ReplyKind.TOPICS and len(reply.choices) > TOPIC_BUTTONS_MAX:
-        listing = "\n".join(f"• {to_mrkdwn(choice.title)}" for choice in reply.choices)
-        blocks.extend(_section(chunk) for chunk in _chunks(listing))
-    elif reply.kind is ReplyKind.TOPICS and reply.choices:
-        for start in range(0, len(reply.choices), BUTTONS_PER_BLOCK):
-            batch = reply.choices[start : start + BUTTONS_PER_BLOCK]
-            buttons = [
-                _button(choice.title, f"related_{start + i}", _value(e=choice.entry_id, l=reply.lang))
-                for i, choice in enumerate(batch)
-            ]
-            blocks.append({"type": "actions", "block_id": f"topics_{start}", "elements": buttons})
-
-    if reply.related and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
-        blocks.append(_context(to_mrkdwn(labels.get("related", "Related")), "related_label"))
-        buttons = [
-            _button(choice.title, f"related_{i}", _value(e=choice.entry_id, l=reply.lang))
-            for i, choice in enumerate(reply.related[:BUTTONS_PER_BLOCK])
-        ]
-        blocks.append({"type": "actions", "block_id": "related", "elements": buttons})
-
-    actions: list[dict[str, Any]] = []
-    if reply.kind is ReplyKind.ANSWER and reply.entry_id:
-        value = _value(e=reply.entry_id, l=reply.lang)
-        blocks.append(
-            _context(to_mrkdwn(labels.get("feedback_prompt", "Was this helpful?")), "feedback_prompt")
-        )
-        actions.append(_button(_with_emoji(labels.get("feedback_yes", "Yes"), "👍"), FEEDBACK_YES, value))
-        actions.append(_button(_with_emoji(labels.get("feedback_no", "No"), "👎"), FEEDBACK_NO, value))
-    kinds_for_hr = (ReplyKind.ANSWER, ReplyKind.SUGGESTIONS, ReplyKind.FALLBACK)
-    if ask_hr and reply.kind in kinds_for_hr and reply.question.strip():
-        label = labels.get("ask_hr", "Ask HR")
-        actions.append(_button(label, ASK_HR, ask_hr_value(reply.question, reply.lang, reply.entry_id)))
-    if actions:
-        blocks.append({"type": "actions", "block_id": "feedback", "elements": actions})
-
-    fallback = _clip(body, FALLBACK_TEXT_MAX)
-    return Rendered(text=fallback, blocks=blocks[:BLOCKS_PER_MESSAGE])
-
-
-def _markdown_message(markdown: str) -> Rendered:
-    """A plain message (admin answers, notes to HR) from the core's markdown."""
-    text = to_mrkdwn(markdown)
-    blocks = [_section(chunk) for chunk in _chunks(text)][:BLOCKS_PER_MESSAGE]
-    return Rendered(text=_clip(text, FALLBACK_TEXT_MAX), blocks=blocks)
-
-
-def thanked(blocks: list[dict[str, Any]], thanks: str) -> list[dict[str, Any]]:
-    """The answer's blocks with the feedback prompt and buttons replaced by the thank-you line."""
-    kept = [b for b in blocks if b.get("block_id") not in ("feedback_prompt", "feedback")]
-    return [*kept, _context(to_mrkdwn(thanks), "feedback_thanks")]
-
-
-def home_view(conversation: Conversation, lang: str) -> dict[str, Any]:
-    """The App Home tab: what the bot does and how to ask (the help text), and the topics it knows."""
-    help_reply = conversation.help(lang)
-    topics = conversation.topics(lang)
-    blocks: list[dict[str, Any]] = [_section(chunk) for chunk in _chunks(to_mrkdwn(help_reply.text))]
-    blocks.append({"type": "divider"})
-    blocks.extend(_section(chunk) for chunk in _chunks(to_mrkdwn(topics.text)))
-    if topics.choices:
-        listing = "\n".join(f"• {to_mrkdwn(choice.title)}" for choice in topics.choices)
-        blocks.extend(_section(chunk) for chunk in _chunks(listing))
-    return {"type": "home", "blocks": blocks[:100]}
 
 
 def lang_of_locale(locale: str | None, default: str) -> str:
@@ -616,7 +399,7 @@ class SlackBot:
         answer = await admin.run(text, user, lang)
         if answer is None:
             return False
-        await self._ephemeral_message(command, _markdown_message(answer), replace=False)
+        await self._ephemeral_message(command, markdown_message(answer), replace=False)
         return True
 
     async def notify_hr(self, result: ReloadResult) -> None:
@@ -624,7 +407,7 @@ class SlackBot:
         reloader = getattr(self.ctx, "reloader", None)
         if not self.hr_channel or reloader is None:
             return
-        message = _markdown_message(reloader.message(result, self.settings.default_lang))
+        message = markdown_message(reloader.message(result, self.settings.default_lang))
         await self._call(
             "chat.postMessage", channel=self.hr_channel, text=message.text, blocks=message.blocks
         )
@@ -682,7 +465,7 @@ class SlackBot:
             "chat.postMessage",
             channel=self.hr_channel,
             text=text,
-            blocks=[_section(c) for c in _chunks(text)],
+            blocks=[section(c) for c in chunks(text)],
         )
         if posted is not None and posted.get("ts"):
             await self._remember_escalation(
@@ -690,7 +473,7 @@ class SlackBot:
             )
         key = "escalation_sent" if posted is not None else "escalation_failed"
         notice = to_mrkdwn(self.conversation.say(key, lang))
-        await self._ephemeral_message(body, Rendered(notice, [_section(notice)]), replace=False)
+        await self._ephemeral_message(body, Rendered(notice, [section(notice)]), replace=False)
 
     # ---- HR's replies to "Ask HR" ------------------------------------------------------------------
 
@@ -735,7 +518,7 @@ class SlackBot:
         text = to_mrkdwn(self.conversation.say("hr_reply", found.lang, reply="\x01")).replace("\x01", reply)
         user = str(found.route.get("user") or "")
         sent = await self._call(
-            "chat.postMessage", channel=user, text=text, blocks=[_section(c) for c in _chunks(text)]
+            "chat.postMessage", channel=user, text=text, blocks=[section(c) for c in chunks(text)]
         )
         if sent is not None:
             log.info("relayed HR's reply in an escalation thread to the asker")

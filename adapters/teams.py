@@ -16,7 +16,7 @@ Known traps of 4.17.1 this module steps around:
   the environment, so keep loopback in NO_PROXY when the connector is local (the Emulator, tests).
 
 The raw JSON body is read for mentions and `channelData` rather than the SDK's models, so parsing quirks
-cannot hide them.
+cannot hide them. The cards themselves are built in adapters/teams_cards.py, as plain dicts.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,17 +38,16 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, ConversationAccount, ConversationReference
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
+from adapters.teams_cards import MAX_DATA_QUESTION, render_card
 from bot.admin import Admin
 from bot.config import Settings
-from bot.conversation import Choice, Conversation, Message, Reply, ReplyKind
+from bot.conversation import Conversation, Message, Reply
 from bot.errors import ConfigError, DeliveryError, PolicybotError
 from bot.reload import ReloadResult
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
-CARD_VERSION = "1.4"  # rendered by Teams on desktop, web and mobile
-MAX_DATA_QUESTION = 1000  # characters of the question carried in an "Ask HR" / suggestion button
 ASSETS = Path(__file__).parent / "assets"
 MANIFEST_TEMPLATE = Path(__file__).parent / "teams_manifest.json"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -131,103 +130,8 @@ def question_text(body: Mapping[str, Any], bot_id: str | None) -> tuple[str, boo
     return " ".join(text.split()), mentioned
 
 
-# ------------------------------------------------------------------------------------------------------
-# Adaptive Cards
-
-
-def _text(text: str, **style: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "wrap": True, **style}
-
-
-def _submit(title: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "Action.Submit", "title": title, "data": {"policybot": data.pop("action"), **data}}
-
-
-def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    card: dict[str, Any] = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": CARD_VERSION,
-        "body": body,
-        "msteams": {"width": "Full"},
-    }
-    if actions:
-        card["actions"] = actions
-    return card
-
-
-def _pick_buttons(choices: tuple[Choice, ...], lang: str, question: str) -> dict[str, Any]:
-    return {
-        "type": "ActionSet",
-        "actions": [
-            _submit(
-                choice.title,
-                {"action": "pick", "entry": choice.entry_id, "lang": lang, "question": question},
-            )
-            for choice in choices
-        ],
-    }
-
-
-def render_card(
-    reply: Reply,
-    *,
-    hr_enabled: bool,
-    say: Callable[[str, str], str] | None = None,
-    thanks: str | None = None,
-) -> dict[str, Any]:
-    """One Adaptive Card for a reply: title, answer, links, footer, suggestions, 👍/👎 and Ask HR.
-
-    Button wording comes from `reply.labels`, else from `say` (the core's sentences). With `thanks`
-    the feedback buttons are replaced by that sentence (the card after someone voted).
-    """
-
-    def label(key: str) -> str:
-        return reply.labels.get(key) or (say(key, reply.lang) if say else "") or key
-
-    question = reply.question[:MAX_DATA_QUESTION]
-    body: list[dict[str, Any]] = []
-    if reply.title:
-        body.append(_text(reply.title, weight="Bolder", size="Medium"))
-    body.append(_text(reply.text))
-    if reply.links:
-        body.append(
-            {
-                "type": "ActionSet",
-                "actions": [
-                    {"type": "Action.OpenUrl", "title": link.title_in(reply.lang), "url": link.url}
-                    for link in reply.links
-                ],
-            }
-        )
-    if reply.choices:
-        body.append(_pick_buttons(reply.choices, reply.lang, question))
-    if reply.related:
-        body.append(_text(label("related"), weight="Bolder", spacing="Medium"))
-        body.append(_pick_buttons(reply.related, reply.lang, ""))
-    if reply.footer:
-        body.append(_text(reply.footer, size="Small", isSubtle=True, spacing="Medium"))
-
-    actions: list[dict[str, Any]] = []
-    if thanks:
-        body.append(_text(thanks, spacing="Medium", weight="Bolder"))
-    elif reply.kind is ReplyKind.ANSWER and reply.entry_id:
-        body.append(_text(label("feedback_prompt"), spacing="Medium"))
-        for helpful, key in ((True, "feedback_yes"), (False, "feedback_no")):
-            data = {"action": "feedback", "entry": reply.entry_id, "helpful": helpful, "lang": reply.lang}
-            actions.append(_submit(label(key), data))
-    if (
-        hr_enabled
-        and question
-        and reply.kind in (ReplyKind.ANSWER, ReplyKind.SUGGESTIONS, ReplyKind.FALLBACK)
-    ):
-        actions.append(
-            _submit(label("ask_hr"), {"action": "ask_hr", "lang": reply.lang, "question": question})
-        )
-    return _card(body, actions)
-
-
 def card_activity(card: dict[str, Any]) -> Activity:
+    """A message carrying one Adaptive Card (from adapters/teams_cards.py)."""
     return Activity(type=ActivityTypes.message, attachments=[CardFactory.adaptive_card(card)])
 
 
@@ -736,6 +640,5 @@ __all__ = [
     "deliverer",
     "lang_from_locale",
     "mount",
-    "render_card",
     "write_teams_package",
 ]

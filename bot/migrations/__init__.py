@@ -1,1 +1,1 @@
-"""Alembic migrations: the only way the database schema changes (see bot/store.py `migrate`)."""
+"""Alembic migrations: the only way the database schema changes (see bot/database.py `migrate`)."""

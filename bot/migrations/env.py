@@ -1,6 +1,6 @@
 """Alembic environment for policybot.
 
-`bot.store.migrate` runs Alembic on a connection it already holds (inside its lock), passed in
+`bot.database.migrate` runs Alembic on a connection it already holds (inside its lock), passed in
 `config.attributes["connection"]`. For developers writing a new migration, `alembic -c
 bot/migrations/alembic.ini revision --autogenerate -m "…"` connects to DATABASE_URL instead.
 """
@@ -13,7 +13,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from bot.store import create_engine, metadata
+from bot.database import create_engine, metadata
 
 
 def run(connection: Connection) -> None:

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from adapters.server import ServerContext, build_app
-from adapters.slack import to_mrkdwn
+from adapters.slack_blocks import to_mrkdwn
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.knowledge import load_knowledge

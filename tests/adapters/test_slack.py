@@ -31,15 +31,7 @@ import yaml
 from aiohttp import web
 
 from adapters.server import ServerContext, build_app
-from adapters.slack import (
-    BUTTON_VALUE_MAX,
-    SlackDeliverer,
-    ask_hr_value,
-    incoming_text,
-    neutralise,
-    to_mrkdwn,
-    web_client,
-)
+from adapters.slack import SlackDeliverer, incoming_text, web_client
 from bot.config import Settings, SlackSettings
 from bot.conversation import Conversation
 from bot.errors import DeliveryError
@@ -362,16 +354,6 @@ async def test_without_an_hr_channel_there_is_no_ask_hr_button(start_bot: StartB
     assert action_ids(answer) == ["related_0", "feedback_yes", "feedback_no"]
 
 
-def test_the_ask_hr_button_value_fits_slack_s_limit_however_long_the_question() -> None:
-    question = 'Kan jeg "dele" bilder?\n' * 400
-    value = ask_hr_value(question, "nb", "workplace-photos")
-    assert len(value) <= BUTTON_VALUE_MAX
-    decoded = json.loads(value)
-    assert decoded["q"].endswith("…")
-    assert question.startswith(decoded["q"][:-1])
-    assert decoded["e"] == "workplace-photos"
-
-
 # ----------------------------------------------------------------------------------- App Home
 
 
@@ -548,30 +530,9 @@ async def test_the_slack_deliverer_reports_an_unreachable_slack_as_retryable(tin
 # ------------------------------------------------------------------------------- text handling
 
 
-def test_user_text_can_never_ping_anyone_when_repeated() -> None:
-    text = "<!channel> <!here|here> <!everyone> <@U024BE7LH> <@W0ENTERPRISE|kari> <!subteam^SAZ94GDB8> @here"
-    safe = neutralise(text)
-    assert "<!" not in safe
-    assert "<@" not in safe
-    assert "@here" not in safe and "@channel" not in safe
-    assert safe == (
-        "@\u2060channel @\u2060here @\u2060everyone @\u2060U024BE7LH @\u2060kari @\u2060group @\u2060here"
-    )
-
-
 def test_incoming_text_loses_the_bot_mention_and_slack_escapes() -> None:
     text = f"<@{BOT_USER_ID}> can I share Q&amp;A on <https://example.com|our blog> in <#C0GENERAL|general>?"
     assert incoming_text(text, BOT_USER_ID) == "can I share Q&A on our blog in #general?"
-
-
-def test_markdown_becomes_slack_mrkdwn_escaped() -> None:
-    markdown = (
-        "## Rules\n**Never** share *customer* data.\n- see [the policy](https://x.example/p?a=1&b=2)\n1 < 2"
-    )
-    assert to_mrkdwn(markdown) == (
-        "*Rules*\n*Never* share *customer* data.\n"
-        "• see <https://x.example/p?a=1&amp;b=2|the policy>\n1 &lt; 2"
-    )
 
 
 def test_the_manifest_asks_for_exactly_what_the_bot_listens_to_and_calls() -> None:

@@ -325,17 +325,6 @@ async def test_an_unknown_button_gets_help_not_an_error(policybot: Policybot) ->
     assert policybot.connector.calls[0].text == "EN help"
 
 
-def test_the_ask_hr_button_is_only_offered_when_an_hr_conversation_is_configured(tiny_kb_dir: Path) -> None:
-    from bot.conversation import Reply, ReplyKind
-
-    reply = Reply(kind=ReplyKind.FALLBACK, lang="en", text="EN fallback", question="blog?", labels={})
-    with_hr = teams.render_card(reply, hr_enabled=True, say=lambda key, lang: f"{lang} {key}")
-    without = teams.render_card(reply, hr_enabled=False, say=lambda key, lang: f"{lang} {key}")
-
-    assert [a["title"] for a in with_hr["actions"]] == ["en ask_hr"]
-    assert "actions" not in without
-
-
 # ------------------------------------------------------------------------------ install and proactive
 
 

@@ -1,86 +1,27 @@
 """HR's insights report, built from a real store (SQLite file, and PostgreSQL) filled the way the bot
-fills it: questions with their outcome, 👍/👎 votes and picked "did you mean" suggestions."""
+fills it: questions with their outcome, 👍/👎 votes and picked "did you mean" suggestions. The file
+formats are tested in test_report_formats.py."""
 
 from __future__ import annotations
 
-import csv
-import io
 import random
-import re
 import string
 import time
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 
-from bot.conversation import ReplyKind
 from bot.knowledge import KnowledgeBase, load_knowledge
-from bot.report import Report, build_report, group_similar, mask, render, summary
+from bot.report import group_similar, mask, summary
 from bot.store import Store
-from tests.bot.conftest import Clock
-
-ANSWER, SUGGESTIONS, FALLBACK = ReplyKind.ANSWER, ReplyKind.SUGGESTIONS, ReplyKind.FALLBACK
-
-
-@pytest.fixture
-async def kb(tiny_kb_dir: Path) -> KnowledgeBase:
-    return await load_knowledge(tiny_kb_dir)
-
-
-@pytest.fixture
-async def store(database_url: str, clock: Clock) -> AsyncIterator[Store]:
-    store = await Store.open(database_url, clock=clock)
-    yield store
-    await store.close()
-
-
-async def ask(
-    store: Store, question: str, outcome: ReplyKind, entry_id: str | None = None, lang: str = "en"
-) -> None:
-    await store.record_question(question, lang, outcome, entry_id, 0.5 if outcome is ANSWER else 0.1)
-
-
-async def fill(store: Store, clock: Clock) -> None:
-    """Three weeks of questions: the first week is before the `--since` used by some tests."""
-    clock.at(2028, 5, 2, 10)  # week of 1 May
-    await ask(store, "can i post on tiktok about work", FALLBACK)
-    await ask(store, "Can I add my boss on Facebook?", ANSWER, "friend-manager")
-    clock.at(2028, 5, 9, 10)  # week of 8 May
-    for _ in range(3):
-        await ask(store, "Can I add my manager on Facebook?", ANSWER, "friend-manager")
-    await ask(store, "Can I post on TikTok about work?", FALLBACK)
-    await ask(store, "can i post on tik tok about work??", SUGGESTIONS, "workplace-photos")
-    await ask(store, "what is the dress code for the christmas party", FALLBACK)
-    clock.at(2028, 5, 16, 10)  # week of 15 May
-    await ask(store, "Can I post photos from work?", ANSWER, "workplace-photos")
-    await ask(store, "selfie at the office?", ANSWER, "workplace-photos")
-    await ask(store, "Dress code for the Christmas party?", FALLBACK)
-    await ask(store, "can I wear the company logo at a protest", FALLBACK)
-    await ask(store, "can I wear the company logo at a demonstration", FALLBACK)
-    await ask(store, "can <@U0SECRET01> post photos of me? ask kari.nordmann@example.com", FALLBACK)
-    await ask(store, "Should @ola see this? call +47 912 34 567", SUGGESTIONS, "friend-manager")
-    for helpful in (True, False, False, False):
-        await store.record_feedback("friend-manager", helpful)
-    for _ in range(2):
-        await store.record_feedback("workplace-photos", True)
-    await store.record_suggestion_pick("can i friend my boss on snapchat", "friend-manager", "en")
-    await store.record_suggestion_pick("Can I friend my boss on Snapchat?", "friend-manager", "en")
-    await store.record_suggestion_pick("Kan jeg legge til sjefen min på Facebook?", "friend-manager", "nb")
-    await store.record_suggestion_pick("may I film in the canteen", "workplace-photos", "en")
-    await store.record_suggestion_pick("something about a deleted entry", "no-longer-here", "en")
+from tests.bot.conftest import Clock, fill, report_of
 
 
 def paste(file: Path, after_line: int, text: str) -> None:
     """What HR does in their editor: paste `text` after line `after_line` of `file`."""
     lines = file.read_text(encoding="utf-8").splitlines()
     file.write_text("\n".join([*lines[:after_line], text, *lines[after_line:]]) + "\n", encoding="utf-8")
-
-
-async def report_of(store: Store, kb: KnowledgeBase, clock: Clock, since: date | None = None) -> Report:
-    return await build_report(store, kb, since=since, now=clock.at(2028, 5, 17, 12))
 
 
 # ----------------------------------------------------------------------------------------- grouping
@@ -206,84 +147,6 @@ async def test_since_leaves_out_older_questions_votes_and_picks(
     assert report.weeks == (date(2028, 5, 8), date(2028, 5, 15))
     assert report.topics[0].weekly == (3, 0)
     assert report.gaps[0].count == 2  # the tiktok question of 2 May is before the period
-
-
-async def test_nothing_in_any_format_identifies_who_asked(
-    store: Store, kb: KnowledgeBase, clock: Clock
-) -> None:
-    await fill(store, clock)
-    report = await report_of(store, kb, clock)
-
-    for fmt in ("md", "csv", "html"):
-        text = render(report, fmt)
-        for secret in ("U0SECRET01", "kari.nordmann", "example.com", "ola", "912 34 567"):
-            assert secret not in text, (fmt, secret)
-        assert "can [someone] post photos of me? ask [email]" in text.replace("\\[", "[").replace("\\]", "]")
-
-
-async def test_markdown_has_every_section(store: Store, kb: KnowledgeBase, clock: Clock) -> None:
-    await fill(store, clock)
-
-    text = render(await report_of(store, kb, clock), "md")
-
-    assert text.startswith("# policybot insights: the start of the log to 2028-05-17\n")
-    assert "15 questions: 6 answered (40%), 2 offered suggestions, 7 not answered." in text
-    assert "| Adding your manager on social media (`friend-manager`) | 1 | 3 | 0 | 4 |" in text
-    assert "| Adding your manager on social media (`friend-manager`) | 1 | 3 | 25% |" in text
-    assert "| 3 | can i post on tiktok about work |" in text
-    assert '```yaml\n        - "can i friend my boss on snapchat"\n```' in text
-
-
-async def test_csv_is_one_tidy_table(store: Store, kb: KnowledgeBase, clock: Clock) -> None:
-    await fill(store, clock)
-    await ask(store, '=HYPERLINK("http://evil.example","click")', FALLBACK)
-
-    rows = list(csv.DictReader(io.StringIO(render(await report_of(store, kb, clock), "csv"))))
-
-    assert set(rows[0]) == {"section", "week", "entry_id", "title", "question", "lang", "metric", "value"}
-    per_topic = {
-        (r["week"], r["entry_id"]): int(r["value"]) for r in rows if r["section"] == "questions_per_topic"
-    }
-    assert per_topic[("2028-05-08", "friend-manager")] == 3
-    asked = [r for r in rows if r["section"] == "unanswered" and r["metric"] == "asked"]
-    assert (asked[0]["question"], asked[0]["value"], asked[0]["entry_id"]) == (
-        "can i post on tiktok about work",
-        "3",
-        "workplace-photos",
-    )
-    ratio = next(r for r in rows if r["section"] == "feedback" and r["metric"] == "helpful_ratio")
-    assert (ratio["entry_id"], ratio["value"]) == ("friend-manager", "0.250")
-    assert any(r["section"] == "candidate_example" and r["value"] == "2" for r in rows)
-    assert not any(r["question"].startswith("=") for r in rows)  # a spreadsheet shows it, never runs it
-    assert '\'=HYPERLINK("http://evil.example","click")' in {r["question"] for r in rows}
-
-
-async def test_html_is_one_self_contained_page_with_charts_and_escaped_text(
-    store: Store, kb: KnowledgeBase, clock: Clock
-) -> None:
-    await fill(store, clock)
-    await ask(store, "<script>alert('x')</script> & <b>bold</b>", FALLBACK)
-
-    page = render(await report_of(store, kb, clock), "html")
-
-    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    charts = re.findall(r"<svg.*?</svg>", page, re.DOTALL)
-    assert len(charts) == 2  # the weekly trend and the per-topic bars
-    trend = ElementTree.fromstring(charts[0])  # well-formed, so browsers draw it
-    assert len(trend.findall("{http://www.w3.org/2000/svg}polyline")) == 3  # all, answered, not answered
-    assert "<script" not in page and "<b>bold" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
-    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch
-    assert "https://" not in page
-
-
-async def test_an_empty_log_still_makes_a_report(store: Store, kb: KnowledgeBase, clock: Clock) -> None:
-    report = await report_of(store, kb, clock)
-
-    assert report.total == 0 and report.weeks == (date(2028, 5, 15),)
-    for fmt in ("md", "csv", "html"):
-        assert render(report, fmt)
-    assert "Every question got an answer." in render(report, "md")
 
 
 async def test_the_chat_summary_is_short_and_in_the_asked_language(

@@ -1,0 +1,211 @@
+"""The database plumbing: migrations (also by replicas starting at once), DATABASE_URLs as hosting
+platforms write them, clear errors, and the group commit of the writes on every message's path."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import event, text
+
+from bot.conversation import ReplyKind
+from bot.database import create_engine, engine_url, metadata
+from bot.errors import StoreError
+from bot.store import Store
+
+
+async def test_a_new_database_is_migrated_and_keeps_its_data_across_restarts(database_url, clock):
+    store = await Store.open(database_url, clock=clock)
+    await store.save_reference("teams", "19:general", {"serviceUrl": "https://smba.example"}, "nb")
+    await store.record_feedback("photos", helpful=True)
+    await store.close()
+
+    reopened = await Store.open(database_url, clock=clock)  # runs the migrations again: nothing to do
+    try:
+        assert [r.conversation_id for r in await reopened.references("teams")] == ["19:general"]
+        assert await reopened.feedback_counts() == {"photos": (1, 0)}
+    finally:
+        await reopened.close()
+
+
+async def test_the_migrations_build_exactly_the_schema_the_code_uses(database_url):
+    store = await Store.open(database_url)
+    await store.close()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert differences == []
+    assert version == "0002"  # the newest migration (0002: escalation routes)
+
+
+async def test_replicas_starting_at_once_all_come_up_on_one_schema(database_url):
+    stores = await asyncio.gather(*(Store.open(database_url) for _ in range(3)))
+    try:
+        claims = await asyncio.gather(*(s.claim_event("Ev1") for s in stores))
+        assert sorted(claims) == [False, False, True]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+def test_database_urls_from_hosting_platforms_are_normalised():
+    url, connect_args = engine_url("postgres://bot:secret@db.example:5433/policy?sslmode=require")
+    assert url.drivername == "postgresql+asyncpg"
+    assert (url.host, url.port, url.database, url.username) == ("db.example", 5433, "policy", "bot")
+    assert dict(url.query) == {"ssl": "require"}
+    assert connect_args == {}
+
+    url, connect_args = engine_url("postgresql://bot@db/policy?options=-csearch_path%3Dpolicybot")
+    assert url.drivername == "postgresql+asyncpg"
+    assert connect_args == {"server_settings": {"search_path": "policybot"}}
+    assert engine_url("postgresql+asyncpg://bot@db/policy")[0].drivername == "postgresql+asyncpg"
+    assert engine_url("sqlite:///policybot.db")[0].drivername == "sqlite+aiosqlite"
+
+    with pytest.raises(StoreError, match="mysql"):
+        engine_url("mysql://bot@db/policy")
+
+
+@pytest.mark.postgres
+async def test_a_postgres_url_as_heroku_writes_it_opens_the_store():
+    url = "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dpolicybot_url_test"
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS policybot_url_test CASCADE"))
+        await conn.execute(text("CREATE SCHEMA policybot_url_test"))
+    try:
+        store = await Store.open(url)
+        assert store.dialect == "postgresql"
+        assert await store.claim_event("Ev1") is True
+        await store.close()
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA policybot_url_test CASCADE"))
+        await engine.dispose()
+
+
+async def test_an_unreachable_database_is_a_clear_store_error(tmp_path: Path):
+    with pytest.raises(StoreError, match="could not migrate"):
+        await Store.open("postgresql://postgres@127.0.0.1:1/test")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(StoreError, match="SQLite"):
+        await Store.open(f"sqlite:///{blocked / 'policybot.db'}")
+
+
+# -- group commit: the writes on every message's path share transactions --------------------------------
+
+
+class TransactionCounter:
+    """Counts the transactions a store's engine begins, through SQLAlchemy's own event hook."""
+
+    def __init__(self, store: Store) -> None:
+        self.count = 0
+        self._engine = store.engine.sync_engine
+
+    def _begun(self, _connection: object) -> None:
+        self.count += 1
+
+    def __enter__(self) -> TransactionCounter:
+        event.listen(self._engine, "begin", self._begun)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self._engine, "begin", self._begun)
+
+
+async def test_two_replicas_claiming_a_burst_of_the_same_ids_win_each_id_once(database_url):
+    first = await Store.open(database_url)
+    second = await Store.open(database_url)
+    try:
+        ids = [f"Ev{n:03d}" for n in range(60)]
+        # Each replica sees every id, some twice (Slack's retries), all at the same moment.
+        calls = [(store, event_id) for event_id in ids for store in (first, second, first)]
+        results = await asyncio.gather(*(store.claim_event(event_id) for store, event_id in calls))
+        winners: dict[str, int] = {}
+        for (_store, event_id), won in zip(calls, results, strict=True):
+            winners[event_id] = winners.get(event_id, 0) + won
+        assert winners == dict.fromkeys(ids, 1)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_burst_of_writes_shares_a_few_transactions_and_every_caller_gets_its_answer(
+    database_url, clock
+):
+    store = await Store.open(database_url, clock=clock)
+    try:
+        with TransactionCounter(store) as lone:
+            assert await store.claim_event("Ev-alone") is True  # nothing else queued: written at once
+        assert lone.count == 1
+
+        with TransactionCounter(store) as burst:
+            claims = asyncio.gather(*(store.claim_event(f"Ev{n}") for n in range(200)))
+            records = asyncio.gather(
+                *(store.record_question(f"q{n}", "en", ReplyKind.ANSWER, "photos", 0.9) for n in range(50)),
+                store.record_feedback("photos", helpful=True),
+                store.record_suggestion_pick("bilde", "photos", "nb"),
+            )
+            assert await claims == [True] * 200
+            await records
+        assert burst.count < 250 / 10
+
+        assert await asyncio.gather(*(store.claim_event(f"Ev{n}") for n in range(0, 200, 20))) == [False] * 10
+        clock.advance(hours=1, seconds=1)  # expired: each id may be claimed again, once
+        again = await asyncio.gather(*(store.claim_event(f"Ev{n}") for n in [*range(20), *range(20)]))
+        assert again == [True] * 20 + [False] * 20
+        assert len(await store.questions()) == 50
+        assert await store.feedback_counts() == {"photos": (1, 0)}
+        assert len(await store.suggestion_picks()) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_failing_write_fails_its_own_callers_and_spares_the_rest_of_the_batch(database_url):
+    store = await Store.open(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:  # someone broke the event-id table
+            await conn.execute(text("DROP TABLE processed_events"))
+        results = await asyncio.gather(
+            *(store.claim_event(f"Ev{n}") for n in range(30)),
+            *(store.record_question(f"q{n}", "en", ReplyKind.FALLBACK, None, 0.1) for n in range(10)),
+            return_exceptions=True,
+        )
+        claims, records = results[:30], results[30:]
+        assert all(isinstance(r, StoreError) and "recording an event id" in str(r) for r in claims)
+        assert records == [None] * 10
+        assert len(await store.questions()) == 10
+        await store.record_feedback("photos", helpful=False)  # the writer lives on
+        assert await store.feedback_counts() == {"photos": (0, 1)}
+    finally:
+        await engine.dispose()
+        await store.close()
+
+
+async def test_closing_the_store_writes_what_is_still_queued(database_url):
+    store = await Store.open(database_url)
+    pending = [
+        asyncio.create_task(store.record_question(f"q{n}", "nb", ReplyKind.ANSWER, "photos", 0.8))
+        for n in range(40)
+    ]
+    await asyncio.sleep(0)  # every task has queued its write; none is written yet
+    await store.close()
+    assert [task.result() for task in pending] == [None] * 40
+    with pytest.raises(StoreError, match="closed"):
+        await store.claim_event("Ev-late")
+
+    reopened = await Store.open(database_url)
+    try:
+        assert len(await reopened.questions()) == 40
+    finally:
+        await reopened.close()
