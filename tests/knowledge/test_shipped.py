@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from adapters.cli import self_test
-from bot.conversation import Conversation
+from bot.conversation import Conversation, Message, ReplyKind
 from bot.knowledge import LANGS, KnowledgeBase, load_knowledge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +83,17 @@ async def test_answers_come_in_the_language_of_the_question(shipped: KnowledgeBa
     wrong = [q["q"] for q in questions if q["expect"] and bot.match(q["q"]).lang != q["lang"]]
 
     assert len(wrong) <= len(questions) * 0.03, wrong
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"), [("what's the wifi password", "en"), ("hvordan søker jeg ferie", "nb")]
+)
+async def test_i_dont_know_says_how_to_reach_hr_without_promising_a_button(
+    shipped: KnowledgeBase, question: str, lang: str
+) -> None:
+    """The terminal has no "Ask HR" button, nor Slack without an HR channel: the text must not need one."""
+    reply = await Conversation(shipped).handle(Message(text=question))
+
+    assert (reply.kind, reply.lang) == (ReplyKind.FALLBACK, lang)
+    assert "hr@example.com" in reply.text
+    assert not any(word in reply.text.lower() for word in ("below", "under", "button", "knapp", "trykk"))
