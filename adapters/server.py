@@ -24,6 +24,10 @@ from bot.tips import Deliverer, TipScheduler
 
 log = logging.getLogger(__name__)
 
+# Seconds a stopping server waits for the tip being delivered; the answers Slack is owed get theirs in
+# adapters/slack.py. Together they stay inside the usual 30 s between SIGTERM and SIGKILL.
+TIPS_STOP_GRACE = 10.0
+
 
 @dataclass
 class ServerContext:
@@ -146,7 +150,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             log.info("connected to Slack over Socket Mode")
         # The daily tip: every replica runs a scheduler; the database makes each post happen once.
         assert ctx.tips is not None  # build_app made it: the store is open
-        tips = asyncio.create_task(ctx.tips.run_forever(), name="policybot-tips")
+        tips = asyncio.create_task(ctx.tips.run_forever(stop), name="policybot-tips")
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -155,7 +159,11 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        if tips is not None:
+        if tips is not None:  # `stop` is set: the tip being delivered is finished, the rest wait
+            finished, _ = await asyncio.wait({tips}, timeout=TIPS_STOP_GRACE)
+            if not finished:
+                log.error("the tip being delivered did not finish within %.0f s; it is left unknown",
+                          TIPS_STOP_GRACE)  # fmt: skip
             tips.cancel()
             await asyncio.gather(tips, return_exceptions=True)
         if socket_mode is not None:

@@ -15,11 +15,13 @@ Text flows in two directions with different rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -64,6 +66,10 @@ log = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = 1.0  # seconds the event-id record may take before Slack's 3-second ack is at risk
 RETRIES = 3  # per Web API call, for 429 (after Retry-After) and dropped connections
+# Seconds a stopping server gives answers already acknowledged to Slack (which will not resend them)
+# to be posted: room for a Retry-After or two; with the tips' 10 s (adapters/server.py), inside the usual
+# 30 s between SIGTERM and SIGKILL.
+SHUTDOWN_GRACE = 15.0
 
 # ------------------------------------------------------------------------------------- incoming text
 
@@ -165,6 +171,9 @@ class EventClaims:
 # --------------------------------------------------------------------------------------------- the app
 
 
+Listener = Callable[..., Awaitable[None]]
+
+
 class SlackBot:
     """The bolt app and its listeners: turns Slack requests into `Message`s and `Reply`s into Block Kit."""
 
@@ -190,23 +199,51 @@ class SlackBot:
             name="policybot",
         )
         self.app.middleware(self._dedupe)
-        self.app.event("message")(self._on_message)
-        self.app.event("app_mention")(self._on_mention)
-        self.app.event("app_home_opened")(self._on_home)
-        self.app.command("/policy")(self._on_command)
-        self.app.action(FEEDBACK_YES)(self._on_feedback)
-        self.app.action(FEEDBACK_NO)(self._on_feedback)
-        self.app.action(ASK_HR)(self._on_ask_hr)
-        self.app.action(PICK)(self._on_pick)
-        self.app.action(RELATED)(self._on_pick)
+        self._in_progress: set[asyncio.Future[Any]] = set()  # listeners still working after the ack
+        self.app.event("message")(self._finished_at_shutdown(self._on_message))
+        self.app.event("app_mention")(self._finished_at_shutdown(self._on_mention))
+        self.app.event("app_home_opened")(self._finished_at_shutdown(self._on_home))
+        self.app.command("/policy")(self._finished_at_shutdown(self._on_command))
+        self.app.action(FEEDBACK_YES)(self._finished_at_shutdown(self._on_feedback))
+        self.app.action(FEEDBACK_NO)(self._finished_at_shutdown(self._on_feedback))
+        self.app.action(ASK_HR)(self._finished_at_shutdown(self._on_ask_hr))
+        self.app.action(PICK)(self._finished_at_shutdown(self._on_pick))
+        self.app.action(RELATED)(self._finished_at_shutdown(self._on_pick))
 
     async def open(self, _app: web.Application | None = None) -> None:
         """One HTTP session (keep-alive connections) for all Web API calls, instead of one per call."""
         self.client.session = aiohttp.ClientSession()
 
     async def close(self, _app: web.Application | None = None) -> None:
+        """Let answers in progress finish (up to SHUTDOWN_GRACE), then close the HTTP session."""
+        if self._in_progress:
+            log.info("waiting for %d Slack answer(s) in progress", len(self._in_progress))
+            _, unfinished = await asyncio.wait(set(self._in_progress), timeout=SHUTDOWN_GRACE)
+            if unfinished:
+                log.error(
+                    "%d Slack answer(s) did not finish within %.0f s of shutdown and are lost",
+                    len(unfinished), SHUTDOWN_GRACE,
+                )  # fmt: skip
         if self.client.session is not None:
             await self.client.session.close()
+
+    def _finished_at_shutdown(self, listener: Listener) -> Listener:
+        """The listener, kept track of while it runs, so that `close` can wait for it.
+
+        bolt acknowledges Slack first and runs the listener in a task of its own afterwards; Slack will
+        not resend an acknowledged event, so an answer cut off by a restart would be lost for good.
+        (`functools.wraps` keeps the argument names bolt injects by.)
+        """
+
+        @functools.wraps(listener)
+        async def tracked(*args: Any, **kwargs: Any) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_progress.add(task)
+                task.add_done_callback(self._in_progress.discard)
+            await listener(*args, **kwargs)
+
+        return tracked
 
     async def handle(self, request: web.Request) -> web.Response:
         """aiohttp -> bolt -> aiohttp; a bad signature is a 401 from bolt, before anything else runs."""

@@ -244,6 +244,7 @@ class TipScheduler:
         self.slack_channels = tuple(slack_channels)
         self.clock = clock
         self.sleep = sleep
+        self._stop: asyncio.Event | None = None  # set by run_forever; when set, no new send starts
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.send_lease = send_lease
@@ -292,16 +293,37 @@ class TipScheduler:
                 await self._claim(target, day, day.isoformat(), now)
         return await self._send_due(now)
 
-    async def run_forever(self) -> None:
-        """Run until cancelled; a failing run (database down) is logged and retried at the next wake."""
+    async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        """Run until `stop` is set (or until cancelled); a failing run (database down) is logged and
+        retried at the next wake.
+
+        Setting `stop` is the graceful way: the tip being delivered at that moment is finished and
+        recorded, and the run's remaining tips are left PENDING for the next run, here or on another
+        replica. Cancelling mid-delivery leaves that tip UNKNOWN instead, never re-sent.
+        """
+        self._stop = stop or asyncio.Event()
         log.info("tip scheduler %s started", self.name)
-        while True:
+        while not self._stop.is_set():
             now = self.clock()
             try:
                 await self.run_once(now)
             except Exception:  # the server must keep answering questions if the tip run fails
                 log.exception("tip run failed; trying again later")
-            await self.sleep(max(0.0, (await self._next_wake(now) - self.clock()).total_seconds()))
+            if not self._stop.is_set():
+                seconds = (await self._next_wake(now) - self.clock()).total_seconds()
+                await self._sleep_unless_stopped(max(0.0, seconds), self._stop)
+        log.info("tip scheduler %s stopped", self.name)
+
+    async def _sleep_unless_stopped(self, seconds: float, stop: asyncio.Event) -> None:
+        nap = asyncio.ensure_future(self.sleep(seconds))
+        woken = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            woken.cancel()
+        if nap.done() and not nap.cancelled():
+            nap.result()  # a failing sleep (tests stop the loop this way) propagates
 
     async def _next_wake(self, now: datetime) -> datetime:
         wake = now + (DUE_SLEEP if self.schedule.due_day(now) is not None else IDLE_SLEEP)
@@ -363,6 +385,8 @@ class TipScheduler:
     async def _send_due(self, now: datetime) -> list[TipOutcome]:
         outcomes = []
         for post in await self.store.due_tips(now):
+            if self._stop is not None and self._stop.is_set():
+                break  # stopping: the rest stay PENDING for the next run
             if post.platform in self.deliverers:
                 outcome = await self._send(post, now)
                 if outcome is not None:

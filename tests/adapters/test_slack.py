@@ -636,3 +636,46 @@ async def test_policybot_serve_answers_and_stops_cleanly_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_an_answer_in_progress_when_serve_is_stopped_is_still_posted(
+    tmp_path: Path, slack_api: FakeSlackApi
+) -> None:
+    """A deploy's SIGTERM right after the ack: Slack won't resend the event, so the answer must not be lost.
+
+    Slack rate-limits the answer for a second; the server is told to stop while it waits to retry.
+    """
+    port = free_port()
+    env = cli_env(
+        tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_api.api_url
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(url + "/healthz") as response:
+                        await response.read()
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("policybot serve did not start")
+            slack_api.fail_next("chat.postMessage", status=429, retry_after=1)
+            served = Policybot(url, slack_api, None, http)  # type: ignore[arg-type]
+            assert await served.dm("Can I add my manager on Facebook?") == 200
+            await slack_api.wait_for("chat.postMessage")  # the rate-limited first try
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+        assert process.returncode == 0, stderr.decode()
+        first, retry = slack_api.calls_to("chat.postMessage")
+        assert retry.params == first.params
+        assert "Yes, you may" in retry.text
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -454,3 +454,28 @@ async def test_posting_now_uses_todays_slot_and_later_posts_are_extras(world, cl
 
     with pytest.raises(ConfigError, match="C-nowhere"):
         await replica.post_now(["C-nowhere"])
+
+
+async def test_stopping_the_scheduler_finishes_the_tip_in_flight_and_leaves_the_rest_for_later(world, clock):
+    """A deploy stopping the server while tips go out: the tip on its way is delivered and recorded, the
+    next ones are not started, and the next run posts them, so no tip is left in doubt."""
+    clock.at(2028, 5, 15, 9, 0)
+    replica = await world.replica(platforms=("slack",))
+    stop = asyncio.Event()
+
+    class StoppedMidway(Recorder):
+        async def deliver(self, target: Target, reply: Reply) -> None:
+            stop.set()  # SIGTERM arrives while this tip is on its way
+            await asyncio.sleep(0.05)
+            await super().deliver(target, reply)
+
+    replica.deliverers["slack"] = StoppedMidway("slack", world.sent)
+    await asyncio.wait_for(replica.run_forever(stop), 5)
+
+    statuses = sorted(p.status for p in await replica.store.tip_posts() if p.platform == "slack")
+    assert statuses == [TipStatus.PENDING, TipStatus.POSTED]
+    assert len(world.sent) == 1
+
+    clock.at(2028, 5, 15, 9, 10)
+    await (await world.replica(platforms=("slack",))).run_once()
+    assert world.per_target() == {"slack:C-general": 1, "slack:C-norsk": 1}
