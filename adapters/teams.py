@@ -51,6 +51,7 @@ PLATFORM = "teams"
 ASSETS = Path(__file__).parent / "assets"
 MANIFEST_TEMPLATE = Path(__file__).parent / "teams_manifest.json"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_VALID_DOMAINS = 16  # the app manifest schema's limit on validDomains
 _TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 _CHAT_TYPES_NEEDING_MENTION = ("channel", "groupChat")
 
@@ -616,6 +617,13 @@ def write_teams_package(
     """Write the Teams app package (manifest.json, color.png, outline.png, zipped) ready to upload."""
     if not GUID.match(app_id):
         raise ConfigError(f"--app-id {app_id!r} is not a Microsoft app id (a GUID such as 00000000-0000-...)")
+    # Caught here rather than at upload: the manifest schema wants a URL scheme and at most 16
+    # validDomains, and Teams documents the developer URLs as https://.
+    for option, url in (("--website", website), ("--privacy-url", privacy_url), ("--terms-url", terms_url)):
+        if url and not url.lower().startswith("https://"):
+            raise ConfigError(f"{option} {url!r} is not an https:// URL, which Teams requires")
+    if len(domains) > MAX_VALID_DOMAINS:
+        raise ConfigError(f"{len(domains)} --domain values: a Teams app allows at most {MAX_VALID_DOMAINS}")
     manifest: dict[str, Any] = json.loads(MANIFEST_TEMPLATE.read_text(encoding="utf-8"))
     manifest["id"] = app_id
     for bot in manifest["bots"]:

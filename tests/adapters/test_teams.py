@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import struct
-import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,11 +21,10 @@ import pytest
 from aiohttp import web
 
 from adapters import teams
-from adapters.cli import main
 from adapters.server import ServerContext, build_app
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.errors import ConfigError, DeliveryError
+from bot.errors import DeliveryError
 from bot.knowledge import load_knowledge
 from bot.store import Store
 from bot.tips import Target
@@ -515,44 +512,3 @@ async def test_without_an_app_id_outside_development_teams_is_not_mounted_and_th
 async def test_development_mode_lists_teams_in_healthz(policybot: Policybot) -> None:
     async with policybot.http.get(f"{policybot.url}/healthz") as health:
         assert "teams" in (await health.json())["platforms"]
-
-
-# ------------------------------------------------------------------------------------------ app package
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
-def test_teams_package_holds_the_manifest_and_both_icons(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "policybot.zip"
-    assert main(["teams-package", "--app-id", APP_ID, "--out", str(out), "--domain", "bot.example.com"]) == 0
-    assert str(out) in capsys.readouterr().out
-
-    with zipfile.ZipFile(out) as package:
-        assert sorted(package.namelist()) == ["color.png", "manifest.json", "outline.png"]
-        manifest = json.loads(package.read("manifest.json"))
-        assert png_size(package.read("color.png")) == (192, 192)
-        assert png_size(package.read("outline.png")) == (32, 32)
-    assert manifest["$schema"].endswith(f"/v{manifest['manifestVersion']}/MicrosoftTeams.schema.json")
-    assert manifest["id"] == APP_ID
-    [bot] = manifest["bots"]
-    assert bot["botId"] == APP_ID
-    assert sorted(bot["scopes"]) == ["groupChat", "personal", "team"]
-    assert [c["title"] for c in bot["commandLists"][0]["commands"]] == ["help", "tip", "topics"]
-    assert manifest["icons"] == {"color": "color.png", "outline": "outline.png"}
-    assert manifest["validDomains"] == ["bot.example.com"]
-    assert all(
-        manifest["developer"][k].startswith("https://") for k in ("websiteUrl", "privacyUrl", "termsOfUseUrl")
-    )
-    assert len(manifest["name"]["short"]) <= 30 and len(manifest["description"]["short"]) <= 80
-
-
-def test_teams_package_refuses_an_app_id_that_is_not_a_guid(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a Microsoft app id"):
-        teams.write_teams_package("my-bot", tmp_path / "x.zip")
-    assert not (tmp_path / "x.zip").exists()
