@@ -19,7 +19,8 @@ from typing import Any
 from bot.config import Settings
 from bot.conversation import Conversation, Message, Reply, ReplyKind
 from bot.errors import ConfigError, KnowledgeError, PolicybotError, Problem
-from bot.knowledge import KnowledgeBase, load_knowledge, resolve_knowledge_dir
+from bot.knowledge import KnowledgeBase
+from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 
 log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(days=365)

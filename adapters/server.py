@@ -17,7 +17,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import ConfigError
-from bot.knowledge import load_knowledge, resolve_knowledge_dir
+from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 from bot.reload import Reloader
 from bot.store import Store
 from bot.tips import Deliverer, TipScheduler

@@ -42,7 +42,7 @@ from adapters.slack import web_client  # noqa: E402 (after the path)
 from adapters.slack_blocks import render  # noqa: E402
 from bot.config import SlackSettings  # noqa: E402
 from bot.conversation import Conversation, Message  # noqa: E402
-from bot.knowledge import load_knowledge  # noqa: E402
+from bot.knowledge_loader import load_knowledge  # noqa: E402
 from bot.store import Store  # noqa: E402
 from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, FakeSlackApi  # noqa: E402
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from bot.conversation import Conversation
-from bot.knowledge import KnowledgeBase, default_knowledge_dir, load_knowledge
+from bot.knowledge import KnowledgeBase
+from bot.knowledge_loader import default_knowledge_dir, load_knowledge
 from bot.matching import OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parent.parent

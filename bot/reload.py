@@ -23,7 +23,7 @@ from watchfiles import awatch
 
 from bot.conversation import Conversation
 from bot.errors import KnowledgeError, Problem
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 
 log = logging.getLogger(__name__)
 

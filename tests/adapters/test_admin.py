@@ -26,7 +26,7 @@ from adapters.server import ServerContext, build_app
 from adapters.slack_blocks import to_mrkdwn
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.reload import Reloader
 from bot.report import summary
 from bot.store import Store

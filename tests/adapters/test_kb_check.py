@@ -11,7 +11,7 @@ import pytest
 
 from adapters import cli
 from bot.config import Settings
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.schema import schema_path
 
 

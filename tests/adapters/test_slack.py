@@ -35,7 +35,7 @@ from adapters.slack import SlackDeliverer, incoming_text, web_client
 from bot.config import Settings, SlackSettings
 from bot.conversation import Conversation
 from bot.errors import DeliveryError
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.store import Store
 from bot.tips import Target
 from tests.conftest import messages_yaml, write_kb

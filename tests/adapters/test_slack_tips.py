@@ -12,7 +12,7 @@ from adapters import cli
 from adapters.slack import SlackDeliverer, web_client
 from bot.config import Settings, SlackSettings
 from bot.conversation import Conversation
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.store import Store, TipStatus
 from bot.tips import TipScheduler
 from tests.fakes.slack_api import BOT_TOKEN, FakeSlackApi

@@ -25,7 +25,7 @@ from adapters.server import ServerContext, build_app
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import DeliveryError
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.store import Store
 from bot.tips import Target
 from tests.fakes.bot_connector import FakeBotConnector, bot_connector  # noqa: F401 (a fixture)

@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 
 from bot.conversation import ReplyKind
-from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.knowledge import KnowledgeBase
+from bot.knowledge_loader import load_knowledge
 from bot.report import Report, build_report
 from bot.store import Store
 

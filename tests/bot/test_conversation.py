@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import Conversation, Message, Recorder, ReplyKind
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from tests.conftest import ENTRIES, write_kb
 
 

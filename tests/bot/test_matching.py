@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import Conversation
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.matching import Analyzer, detect_language, fold, normalise_lang, stem
 
 

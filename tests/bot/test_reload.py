@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.conversation import Conversation, Message, ReplyKind
-from bot.knowledge import load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.reload import Reloader, ReloadResult, problem_lines
 from tests.conftest import ENTRIES
 

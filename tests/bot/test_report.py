@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.knowledge import KnowledgeBase
+from bot.knowledge_loader import load_knowledge
 from bot.report import group_similar, mask, summary
 from bot.store import Store
 from tests.bot.conftest import Clock, fill, report_of

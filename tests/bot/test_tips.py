@@ -19,7 +19,8 @@ import pytest
 from bot.config import Settings
 from bot.conversation import Conversation, Reply, ReplyKind
 from bot.errors import ConfigError, DeliveryError
-from bot.knowledge import MESSAGE_KEYS, KnowledgeBase, load_knowledge
+from bot.knowledge import MESSAGE_KEYS, KnowledgeBase
+from bot.knowledge_loader import load_knowledge
 from bot.store import Store, TipStatus
 from bot.tips import Schedule, Target, TipScheduler, next_tip
 

@@ -12,7 +12,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from bot.errors import KnowledgeError, Problem
-from bot.knowledge import ID_PATTERN, LANGS, MESSAGE_KEYS, compose_file, load_knowledge
+from bot.knowledge import LANGS, MESSAGE_KEYS
+from bot.knowledge_loader import ID_PATTERN, compose_file, load_knowledge
 from bot.schema import schema_path, validate
 from tests.conftest import messages_yaml
 

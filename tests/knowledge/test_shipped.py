@@ -13,7 +13,8 @@ import yaml
 
 from adapters.cli import self_test
 from bot.conversation import Conversation, Message, ReplyKind
-from bot.knowledge import LANGS, KnowledgeBase, load_knowledge
+from bot.knowledge import LANGS, KnowledgeBase
+from bot.knowledge_loader import load_knowledge
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVSET = ROOT / "tests" / "bot" / "data" / "devset.yaml"

@@ -9,7 +9,7 @@ import pytest
 
 from bot.conversation import Conversation, Message
 from bot.errors import KnowledgeError, Problem
-from bot.knowledge import MAX_FILE_BYTES, load_knowledge
+from bot.knowledge_loader import MAX_FILE_BYTES, load_knowledge
 from tests.conftest import ENTRIES, messages_yaml, write_kb
 
 

@@ -1,0 +1,715 @@
+"""Reading the knowledge base from YAML: find the folder, then load, merge and validate its files.
+
+Every file in the folder is read with PyYAML's *safe* loader and merged. Loading never stops at the
+first mistake: it collects every problem with file, line and column, the entry it belongs to and how
+to fix it, so HR can repair an edit in one go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import re
+import string
+from collections.abc import Iterator, Mapping
+from datetime import date
+from pathlib import Path
+
+import yaml
+from rapidfuzz import process
+
+from bot.errors import KnowledgeError, Problem
+from bot.knowledge import (
+    LANG_NAMES,
+    LANGS,
+    MESSAGE_KEYS,
+    OPTIONAL_PLACEHOLDERS,
+    Entry,
+    KnowledgeBase,
+    Link,
+    Tip,
+)
+
+MAX_FILE_BYTES = 1024 * 1024  # a policy file is a few kB; anything near this is a mistake or an attack
+MAX_FILES = 200
+MAX_NODES = 200_000  # bounds what one file can expand to, whatever its structure
+# libyaml's safe loader when PyYAML was built with it (10x faster), else the pure-Python one.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+ENTRY_FIELDS = {
+    "id",
+    "title",
+    "questions",
+    "answer",
+    "tags",
+    "links",
+    "related",
+    "source",
+    "owner",
+    "reviewed",
+}
+TIP_FIELDS = {"id", "entry", *LANGS}
+TOP_LEVEL = {"entries", "tips", "messages", "synonyms", "out_of_scope"}
+
+
+def default_knowledge_dir() -> Path:
+    """The default guidelines, installed with the package (the repository's `knowledge/` folder)."""
+    spec = importlib.util.find_spec("policybot_knowledge")
+    # A namespace package (no __init__.py, so HR's folder holds only YAML): take its real folder.
+    locations = [Path(p) for p in (spec.submodule_search_locations or []) if Path(p).is_dir()] if spec else []
+    if not locations:
+        raise KnowledgeError(
+            [
+                Problem(
+                    "policybot_knowledge",
+                    None,
+                    None,
+                    None,
+                    "the default guidelines are not installed",
+                    "reinstall policybot, or set POLICYBOT_KNOWLEDGE to a knowledge folder",
+                )
+            ]
+        )
+    return locations[0]
+
+
+def resolve_knowledge_dir(configured: Path | None, cwd: Path | None = None) -> Path:
+    """`POLICYBOT_KNOWLEDGE`, else `./knowledge` when it exists, else the installed defaults."""
+    if configured is not None:
+        return configured
+    local = (cwd or Path.cwd()) / "knowledge"
+    if local.is_dir() and any(local.glob("*.yaml")):
+        return local
+    return default_knowledge_dir()
+
+
+async def load_knowledge(directory: Path) -> KnowledgeBase:
+    """Load and validate every `*.yaml` file in `directory`; raise KnowledgeError listing all problems."""
+    return await asyncio.to_thread(_load, directory)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+class _Reader:
+    """Turns YAML nodes into the model, collecting problems with their exact location."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.file = ""
+        self.entries: dict[str, Entry] = {}
+        self.tips: dict[str, Tip] = {}
+        self.messages: dict[str, dict[str, str]] = {}
+        self.message_nodes: dict[str, yaml.Node] = {}
+        self.synonyms: dict[str, tuple[str, ...]] = {}
+        self.out_of_scope: dict[str, list[str]] = {lang: [] for lang in LANGS}
+        self.related_nodes: list[tuple[str, str, yaml.Node]] = []
+        self.tip_entry_nodes: list[tuple[str, str, yaml.Node]] = []
+        self.question_places: dict[str, tuple[str, str, int]] = {}
+
+    def add(
+        self, node: yaml.Node | None, entry_id: str | None, message: str, fix: str, severity: str = "error"
+    ) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        column = node.start_mark.column + 1 if node is not None else None
+        self.problems.append(Problem(self.file, line, column, entry_id, message, fix, severity))
+
+    # -- scalar helpers
+
+    def text(self, node: yaml.Node, owner: str | None, what: str) -> str | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+            kind = _kind(node)
+            self.add(node, owner, f"{what} should be text but is {kind}", f"write {what} as a line of text")
+            return None
+        value = str(node.value).strip()
+        if not value:
+            self.add(node, owner, f"{what} is empty", f"write {what}, or remove the line")
+            return None
+        return value
+
+    def text_list(self, node: yaml.Node, owner: str | None, what: str) -> list[tuple[str, yaml.Node]]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.add(
+                node, owner, f"{what} should be a list but is {_kind(node)}", "put each item on a '- ' line"
+            )
+            return []
+        out = []
+        for item in node.value:
+            value = self.text(item, owner, f"an item of {what}")
+            if value is not None:
+                out.append((value, item))
+        return out
+
+    def mapping(
+        self, node: yaml.Node, owner: str | None, what: str
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            self.add(
+                node,
+                owner,
+                f"{what} should be a set of 'key: value' lines but is {_kind(node)}",
+                "indent the fields under it as 'name: value'",
+            )
+            return {}
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                self.add(key_node, owner, f"'{key}' appears twice in {what}", "keep one of them")
+            out[key] = (key_node, value_node)
+        return out
+
+    def localized(
+        self,
+        node: yaml.Node,
+        owner: str | None,
+        what: str,
+        *,
+        both: bool = True,
+        missing: str = "error",
+    ) -> dict[str, str]:
+        """A text per language; one plain string is accepted only where `both` is False.
+
+        A language left out is reported with severity `missing` ("warning" where the bot can fall
+        back to the language it has).
+        """
+        if isinstance(node, yaml.ScalarNode) and not both:
+            value = self.text(node, owner, what)
+            return dict.fromkeys(LANGS, value) if value else {}
+        fields = self.mapping(node, owner, what)
+        out: dict[str, str] = {}
+        for lang, (key_node, value_node) in fields.items():
+            if lang not in LANGS:
+                self.add(
+                    key_node, owner, f"unknown language '{lang}' in {what}", f"use one of: {', '.join(LANGS)}"
+                )
+                continue
+            value = self.text(value_node, owner, f"{what} ({lang})")
+            if value is not None:
+                out[lang] = value
+        if isinstance(node, yaml.MappingNode):  # anything else was reported by `mapping` already
+            for lang in LANGS:
+                if lang not in out and lang not in fields:
+                    self.add(
+                        node,
+                        owner,
+                        f"{what} is missing in {LANG_NAMES[lang]}",
+                        f"add a line '{lang}: …' under it",
+                        severity=missing,
+                    )
+        return out
+
+    def unknown_fields(
+        self,
+        fields: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        allowed: set[str],
+        owner: str | None,
+        what: str,
+    ) -> None:
+        for key, (key_node, _) in fields.items():
+            if key not in allowed:
+                guess = process.extractOne(key, sorted(allowed), score_cutoff=60)
+                hint = f"did you mean '{guess[0]}'?" if guess else f"allowed: {', '.join(sorted(allowed))}"
+                self.add(key_node, owner, f"unknown field '{key}' in {what}", hint)
+
+    # -- sections
+
+    def read_file(self, root: yaml.Node) -> None:
+        for key, (key_node, value_node) in self.mapping(root, None, "the file").items():
+            if key == "entries":
+                self.read_entries(value_node)
+            elif key == "tips":
+                self.read_tips(value_node)
+            elif key == "messages":
+                self.read_messages(value_node)
+            elif key == "synonyms":
+                self.read_synonyms(value_node)
+            elif key == "out_of_scope":
+                self.read_out_of_scope(value_node)
+            else:
+                guess = process.extractOne(key, sorted(TOP_LEVEL), score_cutoff=60)
+                hint = (
+                    f"did you mean '{guess[0]}'?" if guess else f"use one of: {', '.join(sorted(TOP_LEVEL))}"
+                )
+                self.add(key_node, None, f"unknown section '{key}'", hint)
+
+    def read_entries(self, node: yaml.Node) -> None:
+        if not isinstance(node, yaml.SequenceNode):
+            self.add(node, None, "'entries' should be a list", "start each entry with '- id: …'")
+            return
+        for item in node.value:
+            self.read_entry(item)
+
+    def read_entry(self, node: yaml.Node) -> None:
+        fields = self.mapping(node, None, "an entry")
+        if not fields:
+            return
+        entry_id = self.read_id(fields, node, "entry")
+        owner = entry_id or None
+        self.unknown_fields(fields, ENTRY_FIELDS, owner, "an entry")
+        title = self.localized(fields["title"][1], owner, "title") if "title" in fields else {}
+        # An answer in one language only is served in that language (a warning, so HR can publish
+        # before the translation is done); a title and examples in every language stay required.
+        answer: dict[str, str] = {}
+        if "answer" in fields:
+            answer_node = fields["answer"][1]
+            answer = self.localized(answer_node, owner, "answer", missing="warning")
+            if not answer and isinstance(answer_node, yaml.MappingNode) and not answer_node.value:
+                self.add(answer_node, owner, "the answer is empty", "add an 'en:' and an 'nb:' line under it")
+        for name in ("title", "answer"):
+            if name not in fields:
+                self.add(
+                    node, owner, f"the entry has no {name}", f"add '{name}:' with an 'en:' and 'nb:' line"
+                )
+        questions: dict[str, tuple[str, ...]] = {}
+        question_lines: dict[str, int] = {}
+        if "questions" not in fields:
+            self.add(
+                node, owner, "the entry has no example questions", "add 'questions:' with en and nb lists"
+            )
+        else:
+            qnode = fields["questions"][1]
+            for lang, (key_node, list_node) in self.mapping(qnode, owner, "questions").items():
+                if lang not in LANGS:
+                    self.add(
+                        key_node,
+                        owner,
+                        f"unknown language '{lang}' in questions",
+                        f"use one of: {', '.join(LANGS)}",
+                    )
+                    continue
+                items = self.text_list(list_node, owner, f"questions ({lang})")
+                for text, item_node in items:
+                    self.note_question(text, entry_id, item_node)
+                    question_lines[text] = item_node.start_mark.line + 1
+                questions[lang] = tuple(text for text, _ in items)
+            for lang in LANGS:
+                if not questions.get(lang) and isinstance(qnode, yaml.MappingNode):
+                    self.add(
+                        qnode,
+                        owner,
+                        f"no example questions in {LANG_NAMES[lang]}",
+                        f"add '{lang}:' with at least one question under 'questions'",
+                    )
+        tags = [t for t, _ in self.text_list(fields["tags"][1], owner, "tags")] if "tags" in fields else []
+        related: list[str] = []
+        if "related" in fields:
+            for rid, rnode in self.text_list(fields["related"][1], owner, "related"):
+                related.append(rid)
+                self.related_nodes.append((self.file, owner or "", rnode))
+        links = self.read_links(fields["links"][1], owner) if "links" in fields else []
+        source = (
+            self.localized(fields["source"][1], owner, "source", both=False) if "source" in fields else {}
+        )
+        entry_owner = self.text(fields["owner"][1], owner, "owner") if "owner" in fields else None
+        reviewed = self.read_date(fields["reviewed"][1], owner) if "reviewed" in fields else None
+        if entry_id is None:
+            return
+        if entry_id in self.entries:
+            first = self.entries[entry_id]
+            self.add(
+                fields["id"][1],
+                entry_id,
+                f"duplicate id '{entry_id}' (first used at {first.file}:{first.line})",
+                "give this entry a different id; ids must be unique across all files",
+            )
+            return
+        self.entries[entry_id] = Entry(
+            id=entry_id,
+            title=title,
+            questions=questions,
+            answer=answer,
+            tags=tuple(tags),
+            links=tuple(links),
+            related=tuple(related),
+            source=source,
+            owner=entry_owner,
+            reviewed=reviewed,
+            file=self.file,
+            line=node.start_mark.line + 1,
+            question_lines=question_lines,
+        )
+
+    def read_id(
+        self, fields: Mapping[str, tuple[yaml.Node, yaml.Node]], node: yaml.Node, what: str
+    ) -> str | None:
+        if "id" not in fields:
+            self.add(node, None, f"the {what} has no id", f"add 'id: some-{what}-name' (lowercase, dashes)")
+            return None
+        value = self.text(fields["id"][1], None, "id")
+        if value is not None and not ID_PATTERN.match(value):
+            self.add(
+                fields["id"][1],
+                value,
+                f"id '{value}' has characters ids cannot have",
+                "use lowercase letters, digits and dashes, e.g. 'friend-manager'",
+            )
+            return None
+        return value
+
+    def note_question(self, text: str, entry_id: str | None, node: yaml.Node) -> None:
+        key = " ".join(text.lower().split())
+        place = self.question_places.get(key)
+        line = node.start_mark.line + 1
+        if place is None:
+            self.question_places[key] = (entry_id or "", self.file, line)
+        elif place[0] != (entry_id or ""):
+            self.add(
+                node,
+                entry_id,
+                f"the question '{text}' is also an example of '{place[0]}' ({place[1]}:{place[2]})",
+                "keep it in the one entry that answers it",
+                severity="warning",
+            )
+        else:
+            self.add(
+                node,
+                entry_id,
+                f"the question '{text}' is listed twice",
+                "remove one copy",
+                severity="warning",
+            )
+
+    def read_links(self, node: yaml.Node, owner: str | None) -> list[Link]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.add(node, owner, "links should be a list", "write each link as '- url: …' with a title")
+            return []
+        links = []
+        for item in node.value:
+            fields = self.mapping(item, owner, "a link")
+            self.unknown_fields(fields, {"url", "title"}, owner, "a link")
+            if "url" not in fields:
+                self.add(item, owner, "the link has no url", "add 'url: https://…'")
+                continue
+            url = self.text(fields["url"][1], owner, "url")
+            if url is None:
+                continue
+            if not re.match(r"^(https?://|mailto:)\S+$", url):
+                self.add(
+                    fields["url"][1],
+                    owner,
+                    f"'{url}' is not a web or mail address",
+                    "write it as https://… or mailto:…",
+                )
+                continue
+            title = (
+                self.localized(fields["title"][1], owner, "link title", both=False)
+                if "title" in fields
+                else {}
+            )
+            links.append(Link(url=url, title=title or dict.fromkeys(LANGS, url)))
+        return links
+
+    def read_date(self, node: yaml.Node, owner: str | None) -> date | None:
+        value = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+        try:
+            # Only YYYY-MM-DD, as the JSON Schema says (fromisoformat alone also takes 20261101, 2026-W44).
+            if not DATE_PATTERN.match(value):
+                raise ValueError(value)
+            return date.fromisoformat(value)
+        except ValueError:
+            self.add(node, owner, f"'{value}' is not a date", "write it as YYYY-MM-DD, e.g. 2026-11-01")
+            return None
+
+    def read_tips(self, node: yaml.Node) -> None:
+        if not isinstance(node, yaml.SequenceNode):
+            self.add(node, None, "'tips' should be a list", "start each tip with '- id: …'")
+            return
+        for item in node.value:
+            fields = self.mapping(item, None, "a tip")
+            if not fields:
+                continue
+            tip_id = self.read_id(fields, item, "tip")
+            self.unknown_fields(fields, TIP_FIELDS, tip_id, "a tip")
+            text: dict[str, str] = {}
+            for lang in LANGS:
+                if lang in fields:
+                    value = self.text(fields[lang][1], tip_id, f"the tip ({lang})")
+                    if value is not None:
+                        text[lang] = value
+                else:
+                    self.add(
+                        item, tip_id, f"the tip is missing in {LANG_NAMES[lang]}", f"add a line '{lang}: …'"
+                    )
+            entry = None
+            if "entry" in fields:
+                entry = self.text(fields["entry"][1], tip_id, "entry")
+                if entry is not None:
+                    self.tip_entry_nodes.append((self.file, tip_id or "", fields["entry"][1]))
+            if tip_id is None:
+                continue
+            if tip_id in self.tips:
+                first = self.tips[tip_id]
+                self.add(
+                    fields["id"][1],
+                    tip_id,
+                    f"duplicate tip id '{tip_id}' (first used at {first.file}:{first.line})",
+                    "give this tip a different id",
+                )
+                continue
+            self.tips[tip_id] = Tip(tip_id, text, entry, self.file, item.start_mark.line + 1)
+
+    def read_messages(self, node: yaml.Node) -> None:
+        for key, (key_node, value_node) in self.mapping(node, None, "messages").items():
+            if key not in MESSAGE_KEYS:
+                guess = process.extractOne(key, sorted(MESSAGE_KEYS), score_cutoff=60)
+                hint = f"did you mean '{guess[0]}'?" if guess else "remove it; the bot never says it"
+                self.add(key_node, None, f"unknown message '{key}'", hint)
+                continue
+            if key in self.messages:
+                self.add(key_node, None, f"message '{key}' is defined twice", "keep one of them")
+                continue
+            texts = self.localized(value_node, None, f"message '{key}'")
+            allowed = set(MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
+            for lang, text in texts.items():
+                try:
+                    used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+                except ValueError as exc:
+                    self.add(
+                        value_node,
+                        None,
+                        f"message '{key}' ({lang}) has a broken {{placeholder}}: {exc}",
+                        "write placeholders as {name}; write a literal brace as {{ or }}",
+                    )
+                    continue
+                for name in sorted(used - allowed):
+                    self.add(
+                        value_node,
+                        None,
+                        f"message '{key}' ({lang}) uses unknown placeholder {{{name}}}",
+                        f"allowed here: {', '.join('{' + a + '}' for a in sorted(allowed)) or 'none'}",
+                    )
+                for name in MESSAGE_KEYS[key]:
+                    if name not in used:
+                        self.add(
+                            value_node,
+                            None,
+                            f"message '{key}' ({lang}) must contain {{{name}}}",
+                            f"put {{{name}}} where the bot should insert it",
+                        )
+            self.messages[key] = texts
+            self.message_nodes[key] = key_node
+
+    def read_synonyms(self, node: yaml.Node) -> None:
+        for key, (key_node, value_node) in self.mapping(node, None, "synonyms").items():
+            words = [w.lower() for w, _ in self.text_list(value_node, None, f"synonyms of '{key}'")]
+            if key.lower() in self.synonyms:
+                self.add(key_node, None, f"synonyms for '{key}' are defined twice", "merge the two lists")
+            self.synonyms[key.lower()] = tuple(words)
+
+    def read_out_of_scope(self, node: yaml.Node) -> None:
+        """Questions the bot must not answer (other HR matters, IT, how to use an app...)."""
+        for lang, (key_node, list_node) in self.mapping(node, None, "out_of_scope").items():
+            if lang not in LANGS:
+                self.add(
+                    key_node,
+                    None,
+                    f"unknown language '{lang}' in out_of_scope",
+                    f"use one of: {', '.join(LANGS)}",
+                )
+                continue
+            for text, item_node in self.text_list(list_node, None, f"out_of_scope ({lang})"):
+                self.note_question(text, "(out of scope)", item_node)
+                self.out_of_scope[lang].append(text)
+
+    # -- checks across files
+
+    def cross_check(self, unreadable: bool) -> None:
+        """Checks that span files; skipped where an unreadable file would only cause follow-on noise."""
+        if unreadable:
+            return
+        for file, owner, node in self.related_nodes:
+            self.file = file
+            rid = str(node.value).strip()
+            if rid not in self.entries:
+                self.add(node, owner, f"related id '{rid}' does not exist", _closest_id(rid, self.entries))
+            elif rid == owner:
+                self.add(node, owner, "an entry cannot be related to itself", "remove this line")
+        for file, owner, node in self.tip_entry_nodes:
+            self.file = file
+            rid = str(node.value).strip()
+            if rid not in self.entries:
+                self.add(
+                    node,
+                    owner,
+                    f"the tip refers to entry '{rid}', which does not exist",
+                    _closest_id(rid, self.entries),
+                )
+        missing = [k for k in MESSAGE_KEYS if k not in self.messages]
+        if missing:
+            self.file = "(all files)"
+            self.add(
+                None,
+                None,
+                f"the bot's sentences {', '.join(missing)} are not defined",
+                "add them under 'messages:' in messages.yaml, each with en and nb",
+            )
+        if not self.entries:
+            self.file = "(all files)"
+            self.add(
+                None, None, "the knowledge base has no entries", "add at least one entry under 'entries:'"
+            )
+
+
+def _closest_id(wrong: str, known: Mapping[str, object]) -> str:
+    guess = process.extractOne(wrong, list(known), score_cutoff=60)
+    return f"did you mean '{guess[0]}'?" if guess else "use the id of an existing entry"
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a group of fields"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == "tag:yaml.org,2002:null":
+        return "empty"
+    return f"'{node.value}'"
+
+
+def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+
+
+def _compose(reader: _Reader, raw: bytes) -> yaml.Node | None:
+    """Parse one file to a node tree with the safe loader, refusing tabs, aliases and huge trees."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reader.add(None, None, f"the file is not UTF-8 text (byte {exc.start})", "save it as UTF-8")
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            reader.problems.append(
+                Problem(
+                    reader.file,
+                    number,
+                    indent.index("\t") + 1,
+                    None,
+                    "the line is indented with a tab",
+                    "indent with spaces only (two per level)",
+                )
+            )
+    if any(p.file == reader.file for p in reader.problems):
+        return None
+    try:
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "the YAML is malformed"
+        fix = "check the indentation and that each 'key: value' has a space after the colon"
+        if "found character '\\t'" in str(exc):
+            fix = "replace the tab with spaces"
+        if mark is not None:
+            reader.problems.append(Problem(reader.file, mark.line + 1, mark.column + 1, None, problem, fix))
+        else:
+            reader.add(None, None, problem, fix)
+        return None
+    except yaml.YAMLError as exc:
+        reader.add(None, None, f"the YAML is malformed: {exc}", "check the file's syntax")
+        return None
+    if node is None:
+        return None
+    seen: set[int] = set()
+    for count, current in enumerate(_walk(node)):
+        if count > MAX_NODES:
+            reader.add(node, None, f"the file has more than {MAX_NODES} items", "split it into several files")
+            return None
+        if id(current) in seen:  # an alias (*name) points back at an anchored node
+            reader.add(
+                current,
+                None,
+                "anchors and aliases (&name / *name) are not supported",
+                "write the text out in full where it is needed",
+            )
+            return None
+        if isinstance(current, yaml.MappingNode | yaml.SequenceNode):
+            seen.add(id(current))
+    return node
+
+
+def knowledge_files(directory: Path) -> list[Path]:
+    """The files the loader reads, in the order it reads them."""
+    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+
+
+def compose_file(path: Path) -> yaml.Node | None:
+    """One file's node tree (with line marks) under the loader's rules; None where the loader could not
+    read it (too big, not UTF-8, tabs, syntax, aliases: `load_knowledge` reports those) or it is empty."""
+    reader = _Reader()
+    reader.file = str(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    node = _compose(reader, raw)
+    return None if reader.problems else node
+
+
+def _load(directory: Path) -> KnowledgeBase:
+    reader = _Reader()
+    if not directory.is_dir():
+        reader.file = str(directory)
+        reader.add(None, None, "the knowledge folder does not exist", "point POLICYBOT_KNOWLEDGE at a folder")
+        raise KnowledgeError(reader.problems)
+    files = knowledge_files(directory)
+    if len(files) > MAX_FILES:
+        reader.file = str(directory)
+        reader.add(None, None, f"{len(files)} YAML files (at most {MAX_FILES})", "merge some files")
+        raise KnowledgeError(reader.problems)
+    digest = hashlib.sha256()
+    unreadable = False  # a file that could not be parsed at all
+    for path in files:
+        reader.file = str(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:  # a dangling link, or removed while the folder was being read
+            reader.add(None, None, f"the file could not be read ({exc.strerror})", "check that it exists")
+            unreadable = True
+            continue
+        if size > MAX_FILE_BYTES:
+            reader.add(
+                None,
+                None,
+                f"the file is {size} bytes (at most {MAX_FILE_BYTES})",
+                "split it into smaller files",
+            )
+            continue
+        raw = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+        before = len(reader.problems)
+        node = _compose(reader, raw)
+        if node is not None:
+            reader.read_file(node)
+        elif len(reader.problems) > before:
+            unreadable = True
+    if not files:
+        reader.file = str(directory)
+        reader.add(None, None, "no .yaml files in the knowledge folder", "add the knowledge base files")
+    reader.cross_check(unreadable)
+    errors = [p for p in reader.problems if p.severity == "error"]
+    if errors:
+        raise KnowledgeError(reader.problems)
+    return KnowledgeBase(
+        entries=dict(reader.entries),
+        tips=tuple(reader.tips.values()),
+        messages=reader.messages,
+        synonyms=reader.synonyms,
+        out_of_scope={lang: tuple(texts) for lang, texts in reader.out_of_scope.items() if texts},
+        version=digest.hexdigest()[:12],
+        source_dir=str(directory),
+        warnings=tuple(reader.problems),
+    )
