@@ -27,7 +27,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-import yaml
 from aiohttp import web
 
 from adapters.server import ServerContext, build_app
@@ -533,25 +532,6 @@ async def test_the_slack_deliverer_reports_an_unreachable_slack_as_retryable(tin
 def test_incoming_text_loses_the_bot_mention_and_slack_escapes() -> None:
     text = f"<@{BOT_USER_ID}> can I share Q&amp;A on <https://example.com|our blog> in <#C0GENERAL|general>?"
     assert incoming_text(text, BOT_USER_ID) == "can I share Q&A on our blog in #general?"
-
-
-def test_the_manifest_asks_for_exactly_what_the_bot_listens_to_and_calls() -> None:
-    manifest = yaml.safe_load((REPO / "adapters" / "slack-manifest.yaml").read_text(encoding="utf-8"))
-    settings = manifest["settings"]
-    assert set(settings["event_subscriptions"]["bot_events"]) == {
-        "app_home_opened",
-        "app_mention",
-        "message.groups",  # HR's replies in "Ask HR" threads (private HR channel)
-        "message.im",
-    }
-    assert settings["interactivity"]["is_enabled"] is True
-    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/policy"]
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "app_mentions:read", "chat:write", "commands", "groups:history", "im:history", "users:read",
-    }  # fmt: skip
-    urls = {settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"]}
-    urls.add(manifest["features"]["slash_commands"][0]["url"])
-    assert {url.rsplit("/", 2)[-2:] == ["slack", "events"] for url in urls} == {True}
 
 
 # ------------------------------------------------------------------------------- start-up (CLI)
