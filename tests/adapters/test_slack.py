@@ -8,6 +8,7 @@ Slack's real shapes (tests/adapters/payloads/slack/).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -580,9 +581,24 @@ def test_half_configured_slack_stops_serve_with_a_message_naming_what_is_missing
     assert missing in result.stderr
 
 
-async def test_policybot_serve_answers_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, slack_api: FakeSlackApi
-) -> None:
+@dataclass
+class Served:
+    """`policybot serve` running in a subprocess against the fake Slack API."""
+
+    process: asyncio.subprocess.Process
+    bot: Policybot
+    health: dict[str, Any]
+
+    async def stop(self, timeout: float = 10) -> str:  # noqa: ASYNC109 (reads best in tests)
+        """SIGTERM, as a deploy sends it; returns what the server logged. It must exit cleanly."""
+        self.process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(self.process.communicate(), timeout)
+        assert self.process.returncode == 0, stderr.decode()
+        return stderr.decode()
+
+
+@contextlib.asynccontextmanager
+async def policybot_serve(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncIterator[Served]:
     port = free_port()
     env = cli_env(
         tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_api.api_url
@@ -591,8 +607,8 @@ async def test_policybot_serve_answers_and_stops_cleanly_on_sigterm(
         sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
                 try:
@@ -603,19 +619,23 @@ async def test_policybot_serve_answers_and_stops_cleanly_on_sigterm(
                     await asyncio.sleep(0.05)
             else:
                 pytest.fail("policybot serve did not start")
-            assert health["platforms"] == ["slack"]
-            served = Policybot(url, slack_api, None, http)  # type: ignore[arg-type]
-            assert await served.dm("Can I add my manager on Facebook?") == 200
-            [answer] = await slack_api.wait_for("chat.postMessage")
-            assert "Yes, you may" in answer.text
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 10)
-        assert process.returncode == 0, stderr.decode()
-        assert "shutting down" in stderr.decode()
+            yield Served(process, Policybot(url, slack_api, None, http), health)  # type: ignore[arg-type]
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_policybot_serve_answers_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, slack_api: FakeSlackApi
+) -> None:
+    async with policybot_serve(tmp_path, slack_api) as served:
+        assert served.health["platforms"] == ["slack"]
+        assert await served.bot.dm("Can I add my manager on Facebook?") == 200
+        [answer] = await slack_api.wait_for("chat.postMessage")
+        assert "Yes, you may" in answer.text
+
+        assert "shutting down" in await served.stop()
 
 
 async def test_an_answer_in_progress_when_serve_is_stopped_is_still_posted(
@@ -625,37 +645,13 @@ async def test_an_answer_in_progress_when_serve_is_stopped_is_still_posted(
 
     Slack rate-limits the answer for a second; the server is told to stop while it waits to retry.
     """
-    port = free_port()
-    env = cli_env(
-        tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_api.api_url
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(url + "/healthz") as response:
-                        await response.read()
-                    break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                pytest.fail("policybot serve did not start")
-            slack_api.fail_next("chat.postMessage", status=429, retry_after=1)
-            served = Policybot(url, slack_api, None, http)  # type: ignore[arg-type]
-            assert await served.dm("Can I add my manager on Facebook?") == 200
-            await slack_api.wait_for("chat.postMessage")  # the rate-limited first try
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 15)
-        assert process.returncode == 0, stderr.decode()
-        first, retry = slack_api.calls_to("chat.postMessage")
-        assert retry.params == first.params
-        assert "Yes, you may" in retry.text
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    async with policybot_serve(tmp_path, slack_api) as served:
+        slack_api.fail_next("chat.postMessage", status=429, retry_after=1)
+        assert await served.bot.dm("Can I add my manager on Facebook?") == 200
+        await slack_api.wait_for("chat.postMessage")  # the rate-limited first try
+
+        await served.stop(timeout=15)
+
+    first, retry = slack_api.calls_to("chat.postMessage")
+    assert retry.params == first.params
+    assert "Yes, you may" in retry.text
