@@ -132,6 +132,11 @@ class Admin:
             f"*why* “{question}” ({result.lang})",
             f"The bot {verdict} — confidence {result.confidence:.2f}.",
         ]
+        if not result.specific:
+            lines.append(
+                "It is never answered outright: its words are ones nearly every entry uses, so it could "
+                "mean several of them."
+            )
         if result.ranked:
             best = result.ranked[0]
             lines.append(

@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from bot.conversation import ReplyKind
+from bot.conversation import Conversation, ReplyKind
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge
 from bot.report import Report, build_report
 from bot.store import Store
+from tests.conftest import write_kb
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 OSLO = ZoneInfo("Europe/Oslo")
@@ -122,3 +123,23 @@ async def fill(store: Store, clock: Clock) -> None:
 
 async def report_of(store: Store, kb: KnowledgeBase, clock: Clock, since: date | None = None) -> Report:
     return await build_report(store, kb, since=since, now=clock.at(2028, 5, 17, 12))
+
+
+@pytest.fixture
+async def all_about_work(tmp_path: Path) -> Conversation:
+    """Three entries whose examples all speak of posting about work; "photos" has "can I post about
+    work?" word for word, so a question of only those words matches it perfectly yet fits all three."""
+
+    def entry(topic: str, en: list[str]) -> str:
+        return f"""
+          - id: {topic}
+            title: {{en: "{topic.title()}", nb: "{topic.title()}"}}
+            questions: {{en: {en}, nb: {[q + " (nb)" for q in en]}}}
+            answer: {{en: "About {topic}.", nb: "Om {topic}."}}"""
+
+    entries = "entries:" + "".join(
+        entry(topic, [f"can I post about {topic} from work?", f"is posting about {topic} at work ok?"])
+        for topic in ("salaries", "customers")
+    )
+    entries += entry("photos", ["can I post about work?", "may I post photos from work?"])
+    return Conversation(await load_knowledge(write_kb(tmp_path / "all-about-work", entries)))

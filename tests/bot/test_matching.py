@@ -99,6 +99,17 @@ async def test_a_question_close_to_two_entries_offers_both(conversation: Convers
     assert set(result.suggestions) == {"friend-manager", "workplace-photos"}
 
 
+async def test_a_question_only_of_words_every_topic_uses_is_never_answered_outright(
+    all_about_work: Conversation,
+) -> None:
+    """ "Can I post about work?" fits every entry: the bot asks which one, however well it scores."""
+    vague = all_about_work.match("can I post about work?")  # word for word one of the photo examples
+
+    assert vague.answer_id is None and not vague.specific
+    assert vague.suggestions[0] == "photos"
+    assert all_about_work.match("can I post about salaries from work?").answer_id == "salaries"
+
+
 async def test_out_of_scope_examples_from_the_knowledge_base_win_over_a_weak_match(tiny_kb_dir: Path) -> None:
     (tiny_kb_dir / "out-of-scope.yaml").write_text(
         "out_of_scope:\n  en:\n    - how do I change my profile photo on facebook\n"

@@ -98,3 +98,13 @@ async def test_i_dont_know_says_how_to_reach_hr_without_promising_a_button(
     assert (reply.kind, reply.lang) == (ReplyKind.FALLBACK, lang)
     assert "hr@example.com" in reply.text
     assert not any(word in reply.text.lower() for word in ("below", "under", "button", "knapp", "trykk"))
+
+
+@pytest.mark.parametrize("question", ["can I post about work?", "kan jeg poste om jobben?", "tiktok"])
+async def test_a_vague_question_gets_a_did_you_mean_instead_of_a_guess(
+    shipped: KnowledgeBase, question: str
+) -> None:
+    result = Conversation(shipped).match(question)
+
+    assert result.answer_id is None
+    assert len(result.suggestions) >= 2
