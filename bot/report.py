@@ -20,9 +20,8 @@ based similarity (rapidfuzz `ratio`) of at least `SIMILAR_AT`. Groups are formed
 asked phrasing down (leader clustering) over a similarity matrix computed in blocks with
 `rapidfuzz.process.cdist`, so thousands of distinct questions take well under a second per thousand.
 
-Privacy: the store never holds who asked. Question text itself can still name someone, so before
-anything is grouped or shown, Slack/Teams mentions and user ids, e-mail addresses, ids (GUIDs) and
-phone numbers are replaced with placeholders (`mask`).
+Privacy: the store never holds who asked, and question text is masked (`bot.privacy.mask`) before it
+is stored; it is masked again here, so that rows written before that still show no one.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from rapidfuzz import fuzz, process
 from bot.conversation import ReplyKind
 from bot.knowledge import KnowledgeBase
 from bot.matching import OUT_OF_SCOPE, STOPWORDS, Index, fold, stem
+from bot.privacy import mask
 from bot.store import LoggedPick, LoggedQuestion
 
 log = logging.getLogger(__name__)
@@ -52,35 +52,6 @@ SIMILAR_AT = 85  # 0..100: keys at least this similar are "the same question" (s
 BLOCK = 512  # rows of the similarity matrix computed at once (memory: BLOCK x distinct questions bytes)
 MAX_VARIANTS = 3  # other phrasings shown per group
 NOT_ANSWERED = (str(ReplyKind.SUGGESTIONS), str(ReplyKind.FALLBACK))
-
-# ------------------------------------------------------------------------------------------- privacy
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_SLACK_MENTION = re.compile(r"<[@!][^>\s]*>")  # <@U123>, <@U123|ola>, <!subteam^S1|@hr>, <!channel>
-_TEAMS_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
-# Slack U…/W… ids (always with a digit, unlike a shouted "WHATSAPP") and Teams 29:… ids
-_USER_ID = re.compile(r"\b(?:[UWB](?=[A-Z]*\d)[A-Z0-9]{7,}|\d{2}:[\w-]{6,})\b")
-_GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-_AT_NAME = re.compile(r"@\s?[\w.-]+")  # "@ola", and "@ ola": a Slack mention after the core cleaned it
-_PHONE = re.compile(r"\+?\d[\d ()-]{6,}\d")
-_BROADCAST = {"channel", "here", "everyone"}
-
-
-def mask(text: str) -> str:
-    """The question with everything that could point at a person replaced by a placeholder."""
-    text = _EMAIL.sub("[email]", text)
-    text = _SLACK_MENTION.sub("[someone]", text)
-    text = _TEAMS_MENTION.sub("[someone]", text)
-    text = _GUID.sub("[id]", text)
-    text = _USER_ID.sub("[someone]", text)
-
-    def at_name(match: re.Match[str]) -> str:
-        name = match.group(0).lstrip("@ ").lower()
-        return match.group(0) if name in _BROADCAST else "[someone]"
-
-    text = _AT_NAME.sub(at_name, text)
-    return _PHONE.sub(lambda m: "[number]" if sum(c.isdigit() for c in m.group(0)) >= 8 else m.group(0), text)
-
 
 # ------------------------------------------------------------------------------------------ grouping
 
