@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import importlib.util
 import re
+import stat
 import string
 from collections.abc import Iterator, Mapping
 from datetime import date
@@ -36,6 +37,11 @@ MAX_FILES = 200
 MAX_NODES = 200_000  # bounds what one file can expand to, whatever its structure
 # libyaml's safe loader when PyYAML was built with it (10x faster), else the pure-Python one.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The tags of YAML's core schema. The loader reads every value as the text typed, so any other tag
+# (`!!python/...`, `!!binary`, `!custom`) would be silently ignored: it is refused instead.
+CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
+)
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -581,8 +587,50 @@ def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
                 stack.extend((key, value))
 
 
+def _plain_yaml(reader: _Reader, text: str) -> bool:
+    """Report the first anchor or alias and every tag outside the core schema; True if there are none.
+
+    Read from the parser's events, which keep what the node tree loses: where an anchor is (an alias
+    only repeats a node), and whether a tag was written at all (the tree also gives `<<` and `=`
+    tags HR never typed). HR's files have no use for anchors; refusing them all rules out expansion
+    attacks such as the billion laughs.
+    """
+    before = len(reader.problems)
+    anchored = False
+    for event in yaml.parse(text, Loader=SAFE_LOADER):
+        mark = event.start_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        if not anchored and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
+            anchored = True
+            reader.problems.append(
+                Problem(
+                    reader.file,
+                    line,
+                    column,
+                    None,
+                    "anchors and aliases (&name / *name) are not supported",
+                    "write the text out in full where it is needed",
+                )
+            )
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in CORE_TAGS:
+            shown = re.sub(r"^tag:yaml\.org,2002:", "!!", tag)
+            reader.problems.append(
+                Problem(
+                    reader.file,
+                    line,
+                    column,
+                    None,
+                    f"the YAML tag '{shown}' is not supported",
+                    f"remove the '{shown}' tag; write plain text, lists and fields",
+                )
+            )
+    return len(reader.problems) == before
+
+
 def _compose(reader: _Reader, raw: bytes) -> yaml.Node | None:
-    """Parse one file to a node tree with the safe loader, refusing tabs, aliases and huge trees."""
+    """Parse one file to a node tree with the safe loader, refusing tabs, anchors and aliases, tags
+    outside YAML's core schema, and huge trees."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -604,6 +652,8 @@ def _compose(reader: _Reader, raw: bytes) -> yaml.Node | None:
     if any(p.file == reader.file for p in reader.problems):
         return None
     try:
+        if not _plain_yaml(reader, text):
+            return None
         node = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -621,21 +671,10 @@ def _compose(reader: _Reader, raw: bytes) -> yaml.Node | None:
         return None
     if node is None:
         return None
-    seen: set[int] = set()
-    for count, current in enumerate(_walk(node)):
+    for count, _ in enumerate(_walk(node)):
         if count > MAX_NODES:
             reader.add(node, None, f"the file has more than {MAX_NODES} items", "split it into several files")
             return None
-        if id(current) in seen:  # an alias (*name) points back at an anchored node
-            reader.add(
-                current,
-                None,
-                "anchors and aliases (&name / *name) are not supported",
-                "write the text out in full where it is needed",
-            )
-            return None
-        if isinstance(current, yaml.MappingNode | yaml.SequenceNode):
-            seen.add(id(current))
     return node
 
 
@@ -646,7 +685,8 @@ def knowledge_files(directory: Path) -> list[Path]:
 
 def compose_file(path: Path) -> yaml.Node | None:
     """One file's node tree (with line marks) under the loader's rules; None where the loader could not
-    read it (too big, not UTF-8, tabs, syntax, aliases: `load_knowledge` reports those) or it is empty."""
+    read it (a folder, too big, not UTF-8, tabs, syntax, anchors, tags: `load_knowledge` reports those)
+    or it is empty."""
     reader = _Reader()
     reader.file = str(path)
     try:
@@ -675,20 +715,33 @@ def _load(directory: Path) -> KnowledgeBase:
     for path in files:
         reader.file = str(path)
         try:
-            size = path.stat().st_size
-        except OSError as exc:  # a dangling link, or removed while the folder was being read
-            reader.add(None, None, f"the file could not be read ({exc.strerror})", "check that it exists")
-            unreadable = True
-            continue
-        if size > MAX_FILE_BYTES:
+            info = path.stat()
+            if stat.S_ISDIR(info.st_mode):
+                reader.add(
+                    None,
+                    None,
+                    "this is a folder, not a file",
+                    "rename it so its name does not end in .yaml or .yml",
+                )
+                continue
+            if info.st_size > MAX_FILE_BYTES:
+                reader.add(
+                    None,
+                    None,
+                    f"the file is {info.st_size} bytes (at most {MAX_FILE_BYTES})",
+                    "split it into smaller files",
+                )
+                continue
+            raw = path.read_bytes()
+        except OSError as exc:  # a dangling link, no read permission, or removed while being read
             reader.add(
                 None,
                 None,
-                f"the file is {size} bytes (at most {MAX_FILE_BYTES})",
-                "split it into smaller files",
+                f"the file could not be read ({exc.strerror})",
+                "check that it exists and that policybot may read it, then save again",
             )
+            unreadable = True
             continue
-        raw = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
         before = len(reader.problems)
         node = _compose(reader, raw)

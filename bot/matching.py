@@ -530,10 +530,12 @@ def _group(
     keys: NDArray[np.int64], values: NDArray[np.int64], weights: NDArray[np.float64] | None
 ) -> list[tuple[int, NDArray[np.int64], NDArray[np.float64]]]:
     """Split parallel arrays into one (key, values, weights) group per distinct key."""
+    if not len(keys):  # e.g. examples made only of filler words: nothing to look up
+        return []
     order = np.argsort(keys, kind="stable")
     keys, values = keys[order], values[order]
     weighted = weights[order] if weights is not None else np.zeros(len(order))
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:], len(keys)]
     return [(int(keys[a]), values[a:b], weighted[a:b]) for a, b in zip(starts, ends, strict=True)]
 

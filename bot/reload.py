@@ -132,7 +132,17 @@ class Reloader:
         changed = kb.version != served
         if changed:
             # The new index is built off the event loop; the swap itself is one attribute assignment.
-            await asyncio.to_thread(self.conversation.reload, kb)
+            try:
+                await asyncio.to_thread(self.conversation.reload, kb)
+            except Exception as exc:  # a bug this edit set off: keep serving, tell HR, log it for us
+                log.exception("knowledge base %s loaded but its search index could not be built", kb.version)
+                failure = f"{type(exc).__name__}: {exc}"
+                problem = Problem(
+                    str(self.directory), None, None, None,
+                    f"the bot could not build its search index from this version ({failure})",
+                    "undo the last edit, and tell whoever runs policybot (the log has the details)",
+                )  # fmt: skip
+                return self._reject(reason, (problem,))
             self.loaded_at = self.clock()
             log.info(
                 "knowledge base %s loaded (%s): %d entries, %d tips, %d warning(s); was %s",

@@ -105,8 +105,11 @@ def _editor_copy(directory: Path) -> list[Problem]:
 
 
 def _head(path: Path) -> str:
-    with path.open(encoding="utf-8", errors="replace") as file:
-        return file.readline()
+    try:
+        with path.open(encoding="utf-8", errors="replace") as file:
+            return file.readline()
+    except OSError:  # a folder named *.yaml, a file just removed: the loader reports those
+        return ""
 
 
 def _problem(error: ValidationError, root: yaml.Node | None, data: Any, file: str) -> Problem:

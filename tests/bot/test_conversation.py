@@ -175,7 +175,9 @@ async def test_feedback_is_recorded_without_who_gave_it(bot: Conversation, noteb
     assert notebook.calls == [("feedback", "friend-manager", False)]
 
 
-async def test_a_recorder_that_fails_does_not_cost_the_user_the_answer(tiny_kb_dir: Path) -> None:
+async def test_a_recorder_that_fails_does_not_cost_the_user_the_answer(
+    tiny_kb_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     class Broken(Recorder):
         async def record_question(self, *args: object) -> None:
             raise OSError("database is down")
@@ -183,8 +185,14 @@ async def test_a_recorder_that_fails_does_not_cost_the_user_the_answer(tiny_kb_d
     bot = Conversation(await load_knowledge(tiny_kb_dir), recorder=Broken())
 
     reply = await bot.handle(Message("Can I add my boss on fb?"))
+    await bot.drain()  # the recording runs in the background: wait for it to fail
 
     assert reply.entry_id == "friend-manager"
+    assert [
+        (r.levelname, r.getMessage(), r.exc_info[0] if r.exc_info else None)
+        for r in caplog.records
+        if r.name == "bot.conversation"
+    ] == [("ERROR", "could not record a question", OSError)]
 
 
 async def test_a_reload_swaps_the_whole_knowledge_base_at_once(bot: Conversation, tmp_path: Path) -> None:

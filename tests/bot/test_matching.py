@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation
+from bot.conversation import Conversation, Message
 from bot.knowledge_loader import load_knowledge
 from bot.matching import Analyzer, detect_language, fold, normalise_lang, stem
+from tests.conftest import write_kb
 
 
 @pytest.fixture
@@ -122,11 +125,62 @@ async def test_out_of_scope_examples_from_the_knowledge_base_win_over_a_weak_mat
     assert conversation.match("Can I post photos from work?").answer_id == "workplace-photos"
 
 
+class ReadLog(dict[str, Any]):
+    """Postings that note every term read from them; iterating them reads every term."""
+
+    def __init__(self, postings: dict[str, Any], read: list[str]) -> None:
+        super().__init__(postings)
+        self.read = read
+
+    def __getitem__(self, term: str) -> Any:
+        self.read.append(term)
+        return super().__getitem__(term)
+
+    def get(self, term: str, default: Any = None) -> Any:
+        self.read.append(term)
+        return super().get(term, default)
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.extend(dict.keys(self))
+        return super().__iter__()
+
+    def items(self) -> Any:
+        self.read.extend(dict.keys(self))
+        return super().items()
+
+    def values(self) -> Any:
+        self.read.extend(dict.keys(self))
+        return super().values()
+
+
 async def test_the_index_is_built_once_and_a_query_only_reads_its_own_terms(
     conversation: Conversation,
 ) -> None:
     index = conversation.index
-    result = conversation.match("can i add my boss on fb")
+    read: list[str] = []
+    index.entry_postings = ReadLog(index.entry_postings, read)
+    index.question_postings = ReadLog(index.question_postings, read)
 
-    assert set(result.terms) <= set(index.entry_postings)
-    assert len(index.questions) == 12
+    for question in ("can i add my boss on fb", "Kan jeg legge ut bilder fra jobben?", "asdf qwerty"):
+        terms = conversation.match(question).terms
+        read.clear()
+        await conversation.handle(Message(question))
+        assert read, f"{question!r} was not answered from the index built at start"
+        assert set(read) <= set(terms), (question, sorted(set(read) - set(terms)))
+    assert conversation.index is index
+
+
+async def test_examples_of_only_filler_words_load_and_simply_match_nothing(tmp_path: Path) -> None:
+    entries = """\
+entries:
+  - id: vague
+    title: {en: Vague, nb: Vagt}
+    questions: {en: ["what is it?", "can I do it?"], nb: ["hva er det?", "?!"]}
+    answer: {en: It depends., nb: Det kommer an på.}
+"""
+    conversation = Conversation(await load_knowledge(write_kb(tmp_path / "kb", entries)))
+
+    assert conversation.index.question_postings == {}
+    for question in ("what is it?", "can I post photos from work?"):
+        result = conversation.match(question)
+        assert result.answer_id is None and result.suggestions == (), question

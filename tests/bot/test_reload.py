@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.conversation import Conversation, Message, ReplyKind
 from bot.knowledge_loader import load_knowledge
 from bot.reload import Reloader, ReloadResult, problem_lines
@@ -150,6 +152,33 @@ async def test_a_file_that_cannot_be_read_is_a_rejected_edit_not_a_crash(tiny_kb
 
     assert not result.ok and "could not be read" in result.problems[0].message
     assert conversation.kb.version == reloader.status()["version"]
+
+
+async def test_an_index_that_cannot_be_built_is_a_rejected_edit_and_its_traceback_is_logged(
+    tiny_kb_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    conversation, reloader = await started(tiny_kb_dir)
+    served = conversation.kb.version
+    told: list[ReloadResult] = []
+
+    async def tell_hr(result: ReloadResult) -> None:
+        told.append(result)
+
+    def fails(kb: object) -> None:
+        raise ValueError("zip() argument 2 is shorter than argument 1")
+
+    reloader.on_result(tell_hr)
+    monkeypatch.setattr("bot.conversation.Index", fails)
+    version_b(tiny_kb_dir)
+    result = await reloader.reload("changed: entries.yaml")
+
+    assert not result.ok and result.version == served == conversation.kb.version
+    [problem] = result.problems
+    assert problem.message.startswith("the bot could not build its search index from this version")
+    assert [r.ok for r in told] == [False] and reloader.rejected is not None
+    assert any(r.exc_info and r.exc_info[0] is ValueError for r in caplog.records)  # for the developers
+    reply = await conversation.handle(Message("Can I add my manager on Facebook?"))
+    assert reply.title == OLD[0]
 
 
 async def test_a_notifier_that_fails_does_not_stop_the_others(tiny_kb_dir: Path) -> None:

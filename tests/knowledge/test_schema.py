@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge import LANGS, MESSAGE_KEYS
 from bot.knowledge_loader import ID_PATTERN, compose_file, load_knowledge
-from bot.schema import schema_path, validate
-from tests.conftest import messages_yaml
+from bot.schema import schema_path, schema_problems, validate
+from tests.conftest import ENTRIES, messages_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "knowledge").glob("*.yaml"))
@@ -205,3 +205,17 @@ def test_what_the_editor_reads_is_what_the_loader_reads(tmp_path: Path) -> None:
 
     assert yaml.safe_load(path.read_text())["synonyms"]["nei"] == [False, False]
     assert schema_findings(path) == []
+
+
+async def test_a_folder_named_like_a_yaml_file_is_left_to_the_loader(tiny_kb_dir: Path) -> None:
+    """The loader names it; the schema check neither crashes on it nor stops checking the other files."""
+    (tiny_kb_dir / "old.yaml").mkdir()
+    (tiny_kb_dir / "entries.yaml").write_text(
+        "# yaml-language-server: $schema=./knowledge.schema.json\n" + ENTRIES, encoding="utf-8"
+    )
+
+    problems = await schema_problems(tiny_kb_dir)
+
+    assert [p.message for p in problems] == [
+        "the files refer to ./knowledge.schema.json, which is not in the folder (editors check against it)"
+    ]
