@@ -107,8 +107,10 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if line.strip().lower() in ("quit", "exit", "q", "avslutt"):
             return 0
-        if line.strip().isdigit() and 0 < int(line) <= len(choices):
-            reply = await conversation.answer_entry(choices[int(line) - 1], lang)
+        picked = line.strip()
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if picked.isdecimal() and 0 < int(picked) <= len(choices):
+            reply = await conversation.answer_entry(choices[int(picked) - 1], lang)
         else:
             reply = await conversation.handle(Message(text=line, lang_hint=args.lang))
         lang = reply.lang

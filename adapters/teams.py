@@ -190,6 +190,39 @@ class TeamsDeliverer:
                 return ConversationReference.deserialize(stored.reference), stored.lang
         return None
 
+    async def hr_reference(self, hr_id: str) -> tuple[ConversationReference, str] | None:
+        """How to post into the HR conversation `hr_id`: its own stored reference, else a team's.
+
+        Adding the bot to a team is announced in the team's General channel only, so another channel of
+        that team (an HR channel such as `19:hr-questions@thread.tacv2`) has no reference of its own. A post
+        to a channel goes to `{serviceUrl}/v3/conversations/{channel id}/activities`, and Teams accepts it
+        from a bot installed in the channel's team. The channel id does not say which team that is, but only
+        the serviceUrl, tenant and bot are taken from the team's reference, and the teams of one tenant
+        share them: so when all installed teams are of one tenant, any of them will do. Teams in
+        several tenants are not guessed between (None, and the log says why).
+        """
+        found = await self.reference(hr_id)
+        if found is not None or self._store is None:
+            return found
+        stored = [
+            ConversationReference.deserialize(s.reference) for s in await self._store.references(PLATFORM)
+        ]
+        teams = [r for r in stored if r.conversation and r.conversation.conversation_type == "channel"]
+        tenants = {team.conversation.tenant_id for team in teams if team.conversation}
+        if len(tenants) != 1:
+            why = (
+                "the bot is in teams of several tenants, and which one holds that channel is unknown"
+                if teams
+                else "add policybot to the team that holds that channel"
+            )
+            log.warning("cannot address the Teams HR conversation %s: %s", hr_id, why)
+            return None
+        reference = teams[0]
+        reference.conversation = ConversationAccount(
+            id=hr_id, conversation_type="channel", is_group=True, tenant_id=tenants.pop()
+        )
+        return reference, self._settings.default_lang
+
     async def send(self, reference: ConversationReference, activity: Activity) -> str | None:
         """Post `activity` into the referenced conversation as a new message (not a reply).
 
@@ -379,12 +412,9 @@ class TeamsBot:
         reloader = getattr(self.ctx, "reloader", None)
         if not hr_id or reloader is None:
             return
-        found = await self.deliverer.reference(hr_id)
-        if found is None:
-            log.warning(
-                "cannot tell the Teams HR conversation about the knowledge base: the bot is not installed "
-                "there (no stored conversation reference); see the log for the problems"
-            )
+        found = await self.deliverer.hr_reference(hr_id)
+        if found is None:  # the log says why
+            log.warning("the Teams HR conversation is not told about the knowledge base; see the log above")
             return
         reference, lang = found
         try:
@@ -436,10 +466,10 @@ class TeamsBot:
             await turn_context.send_activity(self._markdown(self.conversation.say("escalation_failed", lang)))
             return
         activity = turn_context.activity
-        found = await self.deliverer.reference(hr_id)
+        found = await self.deliverer.hr_reference(hr_id)
         if found is not None:
             reference, hr_lang = found
-        else:  # not installed there as far as we know: address it through this activity's service
+        else:  # no installed team to address it through: try this activity's service and tenant
             reference = reference_of(activity, tenant_of(body))
             reference.conversation = ConversationAccount(id=hr_id, tenant_id=tenant_of(body))
             hr_lang = self.settings.default_lang

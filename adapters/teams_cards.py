@@ -14,6 +14,10 @@ from bot.conversation import Choice, Reply, ReplyKind
 
 CARD_VERSION = "1.4"  # rendered by Teams on desktop, web and mobile
 MAX_DATA_QUESTION = 1000  # characters of the question carried in an "Ask HR" / suggestion button
+# Teams shows at most 6 actions of an action set (its host config's `actions.maxActions`, in
+# https://github.com/microsoft/AdaptiveCards/blob/main/samples/HostConfig/microsoft-teams-light.json);
+# the rest are dropped, so longer lists of buttons are split into several ActionSets.
+MAX_ACTIONS = 6
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
@@ -37,17 +41,24 @@ def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = Non
     return card
 
 
-def _pick_buttons(choices: tuple[Choice, ...], lang: str, question: str) -> dict[str, Any]:
-    return {
-        "type": "ActionSet",
-        "actions": [
+def _action_sets(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`actions` as ActionSets of at most MAX_ACTIONS each, so that Teams shows every one."""
+    return [
+        {"type": "ActionSet", "actions": actions[start : start + MAX_ACTIONS]}
+        for start in range(0, len(actions), MAX_ACTIONS)
+    ]
+
+
+def _pick_buttons(choices: tuple[Choice, ...], lang: str, question: str) -> list[dict[str, Any]]:
+    return _action_sets(
+        [
             _submit(
                 choice.title,
                 {"action": "pick", "entry": choice.entry_id, "lang": lang, "question": question},
             )
             for choice in choices
-        ],
-    }
+        ]
+    )
 
 
 def render_card(
@@ -72,20 +83,19 @@ def render_card(
         body.append(_text(reply.title, weight="Bolder", size="Medium"))
     body.append(_text(reply.text))
     if reply.links:
-        body.append(
-            {
-                "type": "ActionSet",
-                "actions": [
+        body.extend(
+            _action_sets(
+                [
                     {"type": "Action.OpenUrl", "title": link.title_in(reply.lang), "url": link.url}
                     for link in reply.links
-                ],
-            }
+                ]
+            )
         )
     if reply.choices:
-        body.append(_pick_buttons(reply.choices, reply.lang, question))
+        body.extend(_pick_buttons(reply.choices, reply.lang, question))
     if reply.related:
         body.append(_text(label("related"), weight="Bolder", spacing="Medium"))
-        body.append(_pick_buttons(reply.related, reply.lang, ""))
+        body.extend(_pick_buttons(reply.related, reply.lang, ""))
     if reply.footer:
         body.append(_text(reply.footer, size="Small", isSubtle=True, spacing="Medium"))
 

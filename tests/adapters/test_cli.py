@@ -92,9 +92,21 @@ def test_chat_lets_the_user_pick_a_suggestion_by_number(tiny_kb_dir: Path) -> No
     run = policybot("chat", "--knowledge", str(tiny_kb_dir), stdin="my boss in photos\n2\nquit\n")
 
     assert run.returncode == 0
-    assert "EN did_you_mean" in run.stdout
-    assert "  1. " in run.stdout and "  2. " in run.stdout
-    assert ("Check that no customer" in run.stdout) or ("Yes, you may" in run.stdout)
+    assert (
+        "EN did_you_mean\n  1. Adding your manager on social media\n  2. Photos and video at work\n"
+        in run.stdout
+    )
+    assert "Check that no customer" in run.stdout  # the answer of suggestion 2
+    assert "Yes, you may" not in run.stdout  # not that of suggestion 1
+
+
+def test_chat_takes_a_digit_that_is_not_a_number_as_a_question(tiny_kb_dir: Path) -> None:
+    # "²".isdigit() is True, but int("²") raises: a superscript two must not end the chat.
+    run = policybot("chat", "--knowledge", str(tiny_kb_dir), stdin="my boss in photos\n²\nquit\n")
+
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "Check that no customer" not in run.stdout and "Yes, you may" not in run.stdout  # nothing picked
 
 
 def test_kb_check_passes_a_good_folder_and_prints_a_summary(tiny_kb_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""Teams: HR answers an "Ask HR" question in its channel thread, and the employee gets the answer.
+"""Teams and the HR channel: the bot reaches it (also when it is not the team's General channel), and HR
+answers an "Ask HR" question in its channel thread, and the employee gets the answer.
 
 Same set-up as test_teams.py: the real server at /api/messages, the fake Bot Connector recording what
 the bot sends.
@@ -6,12 +7,21 @@ the bot sends.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.adapters.test_teams import HR_CONVERSATION, PERSONAL, Policybot, activity, start_policybot
+from tests.adapters.test_teams import (
+    CHANNEL,
+    HR_CONVERSATION,
+    PERSONAL,
+    Policybot,
+    activity,
+    start_policybot,
+)
+from tests.conftest import ENTRIES
 from tests.fakes.bot_connector import ConnectorCall, FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
 
 
@@ -94,3 +104,104 @@ async def test_a_redelivered_hr_reply_is_relayed_once(bot: Policybot) -> None:
     await hr_writes(bot, thread)  # Teams retries when the bot was slow
 
     assert len(to_employee(bot)) == 2  # "sent to HR", then HR's reply once
+
+
+# ------------------------------------------------------------------- reaching an HR channel of a team
+
+KARI = "6b1f7c1e-0000-4000-8000-00000000000a"  # the sender of payloads/teams/personal_message.json
+
+
+@pytest.fixture
+async def admin_bot(
+    tiny_kb_dir: Path,
+    tmp_path: Path,
+    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+) -> AsyncIterator[Policybot]:
+    """As `bot`, with Kari an HR admin (she may `reload`)."""
+    env = {
+        "POLICYBOT_ENV": "development",
+        "POLICYBOT_HR_TEAMS_CONVERSATION": HR_CONVERSATION,
+        "POLICYBOT_ADMINS": KARI,
+    }
+    async with start_policybot(env, tiny_kb_dir, tmp_path, bot_connector) as running:
+        yield running
+
+
+async def install_in_team(bot: Policybot, general: str = CHANNEL, tenant: str = "tenant-1") -> None:
+    """The bot is added to a team; Teams tells it in the team's General channel (`general`)."""
+    body = activity("install_team", bot.connector, id=f"install-{general}")
+    body["conversation"]["id"] = body["channelData"]["team"]["id"] = general
+    body["conversation"]["tenantId"] = body["channelData"]["tenant"]["id"] = tenant
+    assert (await bot.post(body))[0] == 200
+
+
+async def reload_a_broken_edit(bot: Policybot, kb_dir: Path) -> None:
+    """HR saves a date that is not one, and an admin types `reload` to the bot."""
+    (kb_dir / "entries.yaml").write_text(
+        ENTRIES.replace("reviewed: 2026-11-01", "reviewed: 1 November"), encoding="utf-8"
+    )
+    assert (await bot.post(activity("personal_message", bot.connector, text="reload", id="reload")))[0] == 200
+    [answer] = bot.connector.calls_to(PERSONAL)
+    assert answer.text is not None and answer.text.startswith("EN reload_failed 1")
+
+
+async def test_a_rejected_edit_reaches_an_hr_channel_that_is_not_the_team_s_general_channel(
+    admin_bot: Policybot, tiny_kb_dir: Path
+) -> None:
+    await install_in_team(admin_bot)  # the HR team: the bot only ever hears of its General channel
+
+    await reload_a_broken_edit(admin_bot, tiny_kb_dir)
+
+    [note] = admin_bot.connector.calls_to(HR_CONVERSATION)
+    assert (note.method, note.activity_id) == ("POST", None)  # a new post in the HR channel
+    assert note.text is not None and note.text.startswith("EN reload_failed 1\n")
+    assert note.activity["conversation"]["tenantID"] == "tenant-1"  # the team's tenant
+    assert admin_bot.connector.calls_to(CHANNEL) == []  # not posted in General instead
+
+
+async def test_with_several_teams_of_one_tenant_any_of_them_addresses_the_hr_channel(
+    admin_bot: Policybot, tiny_kb_dir: Path
+) -> None:
+    await install_in_team(admin_bot, "19:general-sales@thread.tacv2")
+    await install_in_team(admin_bot)
+
+    await reload_a_broken_edit(admin_bot, tiny_kb_dir)
+
+    [note] = admin_bot.connector.calls_to(HR_CONVERSATION)
+    assert note.text is not None and note.text.startswith("EN reload_failed 1\n")
+
+
+async def test_ask_hr_reaches_the_hr_channel_through_the_installed_team(admin_bot: Policybot) -> None:
+    await install_in_team(admin_bot)
+    value = {"policybot": "ask_hr", "lang": "en", "question": "Can I blog about work?"}
+
+    await admin_bot.post(activity("card_action", admin_bot.connector, value=value))
+
+    [to_hr] = admin_bot.connector.calls_to(HR_CONVERSATION)
+    assert to_hr.text is not None and to_hr.text.startswith("EN escalation_to_hr Can I blog about work?")
+    assert to_hr.activity["conversation"]["tenantID"] == "tenant-1"
+    assert [c.text for c in to_employee(admin_bot)] == ["EN escalation_sent"]
+
+
+async def test_teams_in_several_tenants_are_not_guessed_between_and_the_log_says_so(
+    admin_bot: Policybot, tiny_kb_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    await install_in_team(admin_bot, "19:general-a@thread.tacv2", "tenant-a")
+    await install_in_team(admin_bot, "19:general-b@thread.tacv2", "tenant-b")
+
+    await reload_a_broken_edit(admin_bot, tiny_kb_dir)
+
+    assert admin_bot.connector.calls_to(HR_CONVERSATION) == []
+    assert "several tenants" in caplog.text and HR_CONVERSATION in caplog.text
+
+
+async def test_without_the_bot_in_any_team_the_log_says_to_add_it_to_the_hr_team(
+    admin_bot: Policybot, tiny_kb_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.teams")
+
+    await reload_a_broken_edit(admin_bot, tiny_kb_dir)
+
+    assert admin_bot.connector.calls_to(HR_CONVERSATION) == []
+    assert "add policybot to the team" in caplog.text
