@@ -47,6 +47,7 @@ from adapters.slack_blocks import (
     RELATED,
     Rendered,
     chunks,
+    escape,
     home_view,
     markdown_message,
     neutralise,
@@ -147,7 +148,9 @@ class EscalationRoutes(Protocol):
     async def escalation(self, platform: str, thread_id: str) -> Any: ...
 
 
-HR_REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")  # HR writing in a thread (edits are not)
+# A person writing: a plain message, one also sent to the channel from a thread, one with a file attached.
+# Other subtypes are edits, deletions, joins and the like.
+USER_MESSAGE_SUBTYPES = (None, "thread_broadcast", "file_share")
 
 
 class EventClaims:
@@ -366,9 +369,14 @@ class SlackBot:
 
     @staticmethod
     def _ignored(event: dict[str, Any], bot_user_id: str | None) -> bool:
-        """Edits, deletions, joins, other bots and our own messages are not questions."""
+        """Edits, deletions, joins, other bots and our own messages are not questions (nor HR's replies).
+
+        An edited message that mentions the bot comes again as an `app_mention` with a new event id and
+        no subtype, only an `edited` field: it was answered already.
+        """
         return bool(
-            event.get("subtype")
+            event.get("subtype") not in USER_MESSAGE_SUBTYPES
+            or event.get("edited")
             or event.get("bot_id")
             or event.get("bot_profile")
             or not event.get("user")
@@ -494,10 +502,12 @@ class SlackBot:
         question = value.get("q", "").strip()
         if not self.hr_channel or not question or not re.fullmatch(r"[UW][A-Z0-9]+", user):
             return
-        # The asker pressed the button, so mentioning them to HR is wanted; their words stay inert.
+        # The asker pressed the button, so mentioning them to HR is wanted. Their words go in after the
+        # markdown conversion, escaped and inert: a `[title](url)` they typed must not become a link
+        # posted in the bot's name.
         hr_lang = self.settings.default_lang
-        text = to_mrkdwn(self.conversation.say("escalation_to_hr", hr_lang, question=question, user="\x01"))
-        text = text.replace("\x01", f"<@{user}>")
+        template = self.conversation.say("escalation_to_hr", hr_lang, question="\x02", user="\x01")
+        text = to_mrkdwn(template).replace("\x01", f"<@{user}>").replace("\x02", neutralise(escape(question)))
         posted = await self._call(
             "chat.postMessage",
             channel=self.hr_channel,
@@ -533,10 +543,8 @@ class SlackBot:
             return False
         if not thread or thread == event.get("ts"):
             return False  # a new post in the HR channel, not a reply in a thread
-        if event.get("subtype") not in HR_REPLY_SUBTYPES or event.get("bot_id") or event.get("bot_profile"):
+        if self._ignored(event, bot_user_id):
             return True  # edits, deletions, our own relay notes and other bots: never relayed
-        if not event.get("user") or event.get("user") == bot_user_id:
-            return True
         try:
             found = await self.routes.escalation("slack", f"{channel}:{thread}")
         except PolicybotError as exc:
@@ -569,10 +577,18 @@ class SlackBot:
             return
         reply = await self.conversation.answer_entry(entry_id, lang, question=value.get("q", ""))
         container = body.get("container") or {}
-        ephemeral = bool(container.get("is_ephemeral")) or not body.get("message")
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id"))
         replace = bool(PICK.match(str(action.get("action_id"))))
+        # A related button under a message in a channel (a daily tip, an answer in a thread) answers only
+        # whoever clicked; in their DM with the bot, a new message is right.
+        ephemeral = (
+            bool(container.get("is_ephemeral"))
+            or not body.get("message")
+            or (not replace and not channel.startswith("D"))
+        )
         if ephemeral or replace:
-            # "Did you mean" is resolved: the answer takes the prompt's place (public or private).
+            # "Did you mean" is resolved: the answer takes the prompt's place (public or private);
+            # a private related answer comes as a new ephemeral message.
             message = render(reply, ask_hr=self.hr_channel is not None)
             body_out: dict[str, Any] = {
                 "text": message.text,
@@ -586,7 +602,6 @@ class SlackBot:
             if ephemeral:
                 await self._ephemeral_message(body, message, replace=replace)
                 return
-        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id"))
         original = body.get("message") or {}
         thread = original.get("thread_ts") or (None if channel.startswith("D") else original.get("ts"))
         await self._post(channel, reply, thread)

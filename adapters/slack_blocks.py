@@ -122,13 +122,21 @@ def _value(**fields: str) -> str:
     return _COMPACT_JSON.encode(fields)
 
 
-def ask_hr_value(question: str, lang: str, entry_id: str | None) -> str:
-    """The "Ask HR" button value, with the question cut (marked with …) to fit Slack's 2000 characters."""
-    value = _value(l=lang, e=entry_id or "", q=question)
+def _value_with_question(question: str, **fields: str) -> str:
+    """A button value carrying the question, cut (marked with …) to fit Slack's 2000 characters.
+
+    Measured encoded: JSON escaping can double a question's length (every `"` and `\\`).
+    """
+    value = _value(**fields, q=question)
     while len(value) > BUTTON_VALUE_MAX:
         question = question[: len(question) - (len(value) - BUTTON_VALUE_MAX) - 1] + "…"
-        value = _value(l=lang, e=entry_id or "", q=question)
+        value = _value(**fields, q=question)
     return value
+
+
+def ask_hr_value(question: str, lang: str, entry_id: str | None) -> str:
+    """The "Ask HR" button value: language, entry and the question, fitted to Slack's limit."""
+    return _value_with_question(question, l=lang, e=entry_id or "")
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -181,9 +189,12 @@ def render(reply: Reply, *, ask_hr: bool) -> Rendered:
         blocks.append(_context(to_mrkdwn(reply.footer), "footer"))
 
     if reply.kind is ReplyKind.SUGGESTIONS and reply.choices:
-        question = reply.question[:1500]
         buttons = [
-            _button(choice.title, f"pick_{i}", _value(e=choice.entry_id, l=reply.lang, q=question))
+            _button(
+                choice.title,
+                f"pick_{i}",
+                _value_with_question(reply.question, e=choice.entry_id, l=reply.lang),
+            )
             for i, choice in enumerate(reply.choices[:BUTTONS_PER_BLOCK])
         ]
         blocks.append({"type": "actions", "block_id": "suggestions", "elements": buttons})

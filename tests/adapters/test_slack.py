@@ -45,6 +45,7 @@ PAYLOADS = Path(__file__).parent / "payloads" / "slack"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ASKER = "U0ASKER01"
 HR_CHANNEL = "C0HRDESK"
+SLOW = 3.5  # seconds a slow Slack takes to accept the answer: more than the 3 s Slack waits for the ack
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -184,11 +185,13 @@ def action_ids(call: Call) -> list[str]:
 async def test_a_direct_message_is_answered_in_the_dm_with_feedback_and_ask_hr_buttons(
     bot: Policybot,
 ) -> None:
+    bot.fake.slow_next("chat.postMessage", SLOW)
     started = time.perf_counter()
     assert await bot.dm("Can I add my manager on Facebook?") == 200
-    assert time.perf_counter() - started < 3  # acknowledged within Slack's limit, before answering
+    assert time.perf_counter() - started < 2  # acknowledged well within Slack's limit, before answering
 
-    [answer] = await bot.fake.wait_for("chat.postMessage")
+    [answer] = await bot.fake.wait_for("chat.postMessage", timeout=SLOW + 5)
+    assert answer.at - started >= SLOW  # the answer came after the ack
     assert answer.token == BOT_TOKEN
     assert answer.params["channel"] == "D0ASKER01"
     assert "thread_ts" not in answer.params
@@ -222,11 +225,14 @@ async def test_a_mention_inside_a_thread_answers_in_that_thread(bot: Policybot) 
 
 
 async def test_the_slash_command_answers_privately_and_knows_help_tip_and_topics(bot: Policybot) -> None:
+    bot.fake.slow_next("response_url", SLOW)
+    started = time.perf_counter()
     status, body, took = await bot.command("Can I post photos from work?", bot.fake.response_url("ask"))
     assert (status, body) == (200, "")
-    assert took < 3
+    assert took < 2  # acknowledged well within Slack's limit, before answering
 
-    [answer] = await bot.fake.wait_for("response_url")
+    [answer] = await bot.fake.wait_for("response_url", timeout=SLOW + 5)
+    assert answer.at - started >= SLOW  # the answer came after the ack
     assert answer.params["response_type"] == "ephemeral"
     assert answer.params["url_name"] == "ask"
     assert "Check that no customer, colleague or screen is in the picture" in answer.text
@@ -269,14 +275,38 @@ async def test_an_unclear_question_offers_one_button_per_suggestion_and_a_pick_a
     ]
 
 
-async def test_a_related_topic_button_answers_in_a_new_message(bot: Policybot) -> None:
-    await bot.event(payload("app_mention"))
+async def test_a_related_topic_button_in_the_dm_answers_in_a_new_message(bot: Policybot) -> None:
+    await bot.dm("Can I add my manager on Facebook?")
     [answer] = await bot.fake.wait_for("chat.postMessage")
 
     await bot.click(answer, "related_0")
     calls = await bot.fake.wait_for("chat.postMessage", n=2)
+    assert calls[1].params["channel"] == "D0ASKER01"
+    assert "thread_ts" not in calls[1].params
     assert "Check that no customer, colleague or screen" in calls[1].text
-    assert calls[1].params["thread_ts"] == payload("app_mention")["event"]["ts"]
+
+
+@pytest.mark.parametrize("where", ["tip", "mention"])
+async def test_a_related_button_in_a_channel_answers_only_whoever_clicked(
+    bot: Policybot, tmp_path: Path, where: str
+) -> None:
+    if where == "tip":
+        conversation = Conversation(await load_knowledge(write_kb(tmp_path / "tip-knowledge")))
+        deliverer = SlackDeliverer(web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=bot.fake.api_url)))
+        await deliverer.deliver(Target("slack", "C0TIPS", "en"), conversation.tip("en", "photo-check"))
+    else:
+        await bot.event(payload("app_mention"))  # answered in a thread in #general
+    [message] = await bot.fake.wait_for("chat.postMessage")
+
+    assert await bot.click(message, "related_0", name="related") == 200
+    assert await bot.click(message, "related_0", user="U0COLLEAGUE", name="related") == 200
+    answers = await bot.fake.wait_for("response_url", n=2)
+    for answer in answers:
+        assert answer.params["response_type"] == "ephemeral"
+        assert answer.params["replace_original"] is False
+    assert "Check that no customer, colleague or screen" in answers[0].text
+    await bot.fake.settle()
+    assert bot.fake.count("chat.postMessage") == 1  # nothing new for the whole channel to read
 
 
 # ------------------------------------------------------------------------------------ buttons
@@ -335,6 +365,18 @@ async def test_ask_hr_posts_the_question_to_hr_with_mentions_neutralised(start_b
     assert "EN escalation_sent" in sent.text
 
 
+async def test_a_markdown_link_the_asker_typed_is_not_a_live_link_in_the_hr_post(bot: Policybot) -> None:
+    await bot.dm("Is [Payroll form](https://evil.example/login) safe to open? @here")
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+
+    await bot.click(answer, "ask_hr")
+    to_hr = (await bot.fake.wait_for("chat.postMessage", n=2))[1]
+    assert to_hr.params["channel"] == HR_CHANNEL
+    assert "[Payroll form](https://evil.example/login)" in to_hr.text  # shown as typed
+    assert "<https://evil.example" not in to_hr.text  # no link posted in the bot's name
+    assert "<!" not in to_hr.text and "@here" not in to_hr.text
+
+
 async def test_ask_hr_tells_the_user_when_the_hr_channel_cannot_be_reached(bot: Policybot) -> None:
     await bot.dm("bananas")  # a fallback: nothing matched, "Ask HR" is the way on
     [fallback] = await bot.fake.wait_for("chat.postMessage")
@@ -384,12 +426,14 @@ async def test_app_home_shows_help_and_topics_in_the_user_s_slack_language(
     [
         {"subtype": "message_changed"},
         {"subtype": "message_deleted"},
+        {"edited": {"user": ASKER, "ts": "1700000130.000000"}},
         {"subtype": "bot_message", "bot_id": "B0OTHERBOT"},
         {"bot_id": "B0OTHERBOT", "user": "U0OTHERBOT"},
+        {"subtype": "file_share", "bot_id": "B0OTHERBOT", "user": "U0OTHERBOT"},
         {"user": BOT_USER_ID},
         {"channel_type": "channel"},
     ],
-    ids=["edit", "delete", "bot_message", "other_bot", "own_message", "not_a_dm"],
+    ids=["edit", "delete", "edited", "bot_message", "other_bot", "other_bot_file", "own_message", "not_a_dm"],
 )
 async def test_edits_deletions_bots_and_its_own_messages_get_no_answer(
     bot: Policybot, overrides: dict[str, Any]
@@ -397,6 +441,33 @@ async def test_edits_deletions_bots_and_its_own_messages_get_no_answer(
     assert await bot.dm("Can I add my manager on Facebook?", **overrides) == 200
     await bot.fake.settle()
     assert bot.fake.count("chat.postMessage") == 0
+
+
+async def test_an_edited_mention_is_not_answered_again(bot: Policybot) -> None:
+    assert await bot.event(payload("app_mention")) == 200
+    await bot.fake.wait_for("chat.postMessage")
+
+    assert await bot.event(payload("app_mention_edited")) == 200  # a new event id, with `edited`
+    await bot.fake.settle()
+    assert bot.fake.count("chat.postMessage") == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"subtype": "file_share", "files": [{"id": "F0PHOTO01", "name": "office.jpg"}]},
+        {"subtype": "thread_broadcast", "thread_ts": "1700000050.000050"},
+    ],
+    ids=["file_share", "thread_broadcast"],
+)
+async def test_a_direct_message_with_a_file_or_also_sent_from_a_thread_is_answered(
+    bot: Policybot, overrides: dict[str, Any]
+) -> None:
+    await bot.dm("Can I post this photo from work?", **overrides)
+
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert answer.params["channel"] == "D0ASKER01"
+    assert "Check that no customer, colleague or screen" in answer.text
 
 
 # --------------------------------------------------------------------------------- reliability

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from adapters.slack_blocks import BUTTON_VALUE_MAX, ask_hr_value, neutralise, to_mrkdwn
+from adapters.slack_blocks import (
+    BUTTON_VALUE_MAX,
+    Rendered,
+    ask_hr_value,
+    neutralise,
+    render,
+    to_mrkdwn,
+)
+from bot.conversation import Choice, Reply, ReplyKind
+
+
+def buttons(message: Rendered) -> list[dict[str, Any]]:
+    return [e for block in message.blocks if block["type"] == "actions" for e in block["elements"]]
 
 
 def test_the_ask_hr_button_value_fits_slack_s_limit_however_long_the_question() -> None:
@@ -36,3 +49,18 @@ def test_markdown_becomes_slack_mrkdwn_escaped() -> None:
         "*Rules*\n*Never* share *customer* data.\n"
         "• see <https://x.example/p?a=1&amp;b=2|the policy>\n1 &lt; 2"
     )
+
+
+def test_did_you_mean_button_values_fit_slack_s_limit_however_the_question_escapes() -> None:
+    question = '"' * 600 + "\\" * 600  # 1200 characters, 2400 once JSON-escaped
+    choices = (Choice("friend-manager", "Manager"), Choice("workplace-photos", "Photos"))
+    reply = Reply(ReplyKind.SUGGESTIONS, "en", "Did you mean", choices=choices, question=question)
+
+    picks = [b for b in buttons(render(reply, ask_hr=True)) if b["action_id"].startswith("pick_")]
+    assert len(picks) == 2
+    for button, choice in zip(picks, choices, strict=True):
+        assert len(button["value"]) <= BUTTON_VALUE_MAX
+        value = json.loads(button["value"])
+        assert (value["e"], value["l"]) == (choice.entry_id, "en")
+        assert value["q"].endswith("…")
+        assert question.startswith(value["q"][:-1])

@@ -5,6 +5,7 @@ It listens on 127.0.0.1 with a free port; point `SLACK_API_URL` at `fake.api_url
 The `slack_api` fixture (registered for every test in tests/conftest.py) gives a started one.
 Failures are scripted per method with `fake.fail_next(...)`: a Slack error (`error="channel_not_found"`),
 an HTTP status with `Retry-After` (`status=429, retry_after=1`) or a dropped connection (`disconnect=True`).
+A slow Slack is scripted with `fake.slow_next(method, seconds)`: the next call is handled that much later.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Call:
     method: str
     params: dict[str, Any]
     token: str | None
-    at: float  # time.perf_counter() when the fake received it
+    at: float  # time.perf_counter() when the fake handled it (after any `slow_next` delay)
 
     @property
     def text(self) -> str:
@@ -92,6 +93,7 @@ class FakeSlackApi:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     _failures: dict[str, deque[_Failure]] = field(default_factory=lambda: defaultdict(deque))
+    _delays: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _runner: web.AppRunner | None = None
     _port: int = 0
     _changed: asyncio.Condition | None = None
@@ -137,6 +139,10 @@ class FakeSlackApi:
         for _ in range(times):
             self._failures[method].append(_Failure(error, status, retry_after, disconnect))
 
+    def slow_next(self, method: str, seconds: float) -> None:
+        """Make the next call to `method` (or "response_url") wait `seconds` before it is handled."""
+        self._delays[method].append(seconds)
+
     @property
     def last_ts(self) -> str:
         """The `ts` of the newest message the fake posted (chat.postMessage answers with it)."""
@@ -173,6 +179,9 @@ class FakeSlackApi:
 
     async def _record(self, method: str, params: dict[str, Any], token: str | None) -> None:
         assert self._changed is not None
+        delays = self._delays.get(method)
+        if delays:
+            await asyncio.sleep(delays.popleft())
         async with self._changed:
             self.calls.append(Call(method, params, token, time.perf_counter()))
             self._changed.notify_all()
