@@ -20,7 +20,7 @@ from bot.errors import ConfigError
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 from bot.reload import Reloader
 from bot.store import Store
-from bot.tips import Deliverer, TipScheduler
+from bot.tips import Deliverer, TipScheduler, local_zone
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,9 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
     app_token = check_socket_mode(settings) if slack_socket_mode else None
     directory = resolve_knowledge_dir(settings.knowledge_dir)
     kb = await load_knowledge(directory)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    store = await Store.open(
+        settings.database_url, retention_days=settings.retention_days, tz=local_zone(settings)
+    )
     runner: web.AppRunner | None = None
     socket_mode: Any = None
     tips: asyncio.Task[None] | None = None

@@ -12,6 +12,8 @@ render the markdown that comes back.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +23,7 @@ from bot.matching import OUT_OF_SCOPE, Match
 
 if TYPE_CHECKING:  # only for annotations: the adapters pass what they have
     from bot.reload import Reloader
-    from bot.tips import TipScheduler
+    from bot.tips import TipOutcome, TipScheduler
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +105,7 @@ class Admin:
                 "No tip targets: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team "
                 "(see `policybot tips preview`)."
             )
-        lines = [f"*Tip of the day, posted now* ({len(outcomes)} target(s)):"]
-        for outcome in outcomes:
-            error = f" ({outcome.error})" if outcome.error else ""
-            lines.append(
-                f"• `{outcome.target.key}` [{outcome.target.lang}]: {outcome.tip_id} {outcome.status}{error}"
-            )
-        return "\n".join(lines)
+        return tip_now_reply(outcomes)
 
     async def _report(self, lang: str) -> str:
         if self.store is None:
@@ -156,6 +152,27 @@ class Admin:
             "To change the outcome, add the question (or its words) as an example of the right entry."
         )
         return "\n".join(lines)
+
+
+def tip_now_reply(outcomes: Sequence[TipOutcome]) -> str:
+    """What `tip now` tells HR: counts per platform, each channel by name, and personal chats only
+    counted (their ids point at people, and there may be hundreds)."""
+    per_platform = Counter(o.target.platform for o in outcomes)
+    counts = ", ".join(f"{platform} {n}" for platform, n in sorted(per_platform.items()))
+    lines = [f"*Tip of the day, posted now* ({len(outcomes)} target(s): {counts}):"]
+    personal: Counter[tuple[str, str]] = Counter()
+    for outcome in outcomes:
+        if outcome.target.personal:
+            personal[(outcome.target.platform, outcome.status)] += 1
+            continue
+        error = f" ({outcome.error})" if outcome.error else ""
+        lines.append(
+            f"• `{outcome.target.label}` [{outcome.target.lang}]: {outcome.tip_id} {outcome.status}{error}"
+        )
+    for platform in sorted({platform for platform, _ in personal}):
+        statuses = ", ".join(f"{n} {status}" for (p, status), n in sorted(personal.items()) if p == platform)
+        lines.append(f"• {platform} personal chats: {statuses}")
+    return "\n".join(lines)
 
 
 def _name(match: Match, entries: Any) -> str:

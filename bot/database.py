@@ -218,6 +218,9 @@ def _use_wal(cursor: Any) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """The engine for a DATABASE_URL. Its errors never quote a statement's parameters
+    (`hide_parameters`): those are what people asked and where they chat, and a database error ends
+    up in the logs and in an admin's chat reply."""
     parsed, connect_args = engine_url(url)
     if parsed.drivername.startswith("sqlite") and parsed.database:
         try:
@@ -229,9 +232,13 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.drivername.startswith("sqlite"):
         # One connection per process: SQLite has one writer at a time anyway, and queueing in the pool
         # is far cheaper than connections backing off on SQLite's busy lock (measured: 3-10x).
-        engine = create_async_engine(parsed, connect_args=connect_args, pool_size=1, max_overflow=0)
+        engine = create_async_engine(
+            parsed, connect_args=connect_args, pool_size=1, max_overflow=0, hide_parameters=True
+        )
     else:
-        engine = create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        engine = create_async_engine(
+            parsed, connect_args=connect_args, pool_pre_ping=True, hide_parameters=True
+        )
     if parsed.drivername.startswith("sqlite"):
         # pysqlite's deferred transactions can fail with "database is locked" when two writers upgrade
         # their read locks at once; BEGIN IMMEDIATE takes the write lock up front, so writers queue.

@@ -271,7 +271,8 @@ def render_html(report: Report) -> str:
         f"({pct(o['answer'], report.total)}), {o['suggestions']} offered suggestions, "
         f"{o['fallback']} not answered.</p>",
         '<p class="muted">Nobody who asked can be identified here: the bot stores no identities, and '
-        "names, mentions, e-mail addresses and numbers in questions are replaced with placeholders.</p>",
+        "mentions, user ids, e-mail addresses and phone numbers in questions are replaced with placeholders "
+        "(plain names are not: they go when the question is deleted at the end of the retention period).</p>",
         "<h2>Questions per week</h2>",
         trend_svg(
             report.weeks,

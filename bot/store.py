@@ -4,16 +4,16 @@ Slack event ids already handled, Teams conversation references, what HR learns f
 feedback, picked suggestions), the daily tips' bookkeeping and the "Ask HR" reply routes. How it talks to
 the database (tables, engine, migrations, the group commit of the per-message writes) is bot/database.py.
 
-Privacy: questions and suggestion picks are stored with their text, language and time only — never with
-who asked — and deleted after `retention_days`.
+Privacy: questions and suggestion picks are stored with their text (masked: `bot.privacy.mask`), language
+and time only — never with who asked — and deleted after `retention_days`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +36,7 @@ from bot.database import (
     tip_posts,
 )
 from bot.errors import StoreError
+from bot.privacy import mask
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,13 @@ class StoredReference:
     conversation_id: str
     reference: dict[str, Any]
     lang: str
+
+    @property
+    def personal(self) -> bool:
+        """A one-to-one chat (the reference's `conversation.conversationType` is "personal"): its id
+        points at one person, so tips name it only hashed (see `bot.tips.Target.label`)."""
+        conversation = self.reference.get("conversation")
+        return isinstance(conversation, dict) and conversation.get("conversationType") == "personal"
 
 
 class TipStatus(StrEnum):
@@ -138,23 +146,38 @@ def _tip_post(row: Any) -> TipPost:
 class Store(Recorder):
     """The database, behind the few operations the bot needs. Create it with `await Store.open(url)`."""
 
-    def __init__(self, engine: AsyncEngine, *, retention_days: int, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        retention_days: int,
+        clock: Callable[[], datetime],
+        tz: tzinfo = UTC,
+    ) -> None:
         self._engine = engine
         self.retention_days = retention_days
         self._clock = clock
+        self.tz = tz  # the local time zone: a vote is dated by the day it was given there
         self._writes = GroupCommit(self._run)
 
     @classmethod
     async def open(
-        cls, url: str, *, retention_days: int = 90, clock: Callable[[], datetime] = utcnow
+        cls,
+        url: str,
+        *,
+        retention_days: int = 90,
+        clock: Callable[[], datetime] = utcnow,
+        tz: tzinfo = UTC,
     ) -> Store:
+        """Open (and migrate) the database. `tz` dates the feedback votes: the report's `since` is a
+        local day, so a vote at 00:30 in Oslo must count for that Oslo day, not the UTC one before."""
         engine = create_engine(url)
         try:
             await migrate(engine)
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, retention_days=retention_days, clock=clock)
+        return cls(engine, retention_days=retention_days, clock=clock, tz=tz)
 
     async def close(self) -> None:
         """Write everything still queued, then release the database connections."""
@@ -253,7 +276,7 @@ class Store(Recorder):
         now = self._clock()
         values = {
             "asked_at": now,
-            "question": question,
+            "question": mask(question),
             "lang": lang,
             "outcome": str(outcome),
             "entry_id": entry_id,
@@ -263,11 +286,12 @@ class Store(Recorder):
 
     async def record_feedback(self, entry_id: str, helpful: bool) -> None:
         now = self._clock()
-        await self._writes.write(feedback, {"entry_id": entry_id, "helpful": helpful, "day": now.date()}, now)
+        day = now.astimezone(self.tz).date()
+        await self._writes.write(feedback, {"entry_id": entry_id, "helpful": helpful, "day": day}, now)
 
     async def record_suggestion_pick(self, question: str, entry_id: str, lang: str) -> None:
         now = self._clock()
-        values = {"at": now, "question": question, "entry_id": entry_id, "lang": lang}
+        values = {"at": now, "question": mask(question), "entry_id": entry_id, "lang": lang}
         await self._writes.write(suggestion_picks, values, now)
 
     async def feedback_counts(self, *, since: date | None = None) -> dict[str, tuple[int, int]]:
@@ -440,17 +464,19 @@ class Store(Recorder):
         result: list[TipPost] = await self._run("reading due tips", op)
         return result
 
-    async def next_tip_attempt(self) -> datetime | None:
-        """When the earliest PENDING tip is due, if any (the scheduler sleeps until then)."""
+    async def next_tip_attempt(self, *, platforms: Iterable[str] | None = None) -> datetime | None:
+        """When the earliest PENDING tip is due, if any (the scheduler sleeps until then); only on
+        `platforms` when given — a replica waking for a row it cannot send would wake at once, forever."""
+
+        wanted = None if platforms is None else list(platforms)
 
         async def op(conn: AsyncConnection) -> datetime | None:
-            value = (
-                await conn.execute(
-                    select(func.min(tip_posts.c.next_attempt_at)).where(
-                        tip_posts.c.status == TipStatus.PENDING.value
-                    )
-                )
-            ).scalar_one()
+            query = select(func.min(tip_posts.c.next_attempt_at)).where(
+                tip_posts.c.status == TipStatus.PENDING.value
+            )
+            if wanted is not None:
+                query = query.where(tip_posts.c.platform.in_(wanted))
+            value = (await conn.execute(query)).scalar_one()
             return value  # type: ignore[no-any-return]  # min() keeps the column's UTCDateTime type
 
         result: datetime | None = await self._run("reading the next tip attempt", op)

@@ -6,7 +6,8 @@ Exactly once across replicas comes from the database, never from timing:
    win, whoever is first. The row is PENDING and records which tip the target gets.
 2. Send. Any replica may move a due PENDING row to SENDING with a compare-and-set UPDATE; only the one
    whose UPDATE matched sends. The outcome is recorded as POSTED, FAILED, or PENDING again with a later
-   `next_attempt_at` when the platform said "try later" (429, 5xx) — the message certainly did not arrive.
+   `next_attempt_at` when the platform said "try later" (429, 5xx) — the message certainly did not arrive —
+   or when this replica has not reloaded the knowledge base with that tip yet.
 3. Crash. A replica that dies mid-send leaves its row SENDING. Nobody can know whether the platform got
    the message, so after `send_lease` the row becomes UNKNOWN and is never re-sent: we choose
    at-most-once for the one in-flight attempt over the risk of a double post. A replica that dies
@@ -46,20 +47,38 @@ log = logging.getLogger(__name__)
 # mid-morning still gets today's tip), longer otherwise (only a safety net against clock jumps).
 DUE_SLEEP = timedelta(minutes=10)
 IDLE_SLEEP = timedelta(hours=6)
+# The shortest sleep between runs, whatever the database says is due: never a busy loop.
+MIN_SLEEP = timedelta(seconds=1)
 PURGE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where a tip goes: ("slack", channel id) or ("teams", conversation id), and in which language."""
+    """Where a tip goes: ("slack", channel id) or ("teams", conversation id), and in which language.
+
+    `personal` marks a one-to-one chat: its id points at one person, so logs, errors and admin replies
+    name it by `label` (a hash) instead.
+    """
 
     platform: str
     id: str
     lang: str
+    personal: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.platform}:{self.id}"
+
+    @property
+    def label(self) -> str:
+        """How logs and admin replies name the target: the key, or a hash of a personal chat's id."""
+        if not self.personal:
+            return self.key
+        return f"{self.platform}:personal#{hashlib.sha256(self.id.encode()).hexdigest()[:8]}"
+
+    def redact(self, text: str) -> str:
+        """`text` (e.g. a platform's error message) with a personal chat's id replaced by the label."""
+        return text.replace(self.id, self.label) if self.personal else text
 
 
 class Deliverer(Protocol):
@@ -108,12 +127,7 @@ class Schedule:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Schedule:
-        try:
-            zone = ZoneInfo(settings.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ConfigError(
-                f"POLICYBOT_TIMEZONE={settings.timezone!r} is not a time zone; use e.g. Europe/Oslo"
-            ) from exc
+        zone = local_zone(settings)
         if settings.tip_cutoff <= settings.tip_time:
             raise ConfigError(
                 f"POLICYBOT_TIP_CUTOFF ({settings.tip_cutoff:%H:%M}) must be later than "
@@ -157,6 +171,16 @@ class Schedule:
 
     def tip_days(self, first: date, count: int) -> list[date]:
         return [d for d in (first + timedelta(days=i) for i in range(count)) if self.is_tip_day(d)]
+
+
+def local_zone(settings: Settings) -> ZoneInfo:
+    """POLICYBOT_TIMEZONE: the tips' schedule and the day a feedback vote counts for."""
+    try:
+        return ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"POLICYBOT_TIMEZONE={settings.timezone!r} is not a time zone; use e.g. Europe/Oslo"
+        ) from exc
 
 
 def holiday_calendar(code: str | None) -> Any:
@@ -273,7 +297,10 @@ class TipScheduler:
         """Every place a tip goes: the configured Slack channels and each Teams conversation the bot
         is installed in — by default only on the platforms this process can deliver to."""
         found = list(self.slack_channels)
-        found += [Target("teams", r.conversation_id, r.lang) for r in await self.store.references("teams")]
+        found += [
+            Target("teams", r.conversation_id, r.lang, personal=r.personal)
+            for r in await self.store.references("teams")
+        ]
         return [t for t in found if t.platform in self.deliverers or not deliverable_only]
 
     # ------------------------------------------------------------------------------------- running
@@ -311,7 +338,7 @@ class TipScheduler:
                 log.exception("tip run failed; trying again later")
             if not self._stop.is_set():
                 seconds = (await self._next_wake(now) - self.clock()).total_seconds()
-                await self._sleep_unless_stopped(max(0.0, seconds), self._stop)
+                await self._sleep_unless_stopped(max(MIN_SLEEP.total_seconds(), seconds), self._stop)
         log.info("tip scheduler %s stopped", self.name)
 
     async def _sleep_unless_stopped(self, seconds: float, stop: asyncio.Event) -> None:
@@ -329,7 +356,8 @@ class TipScheduler:
         wake = now + (DUE_SLEEP if self.schedule.due_day(now) is not None else IDLE_SLEEP)
         candidates = [self.schedule.next_start(now)]
         try:
-            candidates.append(await self.store.next_tip_attempt())
+            # Only rows this replica can send: another platform's overdue row would wake it at once.
+            candidates.append(await self.store.next_tip_attempt(platforms=sorted(self.deliverers)))
         except Exception:  # the database being down must not stop the loop; retried at the next wake
             log.exception("could not read the next tip attempt")
         return min([wake, *(c for c in candidates if c is not None)])
@@ -355,8 +383,9 @@ class TipScheduler:
             if post is None:
                 post = await self._claim(target, day, f"extra:{now.isoformat()}:{uuid.uuid4().hex[:8]}", now)
             if post is not None:
-                posts.append(post)
-        return [outcome for post in posts if (outcome := await self._send(post, now)) is not None]
+                posts.append((post, target))
+        sent = [await self._send(post, now, personal=target.personal) for post, target in posts]
+        return [outcome for outcome in sent if outcome is not None]
 
     # ------------------------------------------------------------------------------------ internals
 
@@ -367,7 +396,7 @@ class TipScheduler:
         history = await self.store.tip_history(target.platform, target.id)
         choice = next_tip(target.key, tip_ids, history)
         if choice is None:
-            log.warning("the knowledge base has no tips; nothing to post to %s", target.key)
+            log.warning("the knowledge base has no tips; nothing to post to %s", target.label)
             return None
         tip_id, cycle = choice
         return await self.store.claim_tip(
@@ -384,28 +413,47 @@ class TipScheduler:
 
     async def _send_due(self, now: datetime) -> list[TipOutcome]:
         outcomes = []
-        for post in await self.store.due_tips(now):
+        due = [post for post in await self.store.due_tips(now) if post.platform in self.deliverers]
+        known = {t.key: t.personal for t in await self.targets()} if due else {}
+        for post in due:
             if self._stop is not None and self._stop.is_set():
                 break  # stopping: the rest stay PENDING for the next run
-            if post.platform in self.deliverers:
-                outcome = await self._send(post, now)
-                if outcome is not None:
-                    outcomes.append(outcome)
+            # A target no longer configured or installed may have been a personal chat: hashed then.
+            personal = known.get(f"{post.platform}:{post.target_id}", True)
+            outcome = await self._send(post, now, personal=personal)
+            if outcome is not None:
+                outcomes.append(outcome)
         return outcomes
 
-    async def _send(self, post: TipPost, now: datetime) -> TipOutcome | None:
-        """Send one claimed tip if we win the compare-and-set; a failure stays with its target."""
-        target = Target(post.platform, post.target_id, post.lang)
+    async def _send(self, post: TipPost, now: datetime, *, personal: bool) -> TipOutcome | None:
+        """Send one claimed tip if we win the compare-and-set; a failure stays with its target.
+
+        The send is stamped with the time it starts, not the run's `now`: in a long run (slow
+        deliveries) a later send stamped at the run's start would already look abandoned to the other
+        replicas (older than `send_lease`) and be marked UNKNOWN while in flight.
+        """
+        target = Target(post.platform, post.target_id, post.lang, personal=personal)
         deliverer = self.deliverers.get(post.platform)
         if deliverer is None:
             return None  # a replica configured for that platform will send it
-        sending = await self.store.begin_send(post.id, by=self.name, now=now)
+        # Never before `now`: the row was found due at `now` (a caller may pass a `now` of its own).
+        sending = await self.store.begin_send(post.id, by=self.name, now=max(now, self.clock()))
         if sending is None:
             return None  # another replica is on it, or it is done
         status, error, retry_at = await self._attempt(deliverer, target, sending)
-        await self.store.finish_send(
+        recorded = await self.store.finish_send(
             post.id, by=self.name, status=status, now=self.clock(), error=error, next_attempt_at=retry_at
         )
+        if not recorded:
+            # The send outlasted `send_lease` and another replica settled the row as abandoned: what
+            # the store says is what stands (and what the next runs act on).
+            log.warning(
+                "could not record how tip post %d ended (%s): it was taken for abandoned after %s",
+                post.id, status, self.send_lease,
+            )  # fmt: skip
+            settled = await self.store.tip_slot(post.platform, post.target_id, post.slot)
+            if settled is not None:
+                status, error = settled.status, settled.error
         return TipOutcome(target, post.day, post.tip_id, status, error)
 
     async def _attempt(
@@ -413,7 +461,17 @@ class TipScheduler:
     ) -> tuple[TipStatus, str | None, datetime | None]:
         """One delivery attempt: (new status, error, when to retry). Cancellation and other
         BaseExceptions propagate and leave the row SENDING (see the module docstring)."""
+        delay = self.retry_delay * 2 ** (post.attempts - 1)
         if post.tip_id not in {t.id for t in self.conversation.kb.tips}:
+            # Most likely HR just added it and another replica, already reloaded, claimed it: leave it
+            # to a replica that knows it. Removed for good, it fails once the attempts run out (or when
+            # the day ends, in `Store.expire_tips`).
+            if post.attempts < self.max_attempts:
+                log.warning(
+                    "tip %s is not in this replica's knowledge base; retrying in %s", post.tip_id, delay
+                )
+                error = f"tip {post.tip_id!r} is not in the knowledge base here (not reloaded yet?)"
+                return TipStatus.PENDING, error, self.clock() + delay
             return (
                 TipStatus.FAILED,
                 f"tip {post.tip_id!r} was removed from the knowledge base before it was sent",
@@ -423,18 +481,18 @@ class TipScheduler:
         try:
             await deliverer.deliver(target, reply)
         except DeliveryError as exc:
+            error = target.redact(str(exc))
             if exc.retryable and post.attempts < self.max_attempts:
-                delay = self.retry_delay * 2 ** (post.attempts - 1)
                 if exc.retry_after is not None:
                     delay = max(delay, timedelta(seconds=exc.retry_after))
-                log.warning("tip to %s failed (%s); retrying in %s", target.key, exc, delay)
-                return TipStatus.PENDING, str(exc), self.clock() + delay
-            log.error("tip to %s failed after %d attempt(s): %s", target.key, post.attempts, exc)
-            return TipStatus.FAILED, str(exc), None
+                log.warning("tip to %s failed (%s); retrying in %s", target.label, error, delay)
+                return TipStatus.PENDING, error, self.clock() + delay
+            log.error("tip to %s failed after %d attempt(s): %s", target.label, post.attempts, error)
+            return TipStatus.FAILED, error, None
         except Exception as exc:  # a bug in one deliverer must not stop the other targets
-            log.exception("tip to %s failed unexpectedly; not retried", target.key)
-            return TipStatus.FAILED, f"{type(exc).__name__}: {exc}", None
-        log.info("posted tip %s to %s", post.tip_id, target.key)
+            log.exception("tip to %s failed unexpectedly; not retried", target.label)
+            return TipStatus.FAILED, target.redact(f"{type(exc).__name__}: {exc}"), None
+        log.info("posted tip %s to %s", post.tip_id, target.label)
         return TipStatus.POSTED, None, None
 
     # -------------------------------------------------------------------------------------- preview

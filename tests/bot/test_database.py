@@ -209,3 +209,29 @@ async def test_closing_the_store_writes_what_is_still_queued(database_url):
         assert len(await reopened.questions()) == 40
     finally:
         await reopened.close()
+
+
+async def test_a_failing_write_names_no_parameter_values_in_its_error_or_the_logs(database_url, caplog):
+    """What people asked and where they chat must not reach the logs (or an admin's chat reply) when the
+    database refuses a write: SQLAlchemy would otherwise quote the statement's parameters."""
+    store = await Store.open(database_url)
+    engine = create_engine(database_url)
+    secret_question = "can Ola Nordmann film the quarterly numbers"
+    secret_chat = "a:1PersonalChatOfKari"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE questions"))
+            await conn.execute(text("DROP TABLE conversation_references"))
+        with caplog.at_level("INFO"):  # the server's level (aiosqlite's DEBUG lines quote everything)
+            with pytest.raises(StoreError) as question_error:
+                await store.record_question(secret_question, "en", ReplyKind.FALLBACK, None, 0.1)
+            with pytest.raises(StoreError) as reference_error:
+                await store.save_reference("teams", secret_chat, {"conversation": {"id": secret_chat}}, "en")
+    finally:
+        await engine.dispose()
+        await store.close()
+    assert "recording a question" in str(question_error.value)
+    assert "conversation reference" in str(reference_error.value)
+    for shown in (str(question_error.value), str(reference_error.value), caplog.text):
+        assert "Ola Nordmann" not in shown and "quarterly" not in shown
+        assert secret_chat not in shown

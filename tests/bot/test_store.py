@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from bot.conversation import ReplyKind
 from bot.database import create_engine
@@ -148,3 +149,50 @@ async def test_only_one_replica_claims_a_tip_slot_and_only_one_sends_it(database
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_questions_and_picks_are_stored_masked(database_url, clock):
+    """Masked before they are written, not only when the report shows them."""
+    store = await Store.open(database_url, clock=clock)
+    try:
+        question = "can <@U0SECRET01> post photos of me? ask kari.nordmann@example.com"
+        await store.record_question(question, "en", ReplyKind.FALLBACK, None, 0.1)
+        await store.record_suggestion_pick(question, "photos", "en")
+    finally:
+        await store.close()
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            stored = [
+                *(await conn.execute(text("SELECT question FROM questions"))).scalars(),
+                *(await conn.execute(text("SELECT question FROM suggestion_picks"))).scalars(),
+            ]
+    finally:
+        await engine.dispose()
+    assert len(stored) == 2
+    for row in stored:
+        assert "U0SECRET01" not in row and "kari.nordmann" not in row and "example.com" not in row
+        assert row.startswith("can [someone] post photos of me? ask [email]")
+
+
+async def test_a_vote_counts_for_the_local_day_it_was_given(database_url, clock):
+    """00:30 in Oslo on 8 May is still 7 May in UTC; the report's `since` is an Oslo date."""
+    store = await Store.open(database_url, clock=clock, tz=ZoneInfo("Europe/Oslo"))
+    try:
+        clock.at(2028, 5, 8, 0, 30)
+        await store.record_feedback("photos", True)
+        assert await store.feedback_counts(since=date(2028, 5, 8)) == {"photos": (1, 0)}
+    finally:
+        await store.close()
+
+
+async def test_without_a_time_zone_votes_are_dated_in_utc(database_url, clock):
+    store = await Store.open(database_url, clock=clock)
+    try:
+        clock.at(2028, 5, 8, 0, 30)
+        await store.record_feedback("photos", True)
+        assert await store.feedback_counts(since=date(2028, 5, 8)) == {}
+        assert await store.feedback_counts(since=date(2028, 5, 7)) == {"photos": (1, 0)}
+    finally:
+        await store.close()

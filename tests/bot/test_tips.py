@@ -8,6 +8,7 @@ path is covered in tests/adapters/test_slack_tips.py.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from bot.errors import ConfigError, DeliveryError
 from bot.knowledge import MESSAGE_KEYS, KnowledgeBase
 from bot.knowledge_loader import load_knowledge
 from bot.store import Store, TipStatus
-from bot.tips import Schedule, Target, TipScheduler, next_tip
+from bot.tips import MIN_SLEEP, Schedule, Target, TipScheduler, next_tip
 
 ENTRY = """\
 entries:
@@ -480,3 +481,196 @@ async def test_stopping_the_scheduler_finishes_the_tip_in_flight_and_leaves_the_
     clock.at(2028, 5, 15, 9, 10)
     await (await world.replica(platforms=("slack",))).run_once()
     assert world.per_target() == {"slack:C-general": 1, "slack:C-norsk": 1}
+
+
+# -------------------------------------------------------------- fixes found in review (one test each)
+
+
+class StopLoop(Exception):
+    """Raised by a test's sleep to end run_forever."""
+
+
+async def test_a_replica_sleeps_instead_of_spinning_on_another_platforms_overdue_tip(world, clock):
+    """A Slack-only replica shares the database with a Teams replica that claimed a tip but is down:
+    the Teams row stays due, and this replica cannot send it, so it must not wake up for it."""
+    clock.at(2028, 5, 15, 9, 0)
+    slack_only = await world.replica(platforms=("slack",))
+    await slack_only.store.claim_tip(
+        platform="teams",
+        target_id="19:hr",
+        lang="nb",
+        day=date(2028, 5, 15),
+        slot="2028-05-15",
+        tip_id="badges",
+        cycle=0,
+        by="teams-replica-that-is-down",
+        now=clock(),
+    )
+    naps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        clock.advance(seconds=seconds)
+        if len(naps) == 3:
+            raise StopLoop
+
+    slack_only.sleep = sleep
+    with pytest.raises(StopLoop):
+        await slack_only.run_forever()
+    assert naps == [600, 600, 600]  # every ten minutes while tips are due, as with nothing pending
+    assert await slack_only.store.next_tip_attempt(platforms=["slack"]) is None
+    assert await slack_only.store.next_tip_attempt(platforms=[]) is None  # a replica with no platform
+    assert await slack_only.store.next_tip_attempt(platforms=["teams"]) == clock.oslo(2028, 5, 15, 9, 0)
+
+
+async def test_the_scheduler_never_sleeps_less_than_the_minimum(world, clock, monkeypatch):
+    """Whatever the store says (a clock step back, a row this replica cannot take), no busy loop."""
+    clock.at(2028, 5, 15, 9, 0)
+    replica = await world.replica()
+    await replica.run_once()
+
+    async def overdue(**_: object) -> object:
+        return clock() - timedelta(minutes=5)
+
+    monkeypatch.setattr(replica.store, "next_tip_attempt", overdue)
+    naps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        raise StopLoop
+
+    replica.sleep = sleep
+    with pytest.raises(StopLoop):
+        await replica.run_forever()
+    assert naps == [MIN_SLEEP.total_seconds()]
+
+
+async def test_a_slow_run_stamps_each_send_when_it_starts_so_another_replica_leaves_it_alone(world, clock):
+    """Each delivery takes 6 minutes (lease: 10). The second send starts at 09:06; another replica's
+    check at 09:12 must not take it for abandoned, as it would if it were stamped 09:00."""
+    clock.at(2028, 5, 15, 9, 0)
+    slow = await world.replica(platforms=("slack",))
+    other = await world.replica(platforms=())
+
+    class Slow(Recorder):
+        async def deliver(self, target: Target, reply: Reply) -> None:
+            clock.advance(minutes=6)
+            await other.run_once()  # another replica's loop runs meanwhile
+            await super().deliver(target, reply)
+
+    slow.deliverers["slack"] = Slow("slack", world.sent)
+    outcomes = await slow.run_once()
+
+    posts = await slow.store.tip_posts()
+    assert [p.status for p in posts] == [TipStatus.POSTED, TipStatus.POSTED]
+    assert [o.status for o in outcomes] == [TipStatus.POSTED, TipStatus.POSTED]
+    assert posts[1].updated_at == clock.oslo(2028, 5, 15, 9, 12)
+
+
+async def test_a_send_taken_over_meanwhile_reports_what_the_store_recorded(world, clock, caplog):
+    """A delivery longer than the lease: another replica marks it UNKNOWN, and the outcome says so
+    (not POSTED), with a warning that names no target."""
+    clock.at(2028, 5, 15, 9, 0)
+    slow = await world.replica(replace(SETTINGS, tip_slack_channels=("C-general",)), platforms=("slack",))
+    other = await world.replica(platforms=())
+
+    class TooSlow(Recorder):
+        async def deliver(self, target: Target, reply: Reply) -> None:
+            clock.advance(minutes=11)
+            await other.run_once()
+            await super().deliver(target, reply)
+
+    slow.deliverers["slack"] = TooSlow("slack", world.sent)
+    with caplog.at_level("WARNING", logger="bot.tips"):
+        [outcome] = await slow.run_once()
+
+    [post] = await slow.store.tip_posts()
+    assert (post.status, outcome.status) == (TipStatus.UNKNOWN, TipStatus.UNKNOWN)
+    assert outcome.error == post.error
+    assert "could not record" in caplog.text and "C-general" not in caplog.text
+
+
+PERSONAL_CHAT = "a:1Hq0personalChatWithKariNordmann"
+
+
+async def test_a_personal_teams_chat_is_never_named_in_logs_or_outcomes(world, clock, caplog):
+    replica = await world.replica()
+    store = replica.store
+    reference = {"conversation": {"id": PERSONAL_CHAT, "conversationType": "personal"}}
+    await store.save_reference("teams", PERSONAL_CHAT, reference, "en")
+    replica.deliverers["teams"].failures[PERSONAL_CHAT] = [  # type: ignore[attr-defined]
+        DeliveryError(f"Teams refused (HTTP 502) for {PERSONAL_CHAT}", retryable=True)
+    ]
+    clock.at(2028, 5, 15, 9, 0)
+    with caplog.at_level("DEBUG", logger="bot.tips"):
+        outcomes = await replica.run_once()
+        clock.at(2028, 5, 15, 9, 2)
+        outcomes += await replica.run_once()
+
+    personal = [o for o in outcomes if o.target.id == PERSONAL_CHAT]
+    assert [o.status for o in personal] == [TipStatus.PENDING, TipStatus.POSTED]
+    label = "teams:personal#" + hashlib.sha256(PERSONAL_CHAT.encode()).hexdigest()[:8]
+    assert personal[0].target.label == label
+    assert PERSONAL_CHAT not in (personal[0].error or "") and label in (personal[0].error or "")
+    assert label in caplog.text and PERSONAL_CHAT not in caplog.text
+    channel = next(o for o in outcomes if o.target.id == "19:hr")
+    assert channel.target.label == "teams:19:hr"  # a team channel is named as before
+    assert "teams:19:hr" in caplog.text
+
+
+async def test_a_replica_that_has_not_reloaded_yet_leaves_a_new_tip_to_one_that_has(world, clock, tmp_path):
+    """HR adds a tip; replica A has reloaded and claims it, replica B (old knowledge) reaches the send
+    first. B must put it back for later, and A (or B once reloaded) posts it the same day."""
+    clock.at(2028, 5, 15, 9, 0)
+    channel = replace(SETTINGS, tip_slack_channels=("C-general",))
+    old = await world.replica(channel, platforms=("slack",))
+    reloaded = Conversation(await knowledge(tmp_path / "kb-new", ["new-tip"]))
+    new = await world.replica(channel, platforms=("slack",))
+    new.conversation = reloaded
+    await new.store.claim_tip(
+        platform="slack",
+        target_id="C-general",
+        lang="en",
+        day=date(2028, 5, 15),
+        slot="2028-05-15",
+        tip_id="new-tip",
+        cycle=0,
+        by=new.name,
+        now=clock(),
+    )
+
+    [outcome] = await old.run_once()
+    assert outcome.status is TipStatus.PENDING
+    assert world.sent == []
+
+    clock.at(2028, 5, 15, 9, 2)
+    await new.run_once()
+    assert world.tips_for("C-general") == ["new-tip"]
+    [post] = await new.store.tip_posts()
+    assert post.status is TipStatus.POSTED
+
+
+async def test_a_tip_no_replica_knows_is_recorded_failed_after_the_bounded_retries(world, clock):
+    clock.at(2028, 5, 15, 9, 0)
+    replica = await world.replica(
+        replace(SETTINGS, tip_slack_channels=("C-general",)), platforms=("slack",), max_attempts=3
+    )
+    await replica.store.claim_tip(
+        platform="slack",
+        target_id="C-general",
+        lang="en",
+        day=date(2028, 5, 15),
+        slot="2028-05-15",
+        tip_id="removed-tip",
+        cycle=0,
+        by="someone",
+        now=clock(),
+    )
+    statuses = []
+    for minute in (0, 2, 6):  # the retry delay doubles: 2, then 4 minutes
+        clock.at(2028, 5, 15, 9, minute)
+        statuses += [o.status for o in await replica.run_once()]
+    assert statuses == [TipStatus.PENDING, TipStatus.PENDING, TipStatus.FAILED]
+    [post] = await replica.store.tip_posts()
+    assert post.status is TipStatus.FAILED and "removed-tip" in (post.error or "")
+    assert world.sent == []
