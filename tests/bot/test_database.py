@@ -4,6 +4,7 @@ platforms write them, clear errors, and the group commit of the writes on every 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
@@ -76,11 +77,11 @@ def test_database_urls_from_hosting_platforms_are_normalised():
 
 @pytest.mark.postgres
 async def test_a_postgres_url_as_heroku_writes_it_opens_the_store():
-    url = "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dpolicybot_url_test"
+    schema = f"policybot_url_{uuid.uuid4().hex[:12]}"  # its own, so that parallel runs never meet
+    url = f"postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
     engine = create_engine(url)
     async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS policybot_url_test CASCADE"))
-        await conn.execute(text("CREATE SCHEMA policybot_url_test"))
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         store = await Store.open(url)
         assert store.dialect == "postgresql"
@@ -88,7 +89,7 @@ async def test_a_postgres_url_as_heroku_writes_it_opens_the_store():
         await store.close()
     finally:
         async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA policybot_url_test CASCADE"))
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await engine.dispose()
 
 
