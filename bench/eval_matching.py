@@ -136,7 +136,9 @@ async def main() -> None:
     )
     parser.add_argument("--knowledge", type=Path, default=None, help="knowledge folder (default: shipped)")
     parser.add_argument(
-        "--calibrate", action="store_true", help="fit bot.matching.CALIBRATION on the dev set"
+        "--calibrate",
+        action="store_true",
+        help="fit bot.matching.CALIBRATION on the dev set and the leave-one-out examples",
     )
     args = parser.parse_args()
     kb = await load_knowledge(args.knowledge or default_knowledge_dir())

@@ -76,7 +76,7 @@ class Settings:
     tip_slack_channels: tuple[str, ...] = ()
     hr_contact: str | None = None
     watch_knowledge: bool = True  # reload when a knowledge file changes (SIGHUP and `reload` always work)
-    reload_debounce_ms: int = 1600  # how long the folder must be quiet before a reload
+    reload_debounce_ms: int = 1600  # the longest a burst of edits is gathered into one reload
 
     @property
     def development(self) -> bool:
