@@ -156,6 +156,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         await stop.wait()
         log.info("shutting down")
     finally:
+        stop.set()  # also when leaving through an error or cancellation: the tips must not wait for it
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         if watcher is not None:

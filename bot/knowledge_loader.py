@@ -622,7 +622,7 @@ def _plain_yaml(reader: _Reader, text: str) -> bool:
                     column,
                     None,
                     f"the YAML tag '{shown}' is not supported",
-                    f"remove the '{shown}' tag; write plain text, lists and fields",
+                    f"if '{shown}' is meant as text, put the whole text in quotes; otherwise remove the tag",
                 )
             )
     return len(reader.problems) == before

@@ -168,13 +168,14 @@ async def test_unsafe_yaml_tags_are_rejected_not_executed(tmp_path: Path) -> Non
             "evil.yaml",
             1,
             "the YAML tag '!!python/object/apply:os.system' is not supported",
-            "remove the '!!python/object/apply:os.system' tag; write plain text, lists and fields",
+            "if '!!python/object/apply:os.system' is meant as text, put the whole text in quotes; "
+            "otherwise remove the tag",
         ),
         (
             "evil.yaml",
             4,
             "the YAML tag '!custom' is not supported",
-            "remove the '!custom' tag; write plain text, lists and fields",
+            "if '!custom' is meant as text, put the whole text in quotes; otherwise remove the tag",
         ),
     ]
 

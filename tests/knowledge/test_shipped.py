@@ -108,3 +108,11 @@ async def test_a_vague_question_gets_a_did_you_mean_instead_of_a_guess(
 
     assert result.answer_id is None
     assert len(result.suggestions) >= 2
+
+
+@pytest.mark.parametrize("question", ["privatliv?", "working hours?", "delete?"])
+async def test_a_one_word_question_that_fits_one_topic_only_is_answered(
+    shipped: KnowledgeBase, question: str
+) -> None:
+    """A "did you mean" with a single choice is no choice: a vague word only one entry fits is answered."""
+    assert Conversation(shipped).match(question).answer_id is not None
