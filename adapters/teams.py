@@ -102,6 +102,10 @@ def tenant_of(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _tenant_of_reference(reference: ConversationReference) -> str | None:
+    return reference.conversation.tenant_id if reference.conversation else None
+
+
 def reference_of(activity: Activity, tenant: str | None) -> ConversationReference:
     """The reference to post into this conversation later: no activity id, no user, the tenant kept."""
     reference = TurnContext.get_conversation_reference(activity)
@@ -191,24 +195,25 @@ class TeamsDeliverer:
         return None
 
     async def hr_reference(self, hr_id: str) -> tuple[ConversationReference, str] | None:
-        """How to post into the HR conversation `hr_id`: its own stored reference, else a team's.
+        """How to post into the HR conversation `hr_id` with no asker to go by (a note about the knowledge
+        base): its own stored reference, else one of an installed team's.
 
         Adding the bot to a team is announced in the team's General channel only, so another channel of
         that team (an HR channel such as `19:hr-questions@thread.tacv2`) has no reference of its own. A post
         to a channel goes to `{serviceUrl}/v3/conversations/{channel id}/activities`, and Teams accepts it
         from a bot installed in the channel's team. The channel id does not say which team that is, but only
         the serviceUrl, tenant and bot are taken from the team's reference, and the teams of one tenant
-        share them: so when all installed teams are of one tenant, any of them will do. Teams in
-        several tenants are not guessed between (None, and the log says why).
+        share them: so a team of the configured tenant (MicrosoftAppTenantId) will do, else, when all
+        installed teams are of one tenant, any of them. Teams in several tenants are not guessed between
+        (None, and the log says why).
         """
-        found = await self.reference(hr_id)
-        if found is not None or self._store is None:
-            return found
-        stored = [
-            ConversationReference.deserialize(s.reference) for s in await self._store.references(PLATFORM)
-        ]
-        teams = [r for r in stored if r.conversation and r.conversation.conversation_type == "channel"]
-        tenants = {team.conversation.tenant_id for team in teams if team.conversation}
+        exact, teams = await self._hr_candidates(hr_id)
+        if exact is not None or self._store is None:
+            return exact
+        configured = self._settings.teams.tenant_id if self._settings.teams else None
+        tenants = {_tenant_of_reference(team) for team in teams}
+        if configured and configured in tenants:
+            tenants = {configured}
         if len(tenants) != 1:
             why = (
                 "the bot is in teams of several tenants, and which one holds that channel is unknown"
@@ -217,11 +222,55 @@ class TeamsDeliverer:
             )
             log.warning("cannot address the Teams HR conversation %s: %s", hr_id, why)
             return None
-        reference = teams[0]
+        return self._via_team(hr_id, teams, tenants.pop()), self._settings.default_lang
+
+    async def hr_reference_for(
+        self, hr_id: str, tenant: str | None
+    ) -> tuple[ConversationReference, str] | None:
+        """How to post an asker's question (Ask HR) into the HR conversation `hr_id`: its own stored
+        reference, else a team's of the asker's `tenant`; None (quietly) when neither is stored, and the
+        caller goes through the asker's own serviceUrl and tenant.
+
+        Never a team of another tenant: with a multi-tenant app registration the bot can be installed
+        anywhere, and one tenant's HR channel must not receive another tenant's questions. An asker
+        of unknown tenant (not Teams itself; the Emulator) is not matched to any team.
+        """
+        exact, teams = await self._hr_candidates(hr_id)
+        if exact is not None or not tenant:
+            return exact
+        if not any(_tenant_of_reference(team) == tenant for team in teams):
+            return None
+        return self._via_team(hr_id, teams, tenant), self._settings.default_lang
+
+    async def _hr_candidates(
+        self, hr_id: str
+    ) -> tuple[tuple[ConversationReference, str] | None, list[ConversationReference]]:
+        """The HR conversation's own stored reference (if any), and the stored references of team channels.
+
+        Personal and group chats are skipped before their references are deserialized: there is
+        one per user who talks to the bot, and they cannot address a team's channel.
+        """
+        if self._store is None:
+            return None, []
+        teams: list[ConversationReference] = []
+        for stored in await self._store.references(PLATFORM):
+            if stored.conversation_id == hr_id:
+                return (ConversationReference.deserialize(stored.reference), stored.lang), []
+            conversation = stored.reference.get("conversation")
+            if isinstance(conversation, dict) and conversation.get("conversationType") == "channel":
+                teams.append(ConversationReference.deserialize(stored.reference))
+        return None, teams
+
+    @staticmethod
+    def _via_team(
+        hr_id: str, teams: list[ConversationReference], tenant: str | None
+    ) -> ConversationReference:
+        """A team's reference of `tenant` (one is in `teams`), pointed at the HR channel instead."""
+        reference = next(team for team in teams if _tenant_of_reference(team) == tenant)
         reference.conversation = ConversationAccount(
-            id=hr_id, conversation_type="channel", is_group=True, tenant_id=tenants.pop()
+            id=hr_id, conversation_type="channel", is_group=True, tenant_id=tenant
         )
-        return reference, self._settings.default_lang
+        return reference
 
     async def send(self, reference: ConversationReference, activity: Activity) -> str | None:
         """Post `activity` into the referenced conversation as a new message (not a reply).
@@ -466,12 +515,13 @@ class TeamsBot:
             await turn_context.send_activity(self._markdown(self.conversation.say("escalation_failed", lang)))
             return
         activity = turn_context.activity
-        found = await self.deliverer.hr_reference(hr_id)
+        tenant = tenant_of(body)
+        found = await self.deliverer.hr_reference_for(hr_id, tenant)
         if found is not None:
             reference, hr_lang = found
-        else:  # no installed team to address it through: try this activity's service and tenant
-            reference = reference_of(activity, tenant_of(body))
-            reference.conversation = ConversationAccount(id=hr_id, tenant_id=tenant_of(body))
+        else:  # no team of the asker's tenant to address it through: this activity's service and tenant
+            reference = reference_of(activity, tenant)
+            reference.conversation = ConversationAccount(id=hr_id, tenant_id=tenant)
             hr_lang = self.settings.default_lang
         user = (activity.from_property.name if activity.from_property else None) or "?"
         text = self.conversation.say("escalation_to_hr", hr_lang, question=question, user=user)
@@ -485,7 +535,7 @@ class TeamsBot:
             return
         if posted and reference.conversation is not None:
             thread_id = f"{reference.conversation.id};messageid={posted}"
-            await self._remember_escalation(thread_id, reference_of(activity, tenant_of(body)), lang)
+            await self._remember_escalation(thread_id, reference_of(activity, tenant), lang)
         await turn_context.send_activity(self._markdown(self.conversation.say("escalation_sent", lang)))
 
     # -- HR's replies to "Ask HR" ------------------------------------------------------------------------

@@ -7,12 +7,17 @@ the bot sends.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botbuilder.schema import ConversationReference
 
+from adapters.teams import TEAMS_BOT, TeamsDeliverer
+from bot.config import TeamsSettings
 from tests.adapters.test_teams import (
     CHANNEL,
     HR_CONVERSATION,
@@ -127,9 +132,15 @@ async def admin_bot(
         yield running
 
 
-async def install_in_team(bot: Policybot, general: str = CHANNEL, tenant: str = "tenant-1") -> None:
-    """The bot is added to a team; Teams tells it in the team's General channel (`general`)."""
-    body = activity("install_team", bot.connector, id=f"install-{general}")
+async def install_in_team(
+    bot: Policybot,
+    general: str = CHANNEL,
+    tenant: str = "tenant-1",
+    connector: FakeBotConnector | None = None,
+) -> None:
+    """The bot is added to a team; Teams tells it in the team's General channel (`general`), from the
+    Bot Connector `connector` (the bot's own fake by default)."""
+    body = activity("install_team", connector or bot.connector, id=f"install-{general}")
     body["conversation"]["id"] = body["channelData"]["team"]["id"] = general
     body["conversation"]["tenantId"] = body["channelData"]["tenant"]["id"] = tenant
     assert (await bot.post(body))[0] == 200
@@ -205,3 +216,109 @@ async def test_without_the_bot_in_any_team_the_log_says_to_add_it_to_the_hr_team
 
     assert admin_bot.connector.calls_to(HR_CONVERSATION) == []
     assert "add policybot to the team" in caplog.text
+
+
+# ------------------------------------------------------------------- Ask HR from one tenant or another
+
+TENANT_A, TENANT_B = "tenant-a", "tenant-b"
+
+
+def ask_hr_from(tenant: str, connector: FakeBotConnector) -> dict[str, Any]:
+    """Kari presses "Ask HR" in her personal chat in `tenant`, whose Bot Connector is `connector`."""
+    value = {"policybot": "ask_hr", "lang": "en", "question": "Can I blog about work?"}
+    body = activity("card_action", connector, id=f"ask-{tenant}", value=value)
+    body["conversation"]["tenantId"] = body["channelData"]["tenant"]["id"] = tenant
+    return body
+
+
+@pytest.fixture
+async def other_connector() -> AsyncIterator[FakeBotConnector]:
+    """A second Bot Connector (the bot's own fake set NO_PROXY for loopback), to tell services apart."""
+    async with FakeBotConnector() as connector:
+        yield connector
+
+
+async def test_ask_hr_from_another_tenant_goes_through_the_asker_s_service_never_a_team_of_another_tenant(
+    admin_bot: Policybot, other_connector: FakeBotConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    await install_in_team(admin_bot, tenant=TENANT_A)  # the only team, through the bot's own connector
+
+    await admin_bot.post(ask_hr_from(TENANT_B, other_connector))
+
+    [to_hr] = other_connector.calls_to(HR_CONVERSATION)  # tenant B's serviceUrl
+    assert to_hr.text is not None and to_hr.text.startswith("EN escalation_to_hr Can I blog about work?")
+    assert to_hr.activity["conversation"]["tenantID"] == TENANT_B
+    assert [c.text for c in other_connector.calls_to(PERSONAL)] == ["EN escalation_sent"]
+    assert admin_bot.connector.calls == []  # nothing went through tenant A's team
+    assert caplog.text == ""  # the fallback works: nothing to warn about
+
+
+async def test_ask_hr_from_a_tenant_with_a_team_goes_through_that_team_among_several_tenants(
+    admin_bot: Policybot, other_connector: FakeBotConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    await install_in_team(admin_bot, "19:general-a@thread.tacv2", TENANT_A)  # via the bot's connector
+    await install_in_team(admin_bot, "19:general-b@thread.tacv2", TENANT_B, other_connector)
+    asker = FakeBotConnector()  # tenant A's asker comes in through a third service, to tell them apart
+
+    async with asker:
+        await admin_bot.post(ask_hr_from(TENANT_A, asker))
+
+    [to_hr] = admin_bot.connector.calls_to(HR_CONVERSATION)  # tenant A's team reference
+    assert to_hr.activity["conversation"]["tenantID"] == TENANT_A
+    assert other_connector.calls == [] and asker.calls_to(HR_CONVERSATION) == []
+    assert [c.text for c in asker.calls_to(PERSONAL)] == ["EN escalation_sent"]
+    assert "several tenants" not in caplog.text
+
+
+async def test_hr_s_reply_reaches_an_asker_of_another_tenant_through_their_service(
+    admin_bot: Policybot, other_connector: FakeBotConnector
+) -> None:
+    await install_in_team(admin_bot, tenant=TENANT_A)
+    await admin_bot.post(ask_hr_from(TENANT_B, other_connector))
+    [to_hr] = other_connector.calls_to(HR_CONVERSATION)
+
+    await hr_writes(admin_bot, f"{HR_CONVERSATION};messageid={to_hr.response_id}")
+
+    relayed = other_connector.calls_to(PERSONAL)[-1]
+    assert relayed.text == "EN hr_reply Yes, blogging is fine if you say the views are your own."
+    assert relayed.activity["conversation"]["tenantID"] == TENANT_B
+
+
+async def test_a_note_to_hr_prefers_a_team_of_the_configured_tenant(
+    admin_bot: Policybot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    await install_in_team(admin_bot, "19:general-a@thread.tacv2", TENANT_A)
+    await install_in_team(admin_bot, "19:general-b@thread.tacv2", TENANT_B)
+    teams = TeamsSettings(app_id="00000000-0000-4000-8000-000000000123", app_password="x", tenant_id=TENANT_B)
+    settings = dataclasses.replace(admin_bot.app[TEAMS_BOT].settings, teams=teams)
+
+    found = await TeamsDeliverer(settings, admin_bot.store).hr_reference(HR_CONVERSATION)
+
+    assert found is not None
+    reference, _ = found
+    assert reference.conversation is not None
+    assert (reference.conversation.id, reference.conversation.tenant_id) == (HR_CONVERSATION, TENANT_B)
+    assert caplog.text == ""
+
+
+async def test_personal_chats_are_not_read_when_looking_for_the_hr_channel(
+    admin_bot: Policybot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await admin_bot.post(activity("install_personal", admin_bot.connector)))[0] == 200
+    await install_in_team(admin_bot)
+    read: list[str] = []
+    deserialize = ConversationReference.deserialize
+
+    def spy(data: Any, *args: Any, **kwargs: Any) -> Any:
+        read.append(data["conversation"]["conversationType"])
+        return deserialize(data, *args, **kwargs)
+
+    monkeypatch.setattr(ConversationReference, "deserialize", spy)
+
+    await admin_bot.post(ask_hr_from("tenant-1", admin_bot.connector))
+
+    assert read == ["channel"]
+    assert len(admin_bot.connector.calls_to(HR_CONVERSATION)) == 1
