@@ -71,6 +71,8 @@ RETRIES = 3  # per Web API call, for 429 (after Retry-After) and dropped connect
 # to be posted: room for a Retry-After or two; with the tips' 10 s (adapters/server.py), inside the usual
 # 30 s between SIGTERM and SIGKILL.
 SHUTDOWN_GRACE = 15.0
+# How long an answered mention is remembered, so that editing the message does not get it answered again.
+MENTION_CLAIM_TTL = timedelta(days=7)
 
 # ------------------------------------------------------------------------------------- incoming text
 
@@ -269,16 +271,16 @@ class SlackBot:
             return BoltResponse(status=200, body="")
         return await next()  # type: ignore[no-any-return]
 
-    async def _claim(self, event_id: str) -> bool:
+    async def _claim(self, event_id: str, ttl: timedelta = timedelta(hours=1)) -> bool:
         """Claim in the store; if it is down or slow, in this process, so Slack still gets its ack in time."""
         try:
             async with asyncio.timeout(CLAIM_TIMEOUT):
-                return await self.claims.claim_event(event_id)
+                return await self.claims.claim_event(event_id, ttl=ttl)
         except (PolicybotError, TimeoutError) as exc:
             log.warning(
                 "could not record Slack event %s in the store (%s); deduping in-process", event_id, exc
             )
-            return await self._local_claims.claim_event(event_id)
+            return await self._local_claims.claim_event(event_id, ttl=ttl)
 
     def _lang_hint(self, user: str | None) -> str | None:
         return self._locales.get(user) if user else None
@@ -358,25 +360,52 @@ class SlackBot:
         }
         if await self._respond(payload.get("response_url"), body):
             return
+        await self._post_ephemeral(payload, message)
+
+    async def _post_ephemeral(self, payload: dict[str, Any], message: Rendered) -> None:
+        """`chat.postEphemeral` to whoever sent `payload`, where they clicked: when the response_url failed.
+
+        Never after a second try of the response_url: a timeout there may have been delivered, and the
+        user would read the answer twice.
+        """
         channel = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
         user = payload.get("user_id") or (payload.get("user") or {}).get("id")
         if channel and user:
             await self._call(
-                "chat.postEphemeral", channel=channel, user=user, text=message.text, blocks=message.blocks
+                "chat.postEphemeral",
+                channel=channel,
+                user=user,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=self._thread_of(payload),
             )
+
+    @staticmethod
+    def _thread_of(payload: dict[str, Any]) -> str | None:
+        """The thread a clicked message is in (None for a slash command or a message in the channel).
+
+        A reply has `thread_ts` (its parent's ts); a parent with replies has `thread_ts` equal to its own
+        ts and is shown in the channel, where its private answer goes too.
+        """
+        original = payload.get("message") or {}
+        container = payload.get("container") or {}
+        thread = original.get("thread_ts") or container.get("thread_ts")
+        own_ts = original.get("ts") or container.get("message_ts")
+        return str(thread) if thread and thread != own_ts else None
 
     # ---- events --------------------------------------------------------------------------------
 
     @staticmethod
-    def _ignored(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    def _ignored(event: dict[str, Any], bot_user_id: str | None, *, edited_ok: bool = False) -> bool:
         """Edits, deletions, joins, other bots and our own messages are not questions (nor HR's replies).
 
         An edited message that mentions the bot comes again as an `app_mention` with a new event id and
-        no subtype, only an `edited` field: it was answered already.
+        no subtype, only an `edited` field. `_on_mention` takes those (`edited_ok`): the mention may have
+        been added by the edit, and it answers each message once whatever its edits.
         """
         return bool(
             event.get("subtype") not in USER_MESSAGE_SUBTYPES
-            or event.get("edited")
+            or (event.get("edited") and not edited_ok)
             or event.get("bot_id")
             or event.get("bot_profile")
             or not event.get("user")
@@ -402,9 +431,13 @@ class SlackBot:
     async def _on_mention(self, event: dict[str, Any], context: Any) -> None:
         if await self._relay_hr_reply(event, context.bot_user_id):
             return
-        if self._ignored(event, context.bot_user_id):
+        if self._ignored(event, context.bot_user_id, edited_ok=True):
             return
-        await self._answer_event(event, context.bot_user_id, event.get("thread_ts") or event.get("ts"))
+        channel, ts = event.get("channel"), event.get("ts")
+        if not await self._claim(f"slack-mention:{channel}:{ts}", MENTION_CLAIM_TTL):
+            log.info("Slack message with a mention was answered already (an edit of it); not again")
+            return
+        await self._answer_event(event, context.bot_user_id, event.get("thread_ts") or ts)
 
     async def _on_home(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home" or not event.get("user"):
@@ -600,7 +633,7 @@ class SlackBot:
             if await self._respond(body.get("response_url"), body_out):
                 return
             if ephemeral:
-                await self._ephemeral_message(body, message, replace=replace)
+                await self._post_ephemeral(body, message)
                 return
         original = body.get("message") or {}
         thread = original.get("thread_ts") or (None if channel.startswith("D") else original.get("ts"))

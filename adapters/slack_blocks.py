@@ -125,13 +125,20 @@ def _value(**fields: str) -> str:
 def _value_with_question(question: str, **fields: str) -> str:
     """A button value carrying the question, cut (marked with …) to fit Slack's 2000 characters.
 
-    Measured encoded: JSON escaping can double a question's length (every `"` and `\\`).
+    Measured encoded: JSON escaping can double a question's length (every `"` and `\\`), so the longest
+    prefix that fits is found by binary search on its length (the encoded length only grows with it).
     """
     value = _value(**fields, q=question)
-    while len(value) > BUTTON_VALUE_MAX:
-        question = question[: len(question) - (len(value) - BUTTON_VALUE_MAX) - 1] + "…"
-        value = _value(**fields, q=question)
-    return value
+    if len(value) <= BUTTON_VALUE_MAX:
+        return value
+    fits, too_long = 0, len(question)  # prefix lengths: question[:fits] + "…" fits, [:too_long] does not
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if len(_value(**fields, q=question[:middle] + "…")) <= BUTTON_VALUE_MAX:
+            fits = middle
+        else:
+            too_long = middle
+    return _value(**fields, q=question[:fits] + "…")
 
 
 def ask_hr_value(question: str, lang: str, entry_id: str | None) -> str:

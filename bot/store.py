@@ -88,10 +88,18 @@ class StoredReference:
 
     @property
     def personal(self) -> bool:
-        """A one-to-one chat (the reference's `conversation.conversationType` is "personal"): its id
-        points at one person, so tips name it only hashed (see `bot.tips.Target.label`)."""
+        """A one-to-one chat: its id points at one person, so tips name it only hashed (see
+        `bot.tips.Target.label`).
+
+        As adapters/teams.py decides (a missing `conversationType` is a personal chat, as Bot Framework
+        leaves it out there), and whatever the type, an id in the personal-chat form `a:...`. In doubt,
+        personal: a channel named by hash is harmless, a person named in a log is not.
+        """
         conversation = self.reference.get("conversation")
-        return isinstance(conversation, dict) and conversation.get("conversationType") == "personal"
+        if not isinstance(conversation, dict):
+            return True
+        kind = conversation.get("conversationType")
+        return kind in (None, "", "personal") or self.conversation_id.startswith("a:")
 
 
 class TipStatus(StrEnum):

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -77,8 +78,16 @@ class Target:
         return f"{self.platform}:personal#{hashlib.sha256(self.id.encode()).hexdigest()[:8]}"
 
     def redact(self, text: str) -> str:
-        """`text` (e.g. a platform's error message) with a personal chat's id replaced by the label."""
-        return text.replace(self.id, self.label) if self.personal else text
+        """`text` (e.g. a platform's error message) with a personal chat's id replaced by the label.
+
+        The id is replaced as written and URL-encoded too: an HTTP error names the request's URL, where
+        Teams' `a:1Hq0...` is `a%3A1Hq0...`.
+        """
+        if not self.personal:
+            return text
+        for form in dict.fromkeys((self.id, quote(self.id, safe=""), quote(self.id))):
+            text = text.replace(form, self.label)
+        return text
 
 
 class Deliverer(Protocol):
@@ -332,13 +341,15 @@ class TipScheduler:
         log.info("tip scheduler %s started", self.name)
         while not self._stop.is_set():
             now = self.clock()
+            least = MIN_SLEEP
             try:
                 await self.run_once(now)
             except Exception:  # the server must keep answering questions if the tip run fails
                 log.exception("tip run failed; trying again later")
+                least = DUE_SLEEP  # a run that fails may fail again: not once a second
             if not self._stop.is_set():
                 seconds = (await self._next_wake(now) - self.clock()).total_seconds()
-                await self._sleep_unless_stopped(max(MIN_SLEEP.total_seconds(), seconds), self._stop)
+                await self._sleep_unless_stopped(max(least.total_seconds(), seconds), self._stop)
         log.info("tip scheduler %s stopped", self.name)
 
     async def _sleep_unless_stopped(self, seconds: float, stop: asyncio.Event) -> None:

@@ -309,6 +309,29 @@ async def test_a_related_button_in_a_channel_answers_only_whoever_clicked(
     assert bot.fake.count("chat.postMessage") == 1  # nothing new for the whole channel to read
 
 
+@pytest.mark.parametrize("where", ["tip", "mention"])
+async def test_a_related_click_whose_response_url_fails_is_answered_privately_once_where_it_was_clicked(
+    bot: Policybot, tmp_path: Path, where: str
+) -> None:
+    if where == "tip":
+        conversation = Conversation(await load_knowledge(write_kb(tmp_path / "tip-knowledge")))
+        deliverer = SlackDeliverer(web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=bot.fake.api_url)))
+        await deliverer.deliver(Target("slack", "C0TIPS", "en"), conversation.tip("en", "photo-check"))
+    else:
+        await bot.event(payload("app_mention"))  # answered in a thread in #general
+    [message] = await bot.fake.wait_for("chat.postMessage")
+    bot.fake.fail_next("response_url")  # expired, or Slack did not answer in time
+
+    assert await bot.click(message, "related_0", name="related") == 200
+    [private] = await bot.fake.wait_for("chat.postEphemeral")
+    await bot.fake.settle()
+    assert bot.fake.count("response_url") == 1  # not tried again: it may have arrived
+    assert (private.params["channel"], private.params["user"]) == (message.params["channel"], ASKER)
+    assert private.params.get("thread_ts") == message.params.get("thread_ts")  # the thread, if any
+    assert "Check that no customer, colleague or screen" in private.text
+    assert bot.fake.count("chat.postMessage") == 1
+
+
 # ------------------------------------------------------------------------------------ buttons
 
 
@@ -448,6 +471,20 @@ async def test_an_edited_mention_is_not_answered_again(bot: Policybot) -> None:
     await bot.fake.wait_for("chat.postMessage")
 
     assert await bot.event(payload("app_mention_edited")) == 200  # a new event id, with `edited`
+    await bot.fake.settle()
+    assert bot.fake.count("chat.postMessage") == 1
+
+
+async def test_a_mention_added_by_editing_a_message_is_answered_once(bot: Policybot) -> None:
+    edited = payload("app_mention_edited")  # the first the bot hears of this message
+    assert await bot.event(edited) == 200
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert answer.params["thread_ts"] == edited["event"]["ts"]
+    assert "Yes, you may — but you never have to." in answer.text
+
+    edited_again = copy.deepcopy(edited) | {"event_id": "Ev0MENTION3"}
+    edited_again["event"]["edited"] = {"user": ASKER, "ts": "1700000260.000000"}
+    assert await bot.event(edited_again) == 200
     await bot.fake.settle()
     assert bot.fake.count("chat.postMessage") == 1
 

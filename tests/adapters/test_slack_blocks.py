@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from adapters.slack_blocks import (
     BUTTON_VALUE_MAX,
     Rendered,
@@ -64,3 +66,21 @@ def test_did_you_mean_button_values_fit_slack_s_limit_however_the_question_escap
         assert (value["e"], value["l"]) == (choice.entry_id, "en")
         assert value["q"].endswith("…")
         assert question.startswith(value["q"][:-1])
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        '"' * 600 + "?" * 1500,
+        '"' * 600 + "\\" * 600,
+        '"' * 1500,
+        '"' * 3000,
+        "Can I post photos from the office party? " * 80,
+    ],
+    ids=["600_quotes", "quotes_and_backslashes", "1500_quotes", "3000_quotes", "plain"],
+)
+def test_a_cut_question_keeps_as_much_as_fits_however_it_escapes(question: str) -> None:
+    value = ask_hr_value(question, "nb", "workplace-photos")
+    assert 1900 <= len(value) <= BUTTON_VALUE_MAX
+    cut = json.loads(value)["q"]
+    assert cut.endswith("…") and question.startswith(cut[:-1])

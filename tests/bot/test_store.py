@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from bot.conversation import ReplyKind
 from bot.database import create_engine
-from bot.store import Store, TipStatus
+from bot.store import Store, StoredReference, TipStatus
 
 
 async def test_a_retried_slack_event_is_handled_by_one_replica_only(database_url, clock):
@@ -48,6 +48,20 @@ async def test_teams_conversation_references_are_saved_updated_and_removed(datab
         assert [r.conversation_id for r in await store.references("slack")] == ["C1"]
     finally:
         await store.close()
+
+
+def test_a_teams_reference_is_personal_unless_it_says_it_is_a_channel_or_group_chat() -> None:
+    def reference(conversation_id: str, **conversation: str) -> StoredReference:
+        return StoredReference(
+            "teams", conversation_id, {"conversation": {"id": conversation_id, **conversation}}, "en"
+        )
+
+    assert reference("a:1Hq0chat", conversationType="personal").personal
+    assert reference("a:1Hq0chat").personal  # Bot Framework leaves the type out of personal chats
+    assert reference("a:1Hq0chat", conversationType="groupChat").personal  # the id says whose it is
+    assert StoredReference("teams", "a:1Hq0chat", {}, "en").personal
+    assert not reference("19:hr@thread.tacv2", conversationType="channel").personal
+    assert not reference("19:abc@thread.v2", conversationType="groupChat").personal
 
 
 async def test_feedback_is_counted_per_entry(database_url):

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -23,7 +24,7 @@ from bot.errors import ConfigError, DeliveryError
 from bot.knowledge import MESSAGE_KEYS, KnowledgeBase
 from bot.knowledge_loader import load_knowledge
 from bot.store import Store, TipStatus
-from bot.tips import MIN_SLEEP, Schedule, Target, TipScheduler, next_tip
+from bot.tips import DUE_SLEEP, MIN_SLEEP, Schedule, Target, TipScheduler, next_tip
 
 ENTRY = """\
 entries:
@@ -128,7 +129,8 @@ async def world(database_url: str, clock, tmp_path: Path) -> AsyncIterator[World
     kb = await knowledge(tmp_path / "kb", ["backgrounds", "badges", "screens", "customers", "decline"])
     world = World(database_url, clock, Conversation(kb))
     store = await Store.open(database_url, clock=clock)
-    await store.save_reference("teams", "19:hr", {"conversation": {"id": "19:hr"}}, "nb")
+    reference = {"conversation": {"id": "19:hr", "conversationType": "channel"}}
+    await store.save_reference("teams", "19:hr", reference, "nb")
     await store.close()
     yield world
     for store in world.stores:
@@ -545,6 +547,33 @@ async def test_the_scheduler_never_sleeps_less_than_the_minimum(world, clock, mo
     assert naps == [MIN_SLEEP.total_seconds()]
 
 
+async def test_a_run_that_keeps_failing_is_retried_every_ten_minutes_not_every_second(
+    world, clock, monkeypatch
+):
+    """The database answers, but the run fails (a permission error, say) while a tip is overdue."""
+    clock.at(2028, 5, 15, 9, 0)
+    replica = await world.replica()
+
+    async def fails(now: object = None) -> object:
+        raise RuntimeError("permission denied for table tip_posts")
+
+    async def overdue(**_: object) -> object:
+        return clock() - timedelta(minutes=5)
+
+    monkeypatch.setattr(replica, "run_once", fails)
+    monkeypatch.setattr(replica.store, "next_tip_attempt", overdue)
+    naps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        raise StopLoop
+
+    replica.sleep = sleep
+    with pytest.raises(StopLoop):
+        await replica.run_forever()
+    assert naps == [DUE_SLEEP.total_seconds()]
+
+
 async def test_a_slow_run_stamps_each_send_when_it_starts_so_another_replica_leaves_it_alone(world, clock):
     """Each delivery takes 6 minutes (lease: 10). The second send starts at 09:06; another replica's
     check at 09:12 must not take it for abandoned, as it would if it were stamped 09:00."""
@@ -616,6 +645,23 @@ async def test_a_personal_teams_chat_is_never_named_in_logs_or_outcomes(world, c
     channel = next(o for o in outcomes if o.target.id == "19:hr")
     assert channel.target.label == "teams:19:hr"  # a team channel is named as before
     assert "teams:19:hr" in caplog.text
+
+
+def test_a_personal_chat_id_is_redacted_also_where_an_error_quotes_it_url_encoded() -> None:
+    target = Target("teams", PERSONAL_CHAT, "en", personal=True)
+    error = (
+        f"POST https://smba.example/amer/v3/conversations/{quote(PERSONAL_CHAT, safe='')}/activities"
+        f" failed (HTTP 403); retried as /v3/conversations/{quote(PERSONAL_CHAT)}/activities"
+        f" for {PERSONAL_CHAT}"
+    )
+    redacted = target.redact(error)
+    assert "1Hq0personalChat" not in redacted
+    assert redacted.count(target.label) == 3
+    channel = Target("teams", "19:hr@thread.tacv2", "en")
+    assert (
+        channel.redact(f"HTTP 403 for {quote(channel.id, safe='')}")
+        == f"HTTP 403 for {quote(channel.id, safe='')}"
+    )
 
 
 async def test_a_replica_that_has_not_reloaded_yet_leaves_a_new_tip_to_one_that_has(world, clock, tmp_path):
