@@ -1,8 +1,8 @@
 """Reading the knowledge base from YAML: find the folder, then load, merge and validate its files.
 
-Every file in the folder is read with PyYAML's *safe* loader and merged. Loading never stops at the
-first mistake: it collects every problem with file, line and column, the entry it belongs to and how
-to fix it, so HR can repair an edit in one go.
+Every file in the folder is read with PyYAML's *safe* loader (see `bot.yaml_files`) and merged. Loading
+never stops at the first mistake: it collects every problem with file, line and column, the entry it
+belongs to and how to fix it, so HR can repair an edit in one go.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import asyncio
 import hashlib
 import importlib.util
 import re
-import stat
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -31,17 +30,8 @@ from bot.knowledge import (
     Link,
     Tip,
 )
+from bot.yaml_files import MAX_FILES, knowledge_files, read_yaml
 
-MAX_FILE_BYTES = 1024 * 1024  # a policy file is a few kB; anything near this is a mistake or an attack
-MAX_FILES = 200
-MAX_NODES = 200_000  # bounds what one file can expand to, whatever its structure
-# libyaml's safe loader when PyYAML was built with it (10x faster), else the pure-Python one.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# The tags of YAML's core schema. The loader reads every value as the text typed, so any other tag
-# (`!!python/...`, `!!binary`, `!custom`) would be silently ignored: it is refused instead.
-CORE_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
-)
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -575,130 +565,6 @@ def _kind(node: yaml.Node) -> str:
     return f"'{node.value}'"
 
 
-def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        if isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-        elif isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                stack.extend((key, value))
-
-
-def _plain_yaml(reader: _Reader, text: str) -> bool:
-    """Report the first anchor or alias and every tag outside the core schema; True if there are none.
-
-    Read from the parser's events, which keep what the node tree loses: where an anchor is (an alias
-    only repeats a node), and whether a tag was written at all (the tree also gives `<<` and `=`
-    tags HR never typed). HR's files have no use for anchors; refusing them all rules out expansion
-    attacks such as the billion laughs.
-    """
-    before = len(reader.problems)
-    anchored = False
-    for event in yaml.parse(text, Loader=SAFE_LOADER):
-        mark = event.start_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        if not anchored and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
-            anchored = True
-            reader.problems.append(
-                Problem(
-                    reader.file,
-                    line,
-                    column,
-                    None,
-                    "anchors and aliases (&name / *name) are not supported",
-                    "write the text out in full where it is needed",
-                )
-            )
-        tag = getattr(event, "tag", None)
-        if tag not in (None, "!") and tag not in CORE_TAGS:
-            shown = re.sub(r"^tag:yaml\.org,2002:", "!!", tag)
-            reader.problems.append(
-                Problem(
-                    reader.file,
-                    line,
-                    column,
-                    None,
-                    f"the YAML tag '{shown}' is not supported",
-                    f"if '{shown}' is meant as text, put the whole text in quotes; otherwise remove the tag",
-                )
-            )
-    return len(reader.problems) == before
-
-
-def _compose(reader: _Reader, raw: bytes) -> yaml.Node | None:
-    """Parse one file to a node tree with the safe loader, refusing tabs, anchors and aliases, tags
-    outside YAML's core schema, and huge trees."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        reader.add(None, None, f"the file is not UTF-8 text (byte {exc.start})", "save it as UTF-8")
-        return None
-    for number, line in enumerate(text.splitlines(), start=1):
-        indent = line[: len(line) - len(line.lstrip(" \t"))]
-        if "\t" in indent:
-            reader.problems.append(
-                Problem(
-                    reader.file,
-                    number,
-                    indent.index("\t") + 1,
-                    None,
-                    "the line is indented with a tab",
-                    "indent with spaces only (two per level)",
-                )
-            )
-    if any(p.file == reader.file for p in reader.problems):
-        return None
-    try:
-        if not _plain_yaml(reader, text):
-            return None
-        node = yaml.compose(text, Loader=SAFE_LOADER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or "the YAML is malformed"
-        fix = "check the indentation and that each 'key: value' has a space after the colon"
-        if "found character '\\t'" in str(exc):
-            fix = "replace the tab with spaces"
-        if mark is not None:
-            reader.problems.append(Problem(reader.file, mark.line + 1, mark.column + 1, None, problem, fix))
-        else:
-            reader.add(None, None, problem, fix)
-        return None
-    except yaml.YAMLError as exc:
-        reader.add(None, None, f"the YAML is malformed: {exc}", "check the file's syntax")
-        return None
-    if node is None:
-        return None
-    for count, _ in enumerate(_walk(node)):
-        if count > MAX_NODES:
-            reader.add(node, None, f"the file has more than {MAX_NODES} items", "split it into several files")
-            return None
-    return node
-
-
-def knowledge_files(directory: Path) -> list[Path]:
-    """The files the loader reads, in the order it reads them."""
-    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
-
-
-def compose_file(path: Path) -> yaml.Node | None:
-    """One file's node tree (with line marks) under the loader's rules; None where the loader could not
-    read it (a folder, too big, not UTF-8, tabs, syntax, anchors, tags: `load_knowledge` reports those)
-    or it is empty."""
-    reader = _Reader()
-    reader.file = str(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return None
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    node = _compose(reader, raw)
-    return None if reader.problems else node
-
-
 def _load(directory: Path) -> KnowledgeBase:
     reader = _Reader()
     if not directory.is_dir():
@@ -714,41 +580,12 @@ def _load(directory: Path) -> KnowledgeBase:
     unreadable = False  # a file that could not be parsed at all
     for path in files:
         reader.file = str(path)
-        try:
-            info = path.stat()
-            if stat.S_ISDIR(info.st_mode):
-                reader.add(
-                    None,
-                    None,
-                    "this is a folder, not a file",
-                    "rename it so its name does not end in .yaml or .yml",
-                )
-                continue
-            if info.st_size > MAX_FILE_BYTES:
-                reader.add(
-                    None,
-                    None,
-                    f"the file is {info.st_size} bytes (at most {MAX_FILE_BYTES})",
-                    "split it into smaller files",
-                )
-                continue
-            raw = path.read_bytes()
-        except OSError as exc:  # a dangling link, no read permission, or removed while being read
-            reader.add(
-                None,
-                None,
-                f"the file could not be read ({exc.strerror})",
-                "check that it exists and that policybot may read it, then save again",
-            )
-            unreadable = True
-            continue
-        digest.update(path.name.encode() + b"\0" + raw + b"\0")
-        before = len(reader.problems)
-        node = _compose(reader, raw)
-        if node is not None:
-            reader.read_file(node)
-        elif len(reader.problems) > before:
-            unreadable = True
+        read = read_yaml(path, reader.problems)
+        if read.raw is not None:
+            digest.update(path.name.encode() + b"\0" + read.raw + b"\0")
+        if read.node is not None:
+            reader.read_file(read.node)
+        unreadable = unreadable or read.unreadable
     if not files:
         reader.file = str(directory)
         reader.add(None, None, "no .yaml files in the knowledge folder", "add the knowledge base files")

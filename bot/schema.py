@@ -22,7 +22,8 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from bot.errors import Problem
-from bot.knowledge_loader import compose_file, default_knowledge_dir, knowledge_files
+from bot.knowledge_loader import default_knowledge_dir
+from bot.yaml_files import compose_file, knowledge_files
 
 SCHEMA_FILE = "knowledge.schema.json"
 SCHEMA_REFERENCE = f"$schema=./{SCHEMA_FILE}"

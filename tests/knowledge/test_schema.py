@@ -13,8 +13,9 @@ from jsonschema import Draft202012Validator
 
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge import LANGS, MESSAGE_KEYS
-from bot.knowledge_loader import ID_PATTERN, compose_file, load_knowledge
+from bot.knowledge_loader import ID_PATTERN, load_knowledge
 from bot.schema import schema_path, schema_problems, validate
+from bot.yaml_files import compose_file
 from tests.conftest import ENTRIES, messages_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,212 @@
+"""Reading one YAML file safely into a node tree, collecting what is wrong with it as problems.
+
+Every knowledge file is read with PyYAML's *safe* loader, within limits (size, number of files, number of
+nodes), and refused, with a `Problem` giving line and column, when it has tabs in its indentation, anchors
+or aliases, tags outside YAML's core schema, or broken syntax. `bot.knowledge_loader` turns the nodes into
+the model; `bot.schema` checks the same nodes against the JSON Schema.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bot.errors import Problem
+
+MAX_FILE_BYTES = 1024 * 1024  # a policy file is a few kB; anything near this is a mistake or an attack
+MAX_FILES = 200
+MAX_NODES = 200_000  # bounds what one file can expand to, whatever its structure
+# libyaml's safe loader when PyYAML was built with it (10x faster), else the pure-Python one.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The tags of YAML's core schema. The loader reads every value as the text typed, so any other tag
+# (`!!python/...`, `!!binary`, `!custom`) would be silently ignored: it is refused instead.
+CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
+)
+
+
+@dataclass(frozen=True)
+class YamlFile:
+    """What reading one file gave: its bytes and node tree, each None where it could not be had."""
+
+    raw: bytes | None  # None for a folder, a file too big, or one that could not be read
+    node: yaml.Node | None  # None where the file is empty or was refused (its problems say why)
+    unreadable: bool  # could not be read or parsed at all, so checks across files would only add noise
+
+
+def _add(problems: list[Problem], file: str, node: yaml.Node | None, message: str, fix: str) -> None:
+    line = node.start_mark.line + 1 if node is not None else None
+    column = node.start_mark.column + 1 if node is not None else None
+    problems.append(Problem(file, line, column, None, message, fix))
+
+
+def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+
+
+def _plain_yaml(problems: list[Problem], file: str, text: str) -> bool:
+    """Report the first anchor or alias and every tag outside the core schema; True if there are none.
+
+    Read from the parser's events, which keep what the node tree loses: where an anchor is (an alias
+    only repeats a node), and whether a tag was written at all (the tree also gives `<<` and `=`
+    tags HR never typed). HR's files have no use for anchors; refusing them all rules out expansion
+    attacks such as the billion laughs.
+    """
+    before = len(problems)
+    anchored = False
+    for event in yaml.parse(text, Loader=SAFE_LOADER):
+        mark = event.start_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        if not anchored and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
+            anchored = True
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    column,
+                    None,
+                    "anchors and aliases (&name / *name) are not supported",
+                    "write the text out in full where it is needed",
+                )
+            )
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in CORE_TAGS:
+            shown = re.sub(r"^tag:yaml\.org,2002:", "!!", tag)
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    column,
+                    None,
+                    f"the YAML tag '{shown}' is not supported",
+                    f"if '{shown}' is meant as text, put the whole text in quotes; otherwise remove the tag",
+                )
+            )
+    return len(problems) == before
+
+
+def _compose(problems: list[Problem], file: str, raw: bytes) -> yaml.Node | None:
+    """Parse one file to a node tree with the safe loader, refusing tabs, anchors and aliases, tags
+    outside YAML's core schema, and huge trees."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _add(problems, file, None, f"the file is not UTF-8 text (byte {exc.start})", "save it as UTF-8")
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            problems.append(
+                Problem(
+                    file,
+                    number,
+                    indent.index("\t") + 1,
+                    None,
+                    "the line is indented with a tab",
+                    "indent with spaces only (two per level)",
+                )
+            )
+    if any(p.file == file for p in problems):
+        return None
+    try:
+        if not _plain_yaml(problems, file, text):
+            return None
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "the YAML is malformed"
+        fix = "check the indentation and that each 'key: value' has a space after the colon"
+        if "found character '\\t'" in str(exc):
+            fix = "replace the tab with spaces"
+        if mark is not None:
+            problems.append(Problem(file, mark.line + 1, mark.column + 1, None, problem, fix))
+        else:
+            _add(problems, file, None, problem, fix)
+        return None
+    except yaml.YAMLError as exc:
+        _add(problems, file, None, f"the YAML is malformed: {exc}", "check the file's syntax")
+        return None
+    if node is None:
+        return None
+    for count, _ in enumerate(_walk(node)):
+        if count > MAX_NODES:
+            _add(
+                problems,
+                file,
+                node,
+                f"the file has more than {MAX_NODES} items",
+                "split it into several files",
+            )
+            return None
+    return node
+
+
+def knowledge_files(directory: Path) -> list[Path]:
+    """The files the loader reads, in the order it reads them."""
+    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+
+
+def compose_file(path: Path) -> yaml.Node | None:
+    """One file's node tree (with line marks) under the loader's rules; None where the loader could not
+    read it (a folder, too big, not UTF-8, tabs, syntax, anchors, tags: `load_knowledge` reports those)
+    or it is empty."""
+    problems: list[Problem] = []
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    node = _compose(problems, str(path), raw)
+    return None if problems else node
+
+
+def read_yaml(path: Path, problems: list[Problem]) -> YamlFile:
+    """Read one knowledge file within the limits and compose it, appending what is wrong to `problems`."""
+    file = str(path)
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            _add(
+                problems,
+                file,
+                None,
+                "this is a folder, not a file",
+                "rename it so its name does not end in .yaml or .yml",
+            )
+            return YamlFile(None, None, unreadable=False)
+        if info.st_size > MAX_FILE_BYTES:
+            _add(
+                problems,
+                file,
+                None,
+                f"the file is {info.st_size} bytes (at most {MAX_FILE_BYTES})",
+                "split it into smaller files",
+            )
+            return YamlFile(None, None, unreadable=False)
+        raw = path.read_bytes()
+    except OSError as exc:  # a dangling link, no read permission, or removed while being read
+        _add(
+            problems,
+            file,
+            None,
+            f"the file could not be read ({exc.strerror})",
+            "check that it exists and that policybot may read it, then save again",
+        )
+        return YamlFile(None, None, unreadable=True)
+    before = len(problems)
+    node = _compose(problems, file, raw)
+    return YamlFile(raw, node, unreadable=node is None and len(problems) > before)
