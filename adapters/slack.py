@@ -9,7 +9,8 @@ Text flows in two directions with different rules:
 - in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`, here), with mentions neutralised;
 - out: the core's markdown -> Slack mrkdwn (`to_mrkdwn`), escaped, and neutralised again, so that text a
   user wrote can never ping `@channel`, a user group or a person when the bot repeats it. What a message
-  looks like (Block Kit, buttons, App Home) is in adapters/slack_blocks.py; this module talks to Slack.
+  looks like (Block Kit, buttons, App Home) is in adapters/slack_blocks.py; how it is sent to the Web API
+  (and the daily tip) in adapters/slack_web.py; this module is the app.
 """
 
 from __future__ import annotations
@@ -30,14 +31,6 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack_blocks import (
     ASK_HR,
@@ -56,17 +49,16 @@ from adapters.slack_blocks import (
     thanked,
     to_mrkdwn,
 )
+from adapters.slack_web import CALL_ERRORS, SlackSender, failure, web_client
 from bot.admin import Admin
-from bot.config import Settings, SlackSettings
-from bot.conversation import Conversation, Message, Reply
-from bot.errors import DeliveryError, PolicybotError
+from bot.config import Settings
+from bot.conversation import Conversation, Message
+from bot.errors import PolicybotError
 from bot.reload import ReloadResult
-from bot.tips import Target
 
 log = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = 1.0  # seconds the event-id record may take before Slack's 3-second ack is at risk
-RETRIES = 3  # per Web API call, for 429 (after Retry-After) and dropped connections
 # Seconds a stopping server gives answers already acknowledged to Slack (which will not resend them)
 # to be posted: room for a Retry-After or two; with the tips' 10 s (adapters/server.py), inside the usual
 # 30 s between SIGTERM and SIGKILL.
@@ -101,40 +93,6 @@ def lang_of_locale(locale: str | None, default: str) -> str:
     if prefix == "en":
         return "en"
     return default
-
-
-# ------------------------------------------------------------------------------------- Web API client
-
-
-def web_client(slack: SlackSettings, *, retries: int = RETRIES) -> AsyncWebClient:
-    """The Web API client: 429s wait their Retry-After and retry, dropped connections retry."""
-    handlers: list[AsyncRetryHandler] = [
-        AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
-        AsyncConnectionErrorRetryHandler(max_retry_count=retries),
-    ]
-    kwargs: dict[str, Any] = {"token": slack.bot_token, "retry_handlers": handlers, "timeout": 15}
-    if slack.api_url:
-        kwargs["base_url"] = slack.api_url if slack.api_url.endswith("/") else slack.api_url + "/"
-    return AsyncWebClient(**kwargs)
-
-
-def _failure(exc: Exception) -> tuple[str, bool]:
-    """What went wrong (never with a token in it) and whether trying again later can help."""
-    if isinstance(exc, SlackApiError):
-        status = exc.response.status_code
-        error = str(exc.response.get("error") or f"HTTP {status}")
-        transient = error in (
-            "ratelimited",
-            "internal_error",
-            "fatal_error",
-            "service_unavailable",
-            "request_timeout",
-        )
-        return error, status == 429 or status >= 500 or transient
-    return type(exc).__name__, True  # connection refused/reset, timeout
-
-
-_CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
 class Claims(Protocol):
@@ -179,7 +137,7 @@ class EventClaims:
 Listener = Callable[..., Awaitable[None]]
 
 
-class SlackBot:
+class SlackBot(SlackSender):
     """The bolt app and its listeners: turns Slack requests into `Message`s and `Reply`s into Block Kit."""
 
     def __init__(
@@ -293,105 +251,13 @@ class SlackBot:
         try:
             info = await self.client.users_info(user=user, include_locale=True)
             lang = lang_of_locale((info.get("user") or {}).get("locale"), lang)
-        except _CALL_ERRORS as exc:
-            log.warning("Slack users.info failed (%s); using %s", _failure(exc)[0], lang)
+        except CALL_ERRORS as exc:
+            log.warning("Slack users.info failed (%s); using %s", failure(exc)[0], lang)
             return lang
         self._locales[user] = lang
         if len(self._locales) > 10_000:
             self._locales.popitem(last=False)
         return lang
-
-    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
-        """One Web API call (JSON body); failures are logged (error code only) and give None.
-
-        `api_call` directly: our blocks are plain dicts already, so the per-method wrappers' conversion
-        of Block Kit objects is skipped (measured: ~4% of an answered event's CPU); the retry handlers
-        and error checks are the same.
-        """
-        body = {key: value for key, value in kwargs.items() if value is not None}
-        try:
-            response = await self.client.api_call(method, json=body)
-        except _CALL_ERRORS as exc:
-            log.error("Slack %s failed: %s", method, _failure(exc)[0])
-            return None
-        return response.data if isinstance(response.data, dict) else {}
-
-    async def _respond(self, response_url: str | None, message: dict[str, Any]) -> bool:
-        """Post to an interaction's response_url (ephemeral replies, replacing the original)."""
-        if not response_url:
-            return False
-        client = AsyncWebhookClient(
-            response_url,
-            timeout=15,
-            session=self.client.session,
-            retry_handlers=[
-                AsyncRateLimitErrorRetryHandler(max_retry_count=RETRIES),
-                AsyncConnectionErrorRetryHandler(max_retry_count=RETRIES),
-            ],
-        )
-        try:
-            result = await client.send_dict(message)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.error("Slack response_url failed: %s", type(exc).__name__)
-            return False
-        if result.status_code != 200:
-            log.error("Slack response_url failed: HTTP %s %s", result.status_code, result.body[:100])
-            return False
-        return True
-
-    async def _post(self, channel: str, reply: Reply, thread_ts: str | None = None) -> None:
-        message = render(reply, ask_hr=self.hr_channel is not None)
-        kwargs: dict[str, Any] = {"channel": channel, "text": message.text, "blocks": message.blocks}
-        if thread_ts:
-            kwargs["thread_ts"] = thread_ts
-        await self._call("chat.postMessage", unfurl_links=False, **kwargs)
-
-    async def _ephemeral(self, payload: dict[str, Any], reply: Reply, *, replace: bool = False) -> None:
-        """A private reply to whoever sent a slash command or pressed a button."""
-        message = render(reply, ask_hr=self.hr_channel is not None)
-        await self._ephemeral_message(payload, message, replace=replace)
-
-    async def _ephemeral_message(self, payload: dict[str, Any], message: Rendered, *, replace: bool) -> None:
-        body: dict[str, Any] = {
-            "response_type": "ephemeral",
-            "text": message.text,
-            "blocks": message.blocks,
-            "replace_original": replace,
-        }
-        if await self._respond(payload.get("response_url"), body):
-            return
-        await self._post_ephemeral(payload, message)
-
-    async def _post_ephemeral(self, payload: dict[str, Any], message: Rendered) -> None:
-        """`chat.postEphemeral` to whoever sent `payload`, where they clicked: when the response_url failed.
-
-        Never after a second try of the response_url: a timeout there may have been delivered, and the
-        user would read the answer twice.
-        """
-        channel = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
-        user = payload.get("user_id") or (payload.get("user") or {}).get("id")
-        if channel and user:
-            await self._call(
-                "chat.postEphemeral",
-                channel=channel,
-                user=user,
-                text=message.text,
-                blocks=message.blocks,
-                thread_ts=self._thread_of(payload),
-            )
-
-    @staticmethod
-    def _thread_of(payload: dict[str, Any]) -> str | None:
-        """The thread a clicked message is in (None for a slash command or a message in the channel).
-
-        A reply has `thread_ts` (its parent's ts); a parent with replies has `thread_ts` equal to its own
-        ts and is shown in the channel, where its private answer goes too.
-        """
-        original = payload.get("message") or {}
-        container = payload.get("container") or {}
-        thread = original.get("thread_ts") or container.get("thread_ts")
-        own_ts = original.get("ts") or container.get("message_ts")
-        return str(thread) if thread and thread != own_ts else None
 
     # ---- events --------------------------------------------------------------------------------
 
@@ -640,47 +506,7 @@ class SlackBot:
         await self._post(channel, reply, thread)
 
 
-# ---------------------------------------------------------------------------------- tips and mounting
-
-
-class SlackDeliverer:
-    """Posts a daily tip to a Slack channel (the `bot.tips.Deliverer` for Slack).
-
-    Raises DeliveryError only when Slack certainly did not post it: Slack answered with an error, or
-    the connection could not be made. A timeout after sending is ambiguous; it is logged and counted as
-    delivered, because a tip posted twice is worse than one that may be missing.
-    """
-
-    platform = "slack"
-
-    def __init__(self, client: AsyncWebClient, *, ask_hr: bool = False) -> None:
-        self.client = client
-        self.ask_hr = ask_hr
-
-    async def deliver(self, target: Target, reply: Reply) -> None:
-        message = render(reply, ask_hr=self.ask_hr)
-        try:
-            await self.client.chat_postMessage(
-                channel=target.id, text=message.text, blocks=message.blocks, unfurl_links=False
-            )
-        except SlackApiError as exc:
-            error, retryable = _failure(exc)
-            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
-            raise DeliveryError(
-                f"Slack refused the tip for channel {target.id}: {error}",
-                retryable=retryable,
-                retry_after=float(retry_after) if retry_after and str(retry_after).isdigit() else None,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise DeliveryError(
-                f"could not reach Slack to post the tip for channel {target.id}: {type(exc).__name__}",
-                retryable=True,
-            ) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning(
-                "Slack did not confirm the tip for channel %s (%s); it may have been posted",
-                target.id, type(exc).__name__,
-            )  # fmt: skip
+# ------------------------------------------------------------------------------------------- mounting
 
 
 SLACK = web.AppKey("policybot_slack", SlackBot)

@@ -38,8 +38,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters.slack import web_client  # noqa: E402 (after the path)
-from adapters.slack_blocks import render  # noqa: E402
+from adapters.slack_blocks import render  # noqa: E402 (after the path)
+from adapters.slack_web import web_client  # noqa: E402
 from bot.config import SlackSettings  # noqa: E402
 from bot.conversation import Conversation, Message  # noqa: E402
 from bot.knowledge_loader import load_knowledge  # noqa: E402

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters import cli
-from adapters.slack import SlackDeliverer, web_client
+from adapters.slack_web import SlackDeliverer, web_client
 from bot.config import Settings, SlackSettings
 from bot.conversation import Conversation
 from bot.knowledge_loader import load_knowledge
