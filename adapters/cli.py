@@ -222,9 +222,9 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_teams_package(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters import teams  # botbuilder is imported only by the Teams adapter
+    from adapters.teams_package import write_teams_package
 
-    out = teams.write_teams_package(
+    out = write_teams_package(
         args.app_id,
         args.out,
         domains=tuple(args.domain),

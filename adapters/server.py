@@ -72,7 +72,7 @@ def build_app(ctx: ServerContext) -> web.Application:
         slack.mount(app, ctx)
         ctx.platforms.append("slack")
     # Teams mounts itself when MicrosoftAppId is set, or anonymously in development; it logs why not.
-    from adapters import teams  # every botbuilder import lives in adapters/teams.py
+    from adapters import teams  # every botbuilder import lives in adapters/teams*.py
 
     if teams.mount(app, ctx):
         ctx.platforms.append("teams")
@@ -83,11 +83,11 @@ def build_app(ctx: ServerContext) -> web.Application:
 
 def tip_deliverers(app: web.Application) -> list[Deliverer]:
     """The daily-tip Deliverers of the platforms mounted on `app` (see bot/tips.py)."""
-    from adapters import slack, teams  # already imported by build_app; kept local like there
+    from adapters import slack, slack_web, teams  # already imported by build_app; kept local like there
 
     found: list[Deliverer] = []
     if slack.SLACK in app:
-        found.append(slack.SlackDeliverer(app[slack.SLACK].client))
+        found.append(slack_web.SlackDeliverer(app[slack.SLACK].client))
     teams_deliverer = teams.deliverer(app)
     if teams_deliverer is not None:
         found.append(teams_deliverer)

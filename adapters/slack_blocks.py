@@ -3,7 +3,7 @@
 The core writes markdown; Slack reads mrkdwn. `to_mrkdwn` converts, escapes `&`, `<` and `>`, and
 neutralises mentions, so that text a user wrote can never ping `@channel`, a user group or a person when
 the bot repeats it. `render` builds the blocks of an answer, suggestions or topics and their buttons;
-`home_view` the App Home tab. Everything here is pure (no Slack client): adapters/slack.py sends it.
+`home_view` the App Home tab. Everything here is pure (no Slack client): adapters/slack_web.py sends it.
 """
 
 from __future__ import annotations

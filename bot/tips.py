@@ -91,7 +91,7 @@ class Target:
 
 
 class Deliverer(Protocol):
-    """Posts a reply to a target on one platform (provided by adapters/slack.py and adapters/teams.py).
+    """Posts a reply to a target on one platform (adapters/slack_web.py, adapters/teams_delivery.py).
 
     Raises DeliveryError when the message was NOT delivered, with `retryable=True` when trying again
     later may succeed. Any other exception is treated as a permanent failure of that send.

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from botbuilder.schema import ConversationReference
 
-from adapters.teams import TEAMS_BOT, TeamsDeliverer
+from adapters.teams import TEAMS_BOT
+from adapters.teams_delivery import TeamsDeliverer
 from bot.config import TeamsSettings
 from tests.adapters.test_teams import (
     CHANNEL,
@@ -197,7 +198,7 @@ async def test_ask_hr_reaches_the_hr_channel_through_the_installed_team(admin_bo
 async def test_teams_in_several_tenants_are_not_guessed_between_and_the_log_says_so(
     admin_bot: Policybot, tiny_kb_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    caplog.set_level(logging.WARNING, logger="adapters.teams_delivery")
     await install_in_team(admin_bot, "19:general-a@thread.tacv2", "tenant-a")
     await install_in_team(admin_bot, "19:general-b@thread.tacv2", "tenant-b")
 
@@ -210,7 +211,7 @@ async def test_teams_in_several_tenants_are_not_guessed_between_and_the_log_says
 async def test_without_the_bot_in_any_team_the_log_says_to_add_it_to_the_hr_team(
     admin_bot: Policybot, tiny_kb_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    caplog.set_level(logging.WARNING, logger="adapters.teams_delivery")
 
     await reload_a_broken_edit(admin_bot, tiny_kb_dir)
 
@@ -241,7 +242,7 @@ async def other_connector() -> AsyncIterator[FakeBotConnector]:
 async def test_ask_hr_from_another_tenant_goes_through_the_asker_s_service_never_a_team_of_another_tenant(
     admin_bot: Policybot, other_connector: FakeBotConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    caplog.set_level(logging.WARNING, logger="adapters")  # teams.py and teams_delivery.py
     await install_in_team(admin_bot, tenant=TENANT_A)  # the only team, through the bot's own connector
 
     await admin_bot.post(ask_hr_from(TENANT_B, other_connector))
@@ -257,7 +258,7 @@ async def test_ask_hr_from_another_tenant_goes_through_the_asker_s_service_never
 async def test_ask_hr_from_a_tenant_with_a_team_goes_through_that_team_among_several_tenants(
     admin_bot: Policybot, other_connector: FakeBotConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    caplog.set_level(logging.WARNING, logger="adapters")  # teams.py and teams_delivery.py
     await install_in_team(admin_bot, "19:general-a@thread.tacv2", TENANT_A)  # via the bot's connector
     await install_in_team(admin_bot, "19:general-b@thread.tacv2", TENANT_B, other_connector)
     asker = FakeBotConnector()  # tenant A's asker comes in through a third service, to tell them apart
@@ -289,7 +290,7 @@ async def test_hr_s_reply_reaches_an_asker_of_another_tenant_through_their_servi
 async def test_a_note_to_hr_prefers_a_team_of_the_configured_tenant(
     admin_bot: Policybot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    caplog.set_level(logging.WARNING, logger="adapters.teams_delivery")
     await install_in_team(admin_bot, "19:general-a@thread.tacv2", TENANT_A)
     await install_in_team(admin_bot, "19:general-b@thread.tacv2", TENANT_B)
     teams = TeamsSettings(app_id="00000000-0000-4000-8000-000000000123", app_password="x", tenant_id=TENANT_B)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator, Draft6Validator, validators
 
-from adapters import teams
+from adapters import teams_package
 from adapters.cli import main
 from bot.errors import ConfigError
 
@@ -135,7 +135,7 @@ def test_teams_package_manifest_is_valid_against_microsofts_schema(
 
 
 def test_the_schema_check_catches_what_teams_would_reject(tmp_path: Path) -> None:
-    manifest, _, _ = read_package(teams.write_teams_package(APP_ID, tmp_path / "policybot.zip"))
+    manifest, _, _ = read_package(teams_package.write_teams_package(APP_ID, tmp_path / "policybot.zip"))
     manifest["bots"][0]["scopes"] = ["personal", "groupchat"]  # v1.17 spells it groupChat
     manifest["developer"]["privacyUrl"] = "example.com/privacy"
     del manifest["accentColor"]
@@ -153,7 +153,7 @@ def test_the_schema_check_catches_what_teams_would_reject(tmp_path: Path) -> Non
 
 def test_icons_follow_the_teams_rules(tmp_path: Path) -> None:
     """Color: 192x192. Outline: 32x32, white on a transparent background, nothing else."""
-    _, color, outline = read_package(teams.write_teams_package(APP_ID, tmp_path / "policybot.zip"))
+    _, color, outline = read_package(teams_package.write_teams_package(APP_ID, tmp_path / "policybot.zip"))
     assert png_size(color) == (192, 192)
     assert png_size(outline) == (32, 32)
     outline_pixels = png_pixels(outline)
@@ -165,7 +165,7 @@ def test_icons_follow_the_teams_rules(tmp_path: Path) -> None:
 
 def test_teams_package_refuses_an_app_id_that_is_not_a_guid(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a Microsoft app id"):
-        teams.write_teams_package("my-bot", tmp_path / "x.zip")
+        teams_package.write_teams_package("my-bot", tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
 
 
@@ -181,5 +181,5 @@ def test_teams_package_refuses_options_teams_would_reject(
     tmp_path: Path, options: dict[str, Any], problem: str
 ) -> None:
     with pytest.raises(ConfigError, match=problem):
-        teams.write_teams_package(APP_ID, tmp_path / "x.zip", **options)
+        teams_package.write_teams_package(APP_ID, tmp_path / "x.zip", **options)
     assert not (tmp_path / "x.zip").exists()

@@ -1,0 +1,60 @@
+"""The Teams app package: manifest.json and the two icons, zipped, ready to upload to Teams.
+
+Written by `policybot teams-package` (adapters/cli.py) from the template adapters/teams_manifest.json and
+the icons in adapters/assets/. Needs no botbuilder: the package is only a file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+
+ASSETS = Path(__file__).parent / "assets"
+MANIFEST_TEMPLATE = Path(__file__).parent / "teams_manifest.json"
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_VALID_DOMAINS = 16  # the app manifest schema's limit on validDomains
+
+
+def write_teams_package(
+    app_id: str,
+    out: Path | None = None,
+    *,
+    domains: tuple[str, ...] = (),
+    website: str | None = None,
+    privacy_url: str | None = None,
+    terms_url: str | None = None,
+) -> Path:
+    """Write the Teams app package (manifest.json, color.png, outline.png, zipped) ready to upload."""
+    if not GUID.match(app_id):
+        raise ConfigError(f"--app-id {app_id!r} is not a Microsoft app id (a GUID such as 00000000-0000-...)")
+    # Caught here rather than at upload: the manifest schema wants a URL scheme and at most 16
+    # validDomains, and Teams documents the developer URLs as https://.
+    for option, url in (("--website", website), ("--privacy-url", privacy_url), ("--terms-url", terms_url)):
+        if url and not url.lower().startswith("https://"):
+            raise ConfigError(f"{option} {url!r} is not an https:// URL, which Teams requires")
+    if len(domains) > MAX_VALID_DOMAINS:
+        raise ConfigError(f"{len(domains)} --domain values: a Teams app allows at most {MAX_VALID_DOMAINS}")
+    manifest: dict[str, Any] = json.loads(MANIFEST_TEMPLATE.read_text(encoding="utf-8"))
+    manifest["id"] = app_id
+    for bot in manifest["bots"]:
+        bot["botId"] = app_id
+    developer = manifest["developer"]
+    if website:
+        developer["websiteUrl"] = website
+    developer["privacyUrl"] = privacy_url or developer["websiteUrl"]
+    developer["termsOfUseUrl"] = terms_url or developer["websiteUrl"]
+    manifest["validDomains"] = list(domains)
+    out = out or Path("policybot-teams.zip")
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as package:
+        package.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+        package.write(ASSETS / "color.png", "color.png")
+        package.write(ASSETS / "outline.png", "outline.png")
+    return out
+
+
+__all__ = ["write_teams_package"]
