@@ -13,6 +13,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 
@@ -39,9 +40,16 @@ class YamlFile:
     unreadable: bool  # could not be read or parsed at all, so checks across files would only add noise
 
 
-def _add(problems: list[Problem], file: str, node: yaml.Node | None, message: str, fix: str) -> None:
-    line = node.start_mark.line + 1 if node is not None else None
-    column = node.start_mark.column + 1 if node is not None else None
+class _Mark(Protocol):
+    """Where the parser was: PyYAML's `Mark`, or libyaml's (0-based line and column)."""
+
+    line: int
+    column: int
+
+
+def _add(problems: list[Problem], file: str, mark: _Mark | None, message: str, fix: str) -> None:
+    """A problem at `mark` (where the parser was; None: the file as a whole)."""
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
     problems.append(Problem(file, line, column, None, message, fix))
 
 
@@ -68,32 +76,24 @@ def _plain_yaml(problems: list[Problem], file: str, text: str) -> bool:
     before = len(problems)
     anchored = False
     for event in yaml.parse(text, Loader=SAFE_LOADER):
-        mark = event.start_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
         if not anchored and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
             anchored = True
-            problems.append(
-                Problem(
-                    file,
-                    line,
-                    column,
-                    None,
-                    "anchors and aliases (&name / *name) are not supported",
-                    "write the text out in full where it is needed",
-                )
+            _add(
+                problems,
+                file,
+                event.start_mark,
+                "anchors and aliases (&name / *name) are not supported",
+                "write the text out in full where it is needed",
             )
         tag = getattr(event, "tag", None)
         if tag not in (None, "!") and tag not in CORE_TAGS:
             shown = re.sub(r"^tag:yaml\.org,2002:", "!!", tag)
-            problems.append(
-                Problem(
-                    file,
-                    line,
-                    column,
-                    None,
-                    f"the YAML tag '{shown}' is not supported",
-                    f"if '{shown}' is meant as text, put the whole text in quotes; otherwise remove the tag",
-                )
+            _add(
+                problems,
+                file,
+                event.start_mark,
+                f"the YAML tag '{shown}' is not supported",
+                f"if '{shown}' is meant as text, put the whole text in quotes; otherwise remove the tag",
             )
     return len(problems) == before
 
@@ -131,10 +131,7 @@ def _compose(problems: list[Problem], file: str, raw: bytes) -> yaml.Node | None
         fix = "check the indentation and that each 'key: value' has a space after the colon"
         if "found character '\\t'" in str(exc):
             fix = "replace the tab with spaces"
-        if mark is not None:
-            problems.append(Problem(file, mark.line + 1, mark.column + 1, None, problem, fix))
-        else:
-            _add(problems, file, None, problem, fix)
+        _add(problems, file, mark, problem, fix)
         return None
     except yaml.YAMLError as exc:
         _add(problems, file, None, f"the YAML is malformed: {exc}", "check the file's syntax")
@@ -146,7 +143,7 @@ def _compose(problems: list[Problem], file: str, raw: bytes) -> yaml.Node | None
             _add(
                 problems,
                 file,
-                node,
+                node.start_mark,
                 f"the file has more than {MAX_NODES} items",
                 "split it into several files",
             )
