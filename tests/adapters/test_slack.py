@@ -286,17 +286,24 @@ async def test_a_related_topic_button_in_the_dm_answers_in_a_new_message(bot: Po
     assert "Check that no customer, colleague or screen" in calls[1].text
 
 
-@pytest.mark.parametrize("where", ["tip", "mention"])
-async def test_a_related_button_in_a_channel_answers_only_whoever_clicked(
-    bot: Policybot, tmp_path: Path, where: str
-) -> None:
+async def a_channel_message(bot: Policybot, tmp_path: Path, where: str) -> Call:
+    """The bot's message in a channel that a related button is clicked under: a daily tip in #tips, or
+    its answer to a mention, in a thread in #general."""
     if where == "tip":
         conversation = Conversation(await load_knowledge(write_kb(tmp_path / "tip-knowledge")))
         deliverer = SlackDeliverer(web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=bot.fake.api_url)))
         await deliverer.deliver(Target("slack", "C0TIPS", "en"), conversation.tip("en", "photo-check"))
     else:
-        await bot.event(payload("app_mention"))  # answered in a thread in #general
+        await bot.event(payload("app_mention"))
     [message] = await bot.fake.wait_for("chat.postMessage")
+    return message
+
+
+@pytest.mark.parametrize("where", ["tip", "mention"])
+async def test_a_related_button_in_a_channel_answers_only_whoever_clicked(
+    bot: Policybot, tmp_path: Path, where: str
+) -> None:
+    message = await a_channel_message(bot, tmp_path, where)
 
     assert await bot.click(message, "related_0", name="related") == 200
     assert await bot.click(message, "related_0", user="U0COLLEAGUE", name="related") == 200
@@ -313,13 +320,7 @@ async def test_a_related_button_in_a_channel_answers_only_whoever_clicked(
 async def test_a_related_click_whose_response_url_fails_is_answered_privately_once_where_it_was_clicked(
     bot: Policybot, tmp_path: Path, where: str
 ) -> None:
-    if where == "tip":
-        conversation = Conversation(await load_knowledge(write_kb(tmp_path / "tip-knowledge")))
-        deliverer = SlackDeliverer(web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=bot.fake.api_url)))
-        await deliverer.deliver(Target("slack", "C0TIPS", "en"), conversation.tip("en", "photo-check"))
-    else:
-        await bot.event(payload("app_mention"))  # answered in a thread in #general
-    [message] = await bot.fake.wait_for("chat.postMessage")
+    message = await a_channel_message(bot, tmp_path, where)
     bot.fake.fail_next("response_url")  # expired, or Slack did not answer in time
 
     assert await bot.click(message, "related_0", name="related") == 200

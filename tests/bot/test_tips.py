@@ -492,6 +492,33 @@ class StopLoop(Exception):
     """Raised by a test's sleep to end run_forever."""
 
 
+async def naps(replica: TipScheduler, clock, *, count: int, advance: bool = False) -> list[float]:
+    """Run `replica.run_forever` until it has slept `count` times; how long it slept each time (the
+    clock moves on by each nap when `advance`)."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if advance:
+            clock.advance(seconds=seconds)
+        if len(slept) == count:
+            raise StopLoop
+
+    replica.sleep = sleep
+    with pytest.raises(StopLoop):
+        await replica.run_forever()
+    return slept
+
+
+def always_overdue(replica: TipScheduler, clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store reports a tip due five minutes ago, whenever asked."""
+
+    async def overdue(**_: object) -> object:
+        return clock() - timedelta(minutes=5)
+
+    monkeypatch.setattr(replica.store, "next_tip_attempt", overdue)
+
+
 async def test_a_replica_sleeps_instead_of_spinning_on_another_platforms_overdue_tip(world, clock):
     """A Slack-only replica shares the database with a Teams replica that claimed a tip but is down:
     the Teams row stays due, and this replica cannot send it, so it must not wake up for it."""
@@ -508,18 +535,11 @@ async def test_a_replica_sleeps_instead_of_spinning_on_another_platforms_overdue
         by="teams-replica-that-is-down",
         now=clock(),
     )
-    naps: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        naps.append(seconds)
-        clock.advance(seconds=seconds)
-        if len(naps) == 3:
-            raise StopLoop
-
-    slack_only.sleep = sleep
-    with pytest.raises(StopLoop):
-        await slack_only.run_forever()
-    assert naps == [600, 600, 600]  # every ten minutes while tips are due, as with nothing pending
+    assert await naps(slack_only, clock, count=3, advance=True) == [
+        600,
+        600,
+        600,
+    ]  # every ten minutes while tips are due, as with nothing pending
     assert await slack_only.store.next_tip_attempt(platforms=["slack"]) is None
     assert await slack_only.store.next_tip_attempt(platforms=[]) is None  # a replica with no platform
     assert await slack_only.store.next_tip_attempt(platforms=["teams"]) == clock.oslo(2028, 5, 15, 9, 0)
@@ -530,21 +550,9 @@ async def test_the_scheduler_never_sleeps_less_than_the_minimum(world, clock, mo
     clock.at(2028, 5, 15, 9, 0)
     replica = await world.replica()
     await replica.run_once()
+    always_overdue(replica, clock, monkeypatch)
 
-    async def overdue(**_: object) -> object:
-        return clock() - timedelta(minutes=5)
-
-    monkeypatch.setattr(replica.store, "next_tip_attempt", overdue)
-    naps: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        naps.append(seconds)
-        raise StopLoop
-
-    replica.sleep = sleep
-    with pytest.raises(StopLoop):
-        await replica.run_forever()
-    assert naps == [MIN_SLEEP.total_seconds()]
+    assert await naps(replica, clock, count=1) == [MIN_SLEEP.total_seconds()]
 
 
 async def test_a_run_that_keeps_failing_is_retried_every_ten_minutes_not_every_second(
@@ -557,21 +565,10 @@ async def test_a_run_that_keeps_failing_is_retried_every_ten_minutes_not_every_s
     async def fails(now: object = None) -> object:
         raise RuntimeError("permission denied for table tip_posts")
 
-    async def overdue(**_: object) -> object:
-        return clock() - timedelta(minutes=5)
-
     monkeypatch.setattr(replica, "run_once", fails)
-    monkeypatch.setattr(replica.store, "next_tip_attempt", overdue)
-    naps: list[float] = []
+    always_overdue(replica, clock, monkeypatch)
 
-    async def sleep(seconds: float) -> None:
-        naps.append(seconds)
-        raise StopLoop
-
-    replica.sleep = sleep
-    with pytest.raises(StopLoop):
-        await replica.run_forever()
-    assert naps == [DUE_SLEEP.total_seconds()]
+    assert await naps(replica, clock, count=1) == [DUE_SLEEP.total_seconds()]
 
 
 async def test_a_slow_run_stamps_each_send_when_it_starts_so_another_replica_leaves_it_alone(world, clock):
