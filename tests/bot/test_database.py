@@ -4,16 +4,20 @@ platforms write them, clear errors, and the group commit of the writes on every 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 
 from bot.conversation import ReplyKind
-from bot.database import create_engine, engine_url, metadata
+from bot.database import HEAD_REVISION, alembic_config, create_engine, engine_url, metadata
 from bot.errors import StoreError
 from bot.store import Store
 
@@ -46,6 +50,44 @@ async def test_the_migrations_build_exactly_the_schema_the_code_uses(database_ur
         await engine.dispose()
     assert differences == []
     assert version == "0002"  # the newest migration (0002: escalation routes)
+
+
+def test_the_head_revision_the_store_checks_is_the_newest_migration():
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]
+
+
+OPEN_AND_LIST_MODULES = """
+import asyncio, json, sys
+from bot.store import Store
+async def main():
+    store = await Store.open(sys.argv[1])
+    await store.close()
+asyncio.run(main())
+print(json.dumps("alembic" in sys.modules))
+"""
+
+
+def alembic_was_loaded(database_url: str) -> bool:
+    """Open the store in a fresh interpreter (this one has Alembic loaded); whether Alembic was."""
+    done = subprocess.run(
+        [sys.executable, "-c", OPEN_AND_LIST_MODULES, database_url],
+        capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    return bool(json.loads(done.stdout))
+
+
+async def test_alembic_is_loaded_only_when_the_schema_needs_a_migration(database_url):
+    assert alembic_was_loaded(database_url)  # a new database: migrated
+    assert not alembic_was_loaded(database_url)  # at the newest revision: one SELECT, no Alembic
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+            await conn.execute(text("DROP TABLE escalation_routes"))
+    finally:
+        await engine.dispose()
+    assert alembic_was_loaded(database_url)  # one migration behind: migrated again
+    assert not alembic_was_loaded(database_url)
 
 
 async def test_replicas_starting_at_once_all_come_up_on_one_schema(database_url):
