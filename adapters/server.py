@@ -71,11 +71,18 @@ def build_app(ctx: ServerContext) -> web.Application:
 
         slack.mount(app, ctx)
         ctx.platforms.append("slack")
-    # Teams mounts itself when MicrosoftAppId is set, or anonymously in development; it logs why not.
-    from adapters import teams  # every botbuilder import lives in adapters/teams*.py
+    # Teams mounts when MicrosoftAppId is set, or anonymously in development. botbuilder (every import of
+    # it lives in adapters/teams*.py) is loaded only then: +19 MiB and +0.2 s at every start otherwise.
+    if ctx.settings.teams is not None or ctx.settings.development:
+        from adapters import teams
 
-    if teams.mount(app, ctx):
-        ctx.platforms.append("teams")
+        if teams.mount(app, ctx):
+            ctx.platforms.append("teams")
+    else:
+        log.info(
+            "Teams endpoint not mounted: MicrosoftAppId is not set "
+            "(anonymous local mode needs POLICYBOT_ENV=development)"
+        )
     if ctx.tips is None and ctx.store is not None:
         ctx.tips = TipScheduler.from_settings(ctx.settings, ctx.store, ctx.conversation, tip_deliverers(app))
     return app
@@ -83,14 +90,17 @@ def build_app(ctx: ServerContext) -> web.Application:
 
 def tip_deliverers(app: web.Application) -> list[Deliverer]:
     """The daily-tip Deliverers of the platforms mounted on `app` (see bot/tips.py)."""
-    from adapters import slack, slack_web, teams  # already imported by build_app; kept local like there
-
     found: list[Deliverer] = []
-    if slack.SLACK in app:
+    if "slack" in app[CTX].platforms:
+        from adapters import slack, slack_web  # already imported by build_app; kept local like there
+
         found.append(slack_web.SlackDeliverer(app[slack.SLACK].client))
-    teams_deliverer = teams.deliverer(app)
-    if teams_deliverer is not None:
-        found.append(teams_deliverer)
+    if "teams" in app[CTX].platforms:
+        from adapters import teams
+
+        teams_deliverer = teams.deliverer(app)
+        if teams_deliverer is not None:
+            found.append(teams_deliverer)
     return found
 
 
@@ -134,7 +144,8 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
         if settings.watch_knowledge:
             watcher = asyncio.create_task(reloader.watch(stop), name="policybot-knowledge-watch")
-        runner = web.AppRunner(app)
+        # aiohttp's access log (a formatted INFO line per request) only when asked for: POLICYBOT_ACCESS_LOG.
+        runner = web.AppRunner(app, **({} if settings.access_log else {"access_log": None}))
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
         log.info(

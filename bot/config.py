@@ -77,6 +77,9 @@ class Settings:
     hr_contact: str | None = None
     watch_knowledge: bool = True  # reload when a knowledge file changes (SIGHUP and `reload` always work)
     reload_debounce_ms: int = 1600  # the longest a burst of edits is gathered into one reload
+    access_log: bool = (
+        False  # one INFO line per HTTP request (POLICYBOT_ACCESS_LOG=on); costs CPU per request
+    )
 
     @property
     def development(self) -> bool:
@@ -140,6 +143,10 @@ class Settings:
         if not debounce.isdigit():
             missing.append(f"POLICYBOT_RELOAD_DEBOUNCE_MS={debounce!r} must be a number of milliseconds")
 
+        access_log = env.get("POLICYBOT_ACCESS_LOG", "off").strip().lower()
+        if access_log not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+            missing.append(f"POLICYBOT_ACCESS_LOG={access_log!r} must be on or off")
+
         if missing:
             raise ConfigError("; ".join(missing))
 
@@ -166,4 +173,5 @@ class Settings:
             hr_contact=env.get("POLICYBOT_HR_CONTACT") or None,
             watch_knowledge=watch in ("on", "true", "1", "yes"),
             reload_debounce_ms=int(debounce),
+            access_log=access_log in ("on", "true", "1", "yes"),
         )

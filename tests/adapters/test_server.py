@@ -1,0 +1,102 @@
+"""The one server: what a start costs (SDKs loaded only for the platforms configured) and its access log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from tests.adapters.test_slack import REPO, SECRET, cli_env, free_port
+from tests.fakes.slack_api import BOT_TOKEN
+
+# Builds the server's application the way `policybot serve` does, in a fresh interpreter, and says which
+# platforms were mounted and whether the Teams SDK was imported to do it.
+BUILD_APP = """
+import asyncio, json, sys
+from adapters import server
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.knowledge_loader import load_knowledge
+async def main():
+    settings = Settings.from_env()
+    kb = await load_knowledge(settings.knowledge_dir)
+    ctx = server.ServerContext(settings=settings, conversation=Conversation(kb), store=None)
+    server.build_app(ctx)
+    loaded = sorted({name.split(".")[0] for name in sys.modules} & {"botbuilder", "msrest", "alembic"})
+    print(json.dumps({"platforms": ctx.platforms, "loaded": loaded}))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(
+    ("teams_env", "platforms", "loaded"),
+    [
+        ({}, ["slack"], []),
+        ({"MicrosoftAppId": "app-id", "MicrosoftAppPassword": "secret"}, ["slack", "teams"], ["botbuilder"]),
+        ({"POLICYBOT_ENV": "development"}, ["slack", "teams"], ["botbuilder"]),
+    ],
+    ids=["slack_only", "teams_configured", "teams_anonymous_in_development"],
+)
+def test_the_teams_sdk_is_loaded_only_when_teams_is_mounted(
+    tmp_path: Path, teams_env: dict[str, str], platforms: list[str], loaded: list[str]
+) -> None:
+    env = cli_env(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET, **teams_env)
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_APP], env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    found = json.loads(done.stdout)
+    assert found["platforms"] == platforms
+    assert [name for name in found["loaded"] if name != "msrest"] == loaded
+
+
+async def serve_and_get_healthz(tmp_path: Path, **env: str) -> str:
+    """Start `policybot serve`, GET /healthz once, stop it with SIGTERM; what it logged."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), env=cli_env(tmp_path, **env),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        assert response.status == 200
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("policybot serve did not start")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return stderr.decode()
+
+
+async def test_the_access_log_is_off_unless_policybot_access_log_is_on(tmp_path: Path) -> None:
+    quiet = await serve_and_get_healthz(tmp_path)
+    assert "serving on port" in quiet
+    assert "GET /healthz" not in quiet
+
+    logged = await serve_and_get_healthz(tmp_path, POLICYBOT_ACCESS_LOG="on")
+    assert "aiohttp.access" in logged
+    assert "GET /healthz" in logged
+
+
+def test_an_access_log_setting_that_is_not_on_or_off_is_refused() -> None:
+    with pytest.raises(ConfigError, match="POLICYBOT_ACCESS_LOG='loud' must be on or off"):
+        Settings.from_env({"POLICYBOT_ACCESS_LOG": "loud"})
+    assert Settings.from_env({}).access_log is False
+    assert Settings.from_env({"POLICYBOT_ACCESS_LOG": "on"}).access_log is True
