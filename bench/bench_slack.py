@@ -1,20 +1,29 @@
-"""Slack throughput and latency: signed `app_mention` events to `policybot serve` over loopback.
+"""Slack cost per answer: policybot beside a hello-world slack-bolt bot, on the same load, in one run.
 
-Runs `policybot serve` (the real CLI, shipped knowledge base, SQLite store) in a subprocess with the
-fake Slack Web API from tests/fakes in this process, and two baselines in other subprocesses: a bare
-aiohttp server that answers 200, and the "floor", the least any answering server must do (verify the
-signature, ack, make one chat.postMessage; nothing else). Reports events answered per second (request
-sent -> answer recorded by the fake) and p50/p99 latency at 50 concurrent requests, beside the bare
-handler's request rate and the floor's.
+Four servers, each in its own subprocess, get the same signed `app_mention` events over loopback, and
+the three that answer post to the same fake Slack Web API (tests/fakes, in this process):
 
-It also says what limits the rate: the server processes' CPU time per request/event (from /proc), and
-the CPU each stage of an answer costs when measured alone in this process (bolt's dispatch, matching,
-Block Kit rendering, the chat.postMessage call, the store's writes). Note the machine load it prints:
-on a shared machine the figures move with it.
+- bare:      an aiohttp handler that answers 200 and does nothing else (no answer is posted);
+- hello:     the bot a team would write itself: slack-bolt's `AsyncApp` with an `app_mention` listener
+             that calls `say` (in the mention's thread), served by bolt's own aiohttp server
+             (`app.start`: `AsyncSlackAppServer`, bolt's aiohttp adapter) — THE BASELINE;
+- floor:     the least any answering server must do: verify the signature, ack, one chat.postMessage
+             over a shared aiohttp session; no bolt, no slack_sdk, no logging;
+- policybot: `policybot serve` itself (the shipped knowledge base, SQLite store, bolt, slack_sdk).
 
-    python bench/bench_slack.py [--events 1000] [--concurrency 50]
+Two loads: a light one (10 events/s, paced, open loop) and a peak one (50 requests in flight, closed
+loop). For each server and load: the server process's CPU ms per answer (utime + stime from
+/proc/<pid>/stat, all threads), answers/s (request sent -> answer recorded by the fake), p50/p99 latency,
+and RSS (idle: started and warmed up, before the loads; and after them), each as a ratio to the hello-world
+bot measured in the same run. The targets (issue 13) are printed beside policybot's figures:
 
-Targets: at least 40% of the bare handler's rate; p99 under 100 ms.
+    CPU per answer at 10 events/s <= 1.5x hello   answers/s at 50 concurrent >= 1.0x hello
+    p50 at 10 events/s <= hello + 2 ms            idle RSS <= 80 MiB
+
+The machine is shared (2 cores, other work running): quote the ratios, run it 2-3 times, give ranges.
+A full run also measures, in this process, the CPU each stage of an answer costs alone.
+
+    python bench/bench_slack.py [--quick] [--events 1000] [--seconds 15] [--concurrency 50] [--rate 10]
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -38,13 +48,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters.slack_blocks import render  # noqa: E402 (after the path)
-from adapters.slack_web import web_client  # noqa: E402
-from bot.config import SlackSettings  # noqa: E402
-from bot.conversation import Conversation, Message  # noqa: E402
-from bot.knowledge_loader import load_knowledge  # noqa: E402
-from bot.store import Store  # noqa: E402
-from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, FakeSlackApi  # noqa: E402
+from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, FakeSlackApi  # noqa: E402 (after the path)
 
 SECRET = "bench-signing-secret"
 QUESTIONS = [
@@ -54,8 +58,8 @@ QUESTIONS = [
     "Hvor finner jeg retningslinjene for sosiale medier?",
     "Can I write about my job on LinkedIn?",
 ]
-# The baseline: 200 for /slack/events; it also answers `{"ok": true}` as the Web API, so that the cost
-# of a chat.postMessage call can be measured on our side without the fake's own work in this process.
+# A 200 for /slack/events; it also answers `{"ok": true}` as the Web API, so that the cost of a
+# chat.postMessage call can be measured on our side without the fake's own work in this process.
 BARE_SERVER = """
 import sys
 from aiohttp import web
@@ -70,10 +74,24 @@ app.router.add_post("/slack/events", ok)
 app.router.add_post("/api/{method}", api)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
-# The floor: what any server that answers Slack must do at the least, and nothing more. It checks the
-# signature and timestamp, parses the event, acknowledges, then makes one chat.postMessage over a shared
+# The hello-world bolt bot, as slack-bolt's getting-started guide writes it (token and signing secret,
+# one listener that calls `say`, `app.start`), pointed at the fake Web API; it answers in the thread so
+# that each answer can be matched to its event.
+HELLO_SERVER = """
+import sys
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+port, secret, api, token = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+app = AsyncApp(client=AsyncWebClient(token=token, base_url=api), signing_secret=secret)
+@app.event("app_mention")
+async def hello(event, say):
+    await say(text=f"Hello, <@{event['user']}>!", thread_ts=event["ts"])
+app.start(port=port, path="/slack/events", host="127.0.0.1")
+"""
+# What any server that answers Slack must do at the least, and nothing more. It checks the signature
+# and timestamp, parses the event, acknowledges, then makes one chat.postMessage over a shared
 # keep-alive aiohttp session, with a fixed text: no bolt, no slack_sdk, no matching, no store, no
-# retries, no logging. No real implementation can be cheaper, so its rate bounds what policybot can reach.
+# retries, no logging. No real implementation can be cheaper.
 FLOOR_SERVER = """
 import asyncio, hashlib, hmac, json, sys, time
 import aiohttp
@@ -108,8 +126,71 @@ app.cleanup_ctx.append(session)
 app.router.add_post("/slack/events", events)
 web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 """
-TIME_LIMIT = 180.0  # seconds for the whole run, whatever the arguments
+BASELINE = "hello"
 STAGE_RUNS = 300  # events per stage in the CPU breakdown
+MIB = 1024 * 1024
+# The issue's targets, as ratios to (or offsets from) the hello-world bot, and an absolute idle RSS.
+TARGET_CPU_RATIO = 1.5  # CPU per answer at the light load
+TARGET_RATE_RATIO = 1.0  # answers/s at the peak load
+TARGET_P50_EXTRA_MS = 2.0  # p50 at the light load
+TARGET_IDLE_RSS_MIB = 80.0
+
+
+@dataclass
+class Plan:
+    """How much load: bounded whatever the arguments."""
+
+    events: int  # peak: events sent with `concurrency` in flight
+    concurrency: int
+    rate: float  # light: events per second, paced
+    seconds: float  # light: for this long
+    warm_up: int
+    time_limit: float  # for the whole run
+
+    @property
+    def light_events(self) -> int:
+        return max(1, round(self.rate * self.seconds))
+
+
+@dataclass
+class Figures:
+    """One server under one load."""
+
+    answers: int
+    cpu_s: float  # server CPU over the phase
+    rate: float  # answers (bare: responses) per second
+    latencies: list[float]  # seconds, request sent -> answer recorded
+
+    @property
+    def cpu_ms_per_answer(self) -> float:
+        return self.cpu_s / self.answers * 1000
+
+    def percentile(self, q: float) -> float:
+        ms = sorted(latency * 1000 for latency in self.latencies)
+        if q == 50:
+            return statistics.median(ms)
+        return ms[min(len(ms) - 1, int(len(ms) * q / 100))]
+
+
+@dataclass
+class Server:
+    name: str
+    label: str
+    answers: bool  # False for the bare handler: its "answer" is the HTTP response
+    process: asyncio.subprocess.Process | None = None
+    port: int = 0
+    idle_rss: float = 0.0  # bytes
+    loaded_rss: float = 0.0
+    figures: dict[str, Figures] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
 
 def cpu_seconds(pid: int) -> float:
@@ -118,12 +199,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_bytes(pid: int) -> float:
+    """Resident set size of a process (VmRSS), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1]) * 1024
+    return 0.0
+
+
 async def stop(process: asyncio.subprocess.Process) -> None:
     """Terminate a server we started; kill it if it does not stop in time."""
     if process.returncode is None:
         process.terminate()
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(15):
                 await process.wait()
         except TimeoutError:
             process.kill()
@@ -137,7 +226,7 @@ def free_port() -> int:
 
 
 def mention(number: int, run: str) -> tuple[str, str]:
-    """A signed app_mention body; its `ts` identifies the answer (the bot replies in its thread)."""
+    """A signed app_mention body; its `ts` identifies the answer (every bot replies in its thread)."""
     ts = f"1700{number:06d}.{run}"
     body = json.dumps({
         "type": "event_callback", "team_id": "T0POLICY", "api_app_id": "A0POLICY",
@@ -160,114 +249,225 @@ def headers(body: str) -> dict[str, str]:
     }
 
 
-async def wait_until_up(http: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(200):
+async def wait_until_up(http: aiohttp.ClientSession, server: Server, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert server.process is not None
+        if server.process.returncode is not None:
+            raise SystemExit(f"{server.label} exited with {server.process.returncode} before it was up")
         try:
-            async with http.post(url, data=b"{}") as response:
+            async with http.post(server.url, data=b"{}") as response:
                 await response.read()
                 return
         except aiohttp.ClientConnectionError:
             await asyncio.sleep(0.05)
-    raise SystemExit(f"server at {url} did not start")
+    raise SystemExit(f"{server.label} did not start in time")
+
+
+async def send(http: aiohttp.ClientSession, url: str, body: str) -> None:
+    async with http.post(url, data=body.encode(), headers=headers(body)) as response:
+        await response.read()
+        if response.status != 200:
+            raise SystemExit(f"{url} answered HTTP {response.status}")
 
 
 async def blast(http: aiohttp.ClientSession, url: str, bodies: list[str], concurrency: int) -> list[float]:
-    """Send every body with `concurrency` in flight; return each request's start time."""
+    """Send every body with `concurrency` in flight; return each request's start and response times."""
     started = [0.0] * len(bodies)
+    done = [0.0] * len(bodies)
     queue = iter(range(len(bodies)))
 
     async def worker() -> None:
         for i in queue:
             started[i] = time.perf_counter()
-            async with http.post(url, data=bodies[i].encode(), headers=headers(bodies[i])) as response:
-                await response.read()
-                if response.status != 200:
-                    raise SystemExit(f"request {i} got HTTP {response.status}")
+            await send(http, url, bodies[i])
+            done[i] = time.perf_counter()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return started
+    return started + done
 
 
-async def bench_bare(
-    http: aiohttp.ClientSession, server: asyncio.subprocess.Process, port: int, events: int, concurrency: int
-) -> tuple[float, float]:
-    """Requests/s of the bare handler, and its server's CPU seconds per request."""
-    url = f"http://127.0.0.1:{port}/slack/events"
-    await wait_until_up(http, url)
-    bodies = [mention(n, "000001")[1] for n in range(events)]
-    await blast(http, url, bodies[: min(200, events)], concurrency)  # warm-up
-    cpu = cpu_seconds(server.pid)
-    start = time.perf_counter()
-    await blast(http, url, bodies, concurrency)
-    rate = events / (time.perf_counter() - start)
-    return rate, (cpu_seconds(server.pid) - cpu) / events
+async def paced(http: aiohttp.ClientSession, url: str, bodies: list[str], rate: float) -> list[float]:
+    """Send the bodies at `rate` per second whatever the responses (open loop); start and response times."""
+    started = [0.0] * len(bodies)
+    done = [0.0] * len(bodies)
+
+    async def one(i: int) -> None:
+        started[i] = time.perf_counter()
+        await send(http, url, bodies[i])
+        done[i] = time.perf_counter()
+
+    begin = time.perf_counter()
+    tasks = []
+    for i in range(len(bodies)):
+        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return started + done
 
 
-async def answered(
-    http: aiohttp.ClientSession,
-    fake: FakeSlackApi,
-    server: asyncio.subprocess.Process,
-    port: int,
-    *,
-    events: int,
-    concurrency: int,
-) -> tuple[float, list[float], float]:
-    """Events answered/s, each event's latency, and the server's CPU seconds per event."""
-    url = f"http://127.0.0.1:{port}/slack/events"
-    await wait_until_up(http, url)
-    warm = [mention(n, "000002")[1] for n in range(min(200, events))]
-    await blast(http, url, warm, concurrency)
-    await fake.wait_for("chat.postMessage", n=len(warm), timeout=30)
+async def run_load(
+    http: aiohttp.ClientSession, fake: FakeSlackApi, server: Server, load: str, plan: Plan, *, tag: str
+) -> Figures:
+    """One load on one server: CPU, answers/s and latency, answers matched to events by thread ts."""
+    n = plan.light_events if load == "light" else plan.events
+    pairs = [mention(i, tag) for i in range(n)]
+    bodies = [body for _, body in pairs]
     fake.calls.clear()
-
-    pairs = [mention(n, "000003") for n in range(events)]
     cpu = cpu_seconds(server.pid)
     start = time.perf_counter()
-    started = await blast(http, url, [body for _, body in pairs], concurrency)
-    answers = await fake.wait_for("chat.postMessage", n=events, timeout=60)
+    if load == "light":
+        times = await paced(http, server.url, bodies, plan.rate)
+    else:
+        times = await blast(http, server.url, bodies, plan.concurrency)
+    started, responded = times[:n], times[n:]
+    if server.answers:
+        answers = await fake.wait_for("chat.postMessage", n=n, timeout=120)
+        answered_at = {call.params["thread_ts"]: call.at for call in answers}
+        finished = [answered_at[ts] for ts, _ in pairs]
+    else:
+        finished = responded
     cpu = cpu_seconds(server.pid) - cpu
     fake.calls.clear()
-    answered_at = {call.params["thread_ts"]: call.at for call in answers}
-    latencies = [answered_at[ts] - started[i] for i, (ts, _) in enumerate(pairs)]
-    rate = events / (max(answered_at.values()) - start)
-    return rate, latencies, cpu / events
+    latencies = [end - begin for begin, end in zip(started, finished, strict=True)]
+    return Figures(answers=n, cpu_s=cpu, rate=n / (max(finished) - start), latencies=latencies)
 
 
-async def bench_floor(
-    http: aiohttp.ClientSession, fake: FakeSlackApi, events: int, concurrency: int
-) -> tuple[float, list[float], float]:
-    """The least any answering server must do: FLOOR_SERVER, measured like policybot."""
-    port = free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", FLOOR_SERVER, str(port), SECRET, fake.api_url, BOT_TOKEN
-    )
+async def start_servers(fake: FakeSlackApi, workdir: Path) -> list[Server]:
+    """All four servers, started at once; each process's own environment without proxies."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("https_proxy", "http_proxy")}
+    servers = [
+        Server("bare", "bare aiohttp handler", answers=False),
+        Server("hello", "hello-world bolt bot", answers=True),
+        Server("floor", "floor", answers=True),
+        Server("policybot", "policybot serve", answers=True),
+    ]
+    code = {"bare": BARE_SERVER, "hello": HELLO_SERVER, "floor": FLOOR_SERVER}
+    for server in servers:
+        server.port = free_port()
+        if server.name == "policybot":
+            server.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "adapters.cli", "serve", "--port", str(server.port),
+                env=env | {
+                    "PYTHONPATH": str(REPO),
+                    "SLACK_BOT_TOKEN": BOT_TOKEN,
+                    "SLACK_SIGNING_SECRET": SECRET,
+                    "SLACK_API_URL": fake.api_url,
+                    "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
+                    "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge"),
+                },
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        else:
+            server.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", code[server.name], str(server.port), SECRET, fake.api_url, BOT_TOKEN,
+                env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+    return servers
+
+
+async def measure(plan: Plan, stages: bool) -> tuple[list[Server], dict[str, float], tuple[float, float]]:
+    load_before = os.getloadavg()[0]
+    fake = await FakeSlackApi().start()
+    connector = aiohttp.TCPConnector(limit=max(plan.concurrency, 100))
+    servers: list[Server] = []
+    costs: dict[str, float] = {}
     try:
-        return await answered(http, fake, server, port, events=events, concurrency=concurrency)
+        with tempfile.TemporaryDirectory() as workdir:
+            async with aiohttp.ClientSession(connector=connector) as http, asyncio.timeout(plan.time_limit):
+                servers = await start_servers(fake, Path(workdir))
+                deadline = time.monotonic() + 60
+                for server in servers:
+                    await wait_until_up(http, server, deadline)
+                warm = Plan(plan.warm_up, 10, 1, 1, 0, 0)
+                for index, server in enumerate(servers):  # warm up (bolt's auth.test, lazy imports)
+                    await run_load(http, fake, server, "peak", warm, tag=f"{index:03d}999")
+                await asyncio.sleep(0.5)
+                for server in servers:
+                    server.idle_rss = rss_bytes(server.pid)
+                # The loads one after the other, each across the servers in turn: a burst of other work
+                # on the machine then hits one load of each server, not every load of one server.
+                for number, load in enumerate(("light", "peak")):
+                    for index, server in enumerate(servers):
+                        tag = f"{index:03d}{number:03d}"  # event ids and ts new to every server and load
+                        server.figures[load] = await run_load(http, fake, server, load, plan, tag=tag)
+                for server in servers:
+                    server.loaded_rss = rss_bytes(server.pid)
+                bare = next(server for server in servers if server.name == "bare")
+                if stages:
+                    costs = await stage_costs(fake, f"http://127.0.0.1:{bare.port}/api/", Path(workdir))
+            load_during = os.getloadavg()[0]
     finally:
-        await stop(server)
+        for server in servers:
+            if server.process is not None:
+                await stop(server.process)
+        await fake.close()
+    return servers, costs, (load_before, load_during)
 
 
-async def bench_policybot(
-    http: aiohttp.ClientSession, fake: FakeSlackApi, events: int, concurrency: int, workdir: Path
-) -> tuple[float, list[float], float]:
-    """`policybot serve` itself: the shipped knowledge base, SQLite, bolt, slack_sdk."""
-    port = free_port()
-    env = os.environ | {
-        "PYTHONPATH": str(REPO),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake.api_url,
-        "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
-        "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge"),
-    }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), env=env,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        return await answered(http, fake, server, port, events=events, concurrency=concurrency)
-    finally:
-        await stop(server)
+# -- the table ----------------------------------------------------------------------------------------
+
+
+def ratio(value: float, base: float) -> str:
+    return f"{value / base:5.2f}x" if base else "    -"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(servers: list[Server], plan: Plan, load_avg: tuple[float, float]) -> list[str]:
+    """The table, with ratios to the hello-world bot and the targets beside policybot's figures."""
+    by_name = {server.name: server for server in servers}
+    hello, bot = by_name[BASELINE], by_name["policybot"]
+    lines = [
+        f"Slack app_mention events over loopback: light = {plan.rate:g} events/s for {plan.seconds:g} s "
+        f"({plan.light_events} events), peak = {plan.events} events with {plan.concurrency} in flight.",
+        f"machine: {os.cpu_count()} CPUs, load average {load_avg[0]:.2f} before, {load_avg[1]:.2f} after "
+        "(1-minute); ratios are to the hello-world bolt bot measured in this run.",
+        "(bare answers nothing: its figures are per HTTP request, its latency request -> response)",
+        "",
+    ]
+    columns = [  # heading, width
+        ("", 22), ("CPU ms/answer", 12), ("", 12), ("answers/s", 7), ("", 13),
+        ("p50 ms", 13), ("p99 ms", 7), ("p50 ms", 13), ("p99 ms", 7), ("RSS MiB", 11), ("", 6),
+    ]  # fmt: skip
+    under = ["", "light", "peak", "light", "peak", "light", "light", "peak", "peak", "idle", "loaded"]
+    lines.append(" ".join(heading.rjust(width) for heading, width in columns))
+    lines.append(" ".join(word.rjust(width) for word, (_, width) in zip(under, columns, strict=True)))
+    hl, hp = hello.figures["light"], hello.figures["peak"]
+    for server in servers:
+        light, peak = server.figures["light"], server.figures["peak"]
+        cells = [
+            server.label.ljust(22),
+            f"{light.cpu_ms_per_answer:5.2f} {ratio(light.cpu_ms_per_answer, hl.cpu_ms_per_answer)}",
+            f"{peak.cpu_ms_per_answer:5.2f} {ratio(peak.cpu_ms_per_answer, hp.cpu_ms_per_answer)}",
+            f"{light.rate:7.1f}",
+            f"{peak.rate:6.0f} {ratio(peak.rate, hp.rate)}",
+            f"{light.percentile(50):6.1f} {ratio(light.percentile(50), hl.percentile(50))}",
+            f"{light.percentile(99):7.1f}",
+            f"{peak.percentile(50):6.1f} {ratio(peak.percentile(50), hp.percentile(50))}",
+            f"{peak.percentile(99):7.1f}",
+            f"{server.idle_rss / MIB:4.0f} {ratio(server.idle_rss, hello.idle_rss)}",
+            f"{server.loaded_rss / MIB:6.0f}",
+        ]
+        lines.append(" ".join(cells))
+    cpu = bot.figures["light"].cpu_ms_per_answer / hello.figures["light"].cpu_ms_per_answer
+    rate = bot.figures["peak"].rate / hello.figures["peak"].rate
+    p50_extra = bot.figures["light"].percentile(50) - hello.figures["light"].percentile(50)
+    idle = bot.idle_rss / MIB
+    lines += [
+        "",
+        "policybot against the targets (issue 13):",
+        f"  CPU per answer at {plan.rate:g} events/s:  {cpu:5.2f}x hello   target <= "
+        f"{TARGET_CPU_RATIO}x     {verdict(cpu <= TARGET_CPU_RATIO)}",
+        f"  answers/s at {plan.concurrency} concurrent:     {rate:5.2f}x hello   target >= "
+        f"{TARGET_RATE_RATIO}x     {verdict(rate >= TARGET_RATE_RATIO)}",
+        f"  p50 at {plan.rate:g} events/s:             {p50_extra:+5.1f} ms vs hello  target <= "
+        f"+{TARGET_P50_EXTRA_MS:g} ms  {verdict(p50_extra <= TARGET_P50_EXTRA_MS)}",
+        f"  idle RSS:                         {idle:5.0f} MiB        target <= "
+        f"{TARGET_IDLE_RSS_MIB:g} MiB  {verdict(idle <= TARGET_IDLE_RSS_MIB)}",
+    ]
+    return lines
 
 
 # -- where an answer's CPU goes: each stage alone, one event at a time, in this process --------------
@@ -290,6 +490,13 @@ async def per_event_cpu(runs: int, stage: Callable[[int], Awaitable[object]]) ->
 async def stage_costs(fake: FakeSlackApi, web_api_url: str, workdir: Path) -> dict[str, float]:
     from slack_bolt.async_app import AsyncApp
     from slack_bolt.request.async_request import AsyncBoltRequest
+
+    from adapters.slack_blocks import render
+    from adapters.slack_web import web_client
+    from bot.config import SlackSettings
+    from bot.conversation import Conversation, Message
+    from bot.knowledge_loader import load_knowledge
+    from bot.store import Store
 
     costs: dict[str, float] = {}
 
@@ -345,89 +552,47 @@ async def stage_costs(fake: FakeSlackApi, web_api_url: str, workdir: Path) -> di
         await client.session.close()
 
     store = await Store.open(f"sqlite:///{workdir}/stages.db")
-    batch = 50
 
-    async def store_writes(n: int) -> None:  # `batch` events' claims and questions at once
+    async def store_writes(n: int) -> None:  # one event's claims and question, alone
         await asyncio.gather(
-            *(store.claim_event(f"EvS{n}-{i}") for i in range(batch)),
-            *(store.record_question("q", "en", replies[0].kind, None, 0.5) for _ in range(batch)),
+            store.claim_event(f"EvS{n}"),
+            store.claim_event(f"slack-mention:C0GENERAL:{n}"),
+            store.record_question("q", "en", replies[0].kind, None, 0.5),
         )
 
     try:
-        costs["store: claim + question (group commit, SQLite)"] = (
-            await per_event_cpu(STAGE_RUNS // batch, store_writes) / batch
+        costs["store: event + mention claims + question, one event alone (SQLite)"] = await per_event_cpu(
+            STAGE_RUNS // 3, store_writes
         )
     finally:
         await store.close()
     return costs
 
 
-def percentiles(latencies: list[float]) -> tuple[float, float, float]:
-    """p50, p99 and max in milliseconds."""
-    ms = sorted(latency * 1000 for latency in latencies)
-    return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.99))], ms[-1]
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="a smoke test: little load, no stages")
+    parser.add_argument("--events", type=int, default=None, help="peak events (default 1000; quick 100)")
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=10.0, help="light load, events/s")
+    parser.add_argument("--seconds", type=float, default=None, help="light load length (default 15; quick 2)")
     args = parser.parse_args()
-    events = max(1, min(args.events, 5000))
-    concurrency = max(1, min(args.concurrency, 500))
-    load_before = os.getloadavg()
-
-    fake = await FakeSlackApi().start()
-    bare_port = free_port()
-    bare_server = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_SERVER, str(bare_port))
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    try:
-        async with aiohttp.ClientSession(connector=connector) as http, asyncio.timeout(TIME_LIMIT):
-            bare, bare_cpu = await bench_bare(http, bare_server, bare_port, events, concurrency)
-            floor, floor_latencies, floor_cpu = await bench_floor(http, fake, events, concurrency)
-            with tempfile.TemporaryDirectory() as workdir:
-                rate, latencies, cpu = await bench_policybot(http, fake, events, concurrency, Path(workdir))
-                load_during = os.getloadavg()
-                stages = await stage_costs(fake, f"http://127.0.0.1:{bare_port}/api/", Path(workdir))
-    finally:
-        await stop(bare_server)
-        await fake.close()
-
-    p50, p99, worst = percentiles(latencies)
-    floor_p50, floor_p99, floor_worst = percentiles(floor_latencies)
-    share = rate / bare
-    print(f"{events} signed app_mention events, {concurrency} concurrent, over loopback")
-    print(
-        f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
-        f"{load_during[0]:.2f} after the load runs (1-minute)"
+    events = args.events if args.events is not None else (100 if args.quick else 1000)
+    seconds = args.seconds if args.seconds is not None else (2.0 if args.quick else 15.0)
+    plan = Plan(
+        events=max(1, min(events, 5000)),
+        concurrency=max(1, min(args.concurrency, 500)),
+        rate=max(0.5, min(args.rate, 200.0)),
+        seconds=max(0.5, min(seconds, 60.0)),
+        warm_up=20 if args.quick else 100,
+        time_limit=120.0 if args.quick else 400.0,
     )
-    print(f"bare aiohttp handler (200, no work):   {bare:8.0f} requests/s")
-    print(f"floor (verify, ack, one POST, no work): {floor:7.0f} events answered/s = "
-          f"{floor / bare:.0%} of bare; p50 {floor_p50:.1f} ms, p99 {floor_p99:.1f} ms, "
-          f"max {floor_worst:.1f} ms")  # fmt: skip
-    print(f"policybot serve (answer recorded):     {rate:8.0f} events answered/s = {share:.0%} of bare, "
-          f"{rate / floor:.0%} of the floor")  # fmt: skip
-    print(f"latency request -> chat.postMessage:   p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
-    print(f"targets: >= 40% of bare rate: {'met' if share >= 0.4 else 'NOT met'}; "
-          f"p99 < 100 ms: {'met' if p99 < 100 else 'NOT met'}")  # fmt: skip
-
-    print("\nWhat limits it: CPU per request/event (ms)")
-    print(f"  bare handler's server process:        {bare_cpu * 1000:6.3f}  (the inbound HTTP request)")
-    print(
-        f"  floor's server process:               {floor_cpu * 1000:6.3f}  (inbound + one outbound request)"
-    )
-    print(f"  policybot serve's server process:     {cpu * 1000:6.3f}  -> at most {1 / cpu:.0f} events/s "
-          f"on one core; bare's CPU per request is {bare_cpu / cpu:.0%} of it")  # fmt: skip
-    print("  each stage alone, in this process:")
-    for stage, seconds in stages.items():
-        print(f"    {stage:<62} {seconds * 1000:6.3f}")
-    parts = bare_cpu + sum(stages.values())
-    print(f"    {'sum with the inbound request':<62} {parts * 1000:6.3f}  "
-          f"(rest: the event loop juggling tasks, logging, the ack's aiohttp response)")  # fmt: skip
-    print(f"  40% of bare's rate means <= {bare_cpu / 0.4 * 1000:.3f} ms of server CPU per event.")
-    print(f"  At {concurrency} requests in flight, Little's law puts the mean latency at >= "
-          f"{concurrency / rate * 1000:.0f} ms at the measured rate; p99 < 100 ms needs "
-          f">= {concurrency / 0.1:.0f} events/s.")  # fmt: skip
+    servers, costs, load_avg = await measure(plan, stages=not args.quick)
+    print("\n".join(report(servers, plan, load_avg)))
+    if costs:
+        print("\nWhere the CPU goes: each stage alone, in this process (ms per event)")
+        for stage, seconds_per_event in costs.items():
+            print(f"  {stage:<70} {seconds_per_event * 1000:6.3f}")
 
 
 if __name__ == "__main__":
