@@ -17,15 +17,15 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Engine, and_, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.conversation import Recorder, ReplyKind
 from bot.database import (
-    GroupCommit,
     conversation_references,
     create_engine,
+    create_sqlite_write_engine,
     dialect_insert,
     escalation_routes,
     feedback,
@@ -36,6 +36,7 @@ from bot.database import (
     tip_posts,
 )
 from bot.errors import StoreError
+from bot.group_commit import Batch, GroupCommit, SQLiteWriter
 from bot.privacy import mask
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _store_error(what: str, exc: Exception) -> StoreError:
+    if isinstance(exc, OSError):
+        return StoreError(f"could not reach the database while {what}: {exc}")
+    return StoreError(f"database error while {what}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -161,12 +168,14 @@ class Store(Recorder):
         retention_days: int,
         clock: Callable[[], datetime],
         tz: tzinfo = UTC,
+        writer: SQLiteWriter | None = None,
     ) -> None:
         self._engine = engine
         self.retention_days = retention_days
         self._clock = clock
         self.tz = tz  # the local time zone: a vote is dated by the day it was given there
-        self._writes = GroupCommit(self._run)
+        self._writer = writer  # SQLite: the group commit's own thread and connection
+        self._writes = GroupCommit(self._run_batch)
 
     @classmethod
     async def open(
@@ -185,14 +194,19 @@ class Store(Recorder):
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, retention_days=retention_days, clock=clock, tz=tz)
+        writer = SQLiteWriter(create_sqlite_write_engine(url)) if engine.dialect.name == "sqlite" else None
+        return cls(engine, retention_days=retention_days, clock=clock, tz=tz, writer=writer)
 
     async def close(self) -> None:
         """Write everything still queued, then release the database connections."""
         try:
             await self._writes.close()
         finally:
-            await self._engine.dispose()
+            try:
+                if self._writer is not None:
+                    await self._writer.close()
+            finally:
+                await self._engine.dispose()
 
     @property
     def dialect(self) -> str:
@@ -203,26 +217,46 @@ class Store(Recorder):
         """The SQLAlchemy engine (for diagnostics: e.g. counting transactions with an event listener)."""
         return self._engine
 
+    @property
+    def write_engine(self) -> Engine:
+        """The engine the group commit's transactions begin on (for diagnostics, like `engine`)."""
+        return self._writer.engine if self._writer is not None else self._engine.sync_engine
+
     async def _run(self, what: str, operation: Callable[[AsyncConnection], Any]) -> Any:
-        """Run `operation` in one transaction; database trouble becomes a StoreError."""
+        """Run `operation` in one transaction, after the records still queued (so reads see them);
+        database trouble becomes a StoreError."""
+        if self._writes.unwritten_records:
+            await self._writes.flush()
         try:
             async with self._engine.begin() as conn:
                 return await operation(conn)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error while {what}: {exc}") from exc
-        except OSError as exc:
-            raise StoreError(f"could not reach the database while {what}: {exc}") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(what, exc) from exc
+
+    async def _run_batch(self, what: str, batch: Batch[Any]) -> Any:
+        """Run a group-commit batch in one transaction: one thread hop on SQLite (see SQLiteWriter)."""
+        try:
+            if self._writer is not None:
+                return await self._writer.run(batch)
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(batch)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(what, exc) from exc
 
     # -- Slack event dedupe ------------------------------------------------------------------------
 
     async def claim_event(self, event_id: str, *, ttl: timedelta = timedelta(hours=1)) -> bool:
         """True the first time `event_id` is seen by any replica; False for a retry of it.
 
-        Written with other callers' claims and records in one transaction (see `GroupCommit`).
+        Written with other callers' claims and records in one transaction (see bot/group_commit.py).
         """
+        return (await self.claim_events([(event_id, ttl)]))[0]
+
+    async def claim_events(self, claims: Sequence[tuple[str, timedelta]]) -> list[bool]:
+        """`claim_event` for several (id, ttl) at once, in one transaction: whether each was won."""
         now = self._clock()
-        return await self._writes.write(
-            processed_events, {"event_id": event_id, "expires_at": now + ttl}, now
+        return await self._writes.claim_many(
+            [{"event_id": event_id, "expires_at": now + ttl} for event_id, ttl in claims], now
         )
 
     # -- conversation references (Teams) -------------------------------------------------------------
@@ -277,6 +311,8 @@ class Store(Recorder):
         return result
 
     # -- what HR learns from (Recorder) ----------------------------------------------------------------
+    # Queued, not awaited: written with the next claims' transaction or within a second (bot/group_commit.py),
+    # after the answer they belong to; every read below sees them, and `close` writes what is left.
 
     async def record_question(
         self, question: str, lang: str, outcome: ReplyKind, entry_id: str | None, confidence: float
@@ -290,17 +326,17 @@ class Store(Recorder):
             "entry_id": entry_id,
             "confidence": confidence,
         }
-        await self._writes.write(questions, values, now)
+        self._writes.record(questions, values, now)
 
     async def record_feedback(self, entry_id: str, helpful: bool) -> None:
         now = self._clock()
         day = now.astimezone(self.tz).date()
-        await self._writes.write(feedback, {"entry_id": entry_id, "helpful": helpful, "day": day}, now)
+        self._writes.record(feedback, {"entry_id": entry_id, "helpful": helpful, "day": day}, now)
 
     async def record_suggestion_pick(self, question: str, entry_id: str, lang: str) -> None:
         now = self._clock()
         values = {"at": now, "question": mask(question), "entry_id": entry_id, "lang": lang}
-        await self._writes.write(suggestion_picks, values, now)
+        self._writes.record(suggestion_picks, values, now)
 
     async def feedback_counts(self, *, since: date | None = None) -> dict[str, tuple[int, int]]:
         """entry id -> (helpful votes, unhelpful votes), counting votes given on or after `since`."""
