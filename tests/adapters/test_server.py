@@ -14,8 +14,9 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from tests.adapters.test_slack import REPO, SECRET, cli_env, free_port
-from tests.fakes.slack_api import BOT_TOKEN
+from bot.store import Store
+from tests.adapters.test_slack import REPO, SECRET, cli_env, free_port, payload, policybot_serve
+from tests.fakes.slack_api import BOT_TOKEN, FakeSlackApi
 
 # Builds the server's application the way `policybot serve` does, in a fresh interpreter, and says which
 # platforms were mounted and whether the Teams SDK was imported to do it.
@@ -100,3 +101,25 @@ def test_an_access_log_setting_that_is_not_on_or_off_is_refused() -> None:
         Settings.from_env({"POLICYBOT_ACCESS_LOG": "loud"})
     assert Settings.from_env({}).access_log is False
     assert Settings.from_env({"POLICYBOT_ACCESS_LOG": "on"}).access_log is True
+
+
+async def test_questions_answered_just_before_a_sigterm_are_all_in_the_database(
+    tmp_path: Path, slack_api: FakeSlackApi
+) -> None:
+    """Questions are written after their answers, in batches (bot/group_commit.py): a deploy's SIGTERM
+    right after a burst of answers must still leave every one of them in the database for HR."""
+    async with policybot_serve(tmp_path, slack_api) as served:
+        for n in range(12):
+            body = payload("message_im") | {"event_id": f"Ev0DRAIN{n:02d}"}
+            assert (
+                await served.bot.event(body, ts=f"1700000200.{n:06d}", text=f"Can I post photos {n}?") == 200
+            )
+        await slack_api.wait_for("chat.postMessage", n=12)
+        await served.stop()
+
+    store = await Store.open(f"sqlite:///{tmp_path}/cli.db")
+    try:
+        asked = sorted(q["question"] for q in await store.questions())
+    finally:
+        await store.close()
+    assert asked == sorted(f"Can I post photos {n}?" for n in range(12))
