@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -65,6 +65,8 @@ CLAIM_TIMEOUT = 1.0  # seconds the event-id record may take before Slack's 3-sec
 SHUTDOWN_GRACE = 15.0
 # How long an answered mention is remembered, so that editing the message does not get it answered again.
 MENTION_CLAIM_TTL = timedelta(days=7)
+# Seconds a claim made ahead (with the event id, see `SlackBot._claim`) waits for its listener to ask.
+AHEAD_KEEP = 60.0
 
 # ------------------------------------------------------------------------------------- incoming text
 
@@ -97,6 +99,7 @@ def lang_of_locale(locale: str | None, default: str) -> str:
 
 class Claims(Protocol):
     async def claim_event(self, event_id: str, *, ttl: timedelta = ...) -> bool: ...
+    async def claim_events(self, claims: Sequence[tuple[str, timedelta]]) -> list[bool]: ...
 
 
 class EscalationRoutes(Protocol):
@@ -130,6 +133,14 @@ class EventClaims:
         self._seen[event_id] = now + ttl.total_seconds()
         return True
 
+    async def claim_events(self, claims: Sequence[tuple[str, timedelta]]) -> list[bool]:
+        return [await self.claim_event(event_id, ttl=ttl) for event_id, ttl in claims]
+
+
+def mention_key(event: dict[str, Any]) -> str:
+    """What an @mention's claim is keyed by: its message, whatever event (an edit) brings it again."""
+    return f"slack-mention:{event.get('channel')}:{event.get('ts')}"
+
 
 # --------------------------------------------------------------------------------------------- the app
 
@@ -149,6 +160,7 @@ class SlackBot(SlackSender):
         self.claims = claims
         self.ctx = ctx  # the server context: reloader, tip scheduler and store for admin commands
         self._local_claims = EventClaims()
+        self._ahead: OrderedDict[str, tuple[bool, float]] = OrderedDict()  # key -> (won, until)
         self.client = web_client(settings.slack)
         self.hr_channel = settings.hr_slack_channel
         self.routes: EscalationRoutes | None = None  # set by mount() when the store keeps them
@@ -224,21 +236,40 @@ class SlackBot(SlackSender):
         whose original was lost is still answered.
         """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await self._claim(str(event_id)):
+        event = body.get("event") or {}
+        # An @mention's own claim (an edit must not be answered again) goes with the event id's: one
+        # store round trip before the answer, not two.
+        ahead = [(mention_key(event), MENTION_CLAIM_TTL)] if event.get("type") == "app_mention" else []
+        if event_id and not await self._claim(str(event_id), ahead=ahead):
             log.info("Slack event %s was already handled; acknowledging the retry", event_id)
             return BoltResponse(status=200, body="")
         return await next()  # type: ignore[no-any-return]
 
-    async def _claim(self, event_id: str, ttl: timedelta = timedelta(hours=1)) -> bool:
-        """Claim in the store; if it is down or slow, in this process, so Slack still gets its ack in time."""
+    async def _claim(
+        self, key: str, ttl: timedelta = timedelta(hours=1), *, ahead: Sequence[tuple[str, timedelta]] = ()
+    ) -> bool:
+        """Claim in the store; if it is down or slow, in this process, so Slack still gets its ack in time.
+
+        `ahead`: the claims this event's listener will make next, made now in the same store round trip;
+        their results wait here (AHEAD_KEEP seconds at most) for the listener's `_claim` of them.
+        """
+        now = time.monotonic()
+        known = self._ahead.pop(key, None)
+        if known is not None and known[1] > now:
+            return known[0]
+        claims = [(key, ttl), *ahead]
         try:
             async with asyncio.timeout(CLAIM_TIMEOUT):
-                return await self.claims.claim_event(event_id, ttl=ttl)
+                won = await self.claims.claim_events(claims)
         except (PolicybotError, TimeoutError) as exc:
-            log.warning(
-                "could not record Slack event %s in the store (%s); deduping in-process", event_id, exc
-            )
-            return await self._local_claims.claim_event(event_id, ttl=ttl)
+            log.warning("could not record Slack event %s in the store (%s); deduping in-process", key, exc)
+            won = await self._local_claims.claim_events(claims)
+        if won[0]:  # a retry's (lost) claims wait for no listener
+            while self._ahead and next(iter(self._ahead.values()))[1] <= now:
+                self._ahead.popitem(last=False)
+            for (later, _), result in zip(claims[1:], won[1:], strict=True):
+                self._ahead[later] = (result, now + AHEAD_KEEP)
+        return won[0]
 
     def _lang_hint(self, user: str | None) -> str | None:
         return self._locales.get(user) if user else None
@@ -299,8 +330,8 @@ class SlackBot(SlackSender):
             return
         if self._ignored(event, context.bot_user_id, edited_ok=True):
             return
-        channel, ts = event.get("channel"), event.get("ts")
-        if not await self._claim(f"slack-mention:{channel}:{ts}", MENTION_CLAIM_TTL):
+        ts = event.get("ts")
+        if not await self._claim(mention_key(event), MENTION_CLAIM_TTL):
             log.info("Slack message with a mention was answered already (an edit of it); not again")
             return
         await self._answer_event(event, context.bot_user_id, event.get("thread_ts") or ts)

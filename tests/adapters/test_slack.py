@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import event
 
 from adapters.server import ServerContext, build_app
 from adapters.slack import incoming_text
@@ -474,6 +475,25 @@ async def test_an_edited_mention_is_not_answered_again(bot: Policybot) -> None:
     assert await bot.event(payload("app_mention_edited")) == 200  # a new event id, with `edited`
     await bot.fake.settle()
     assert bot.fake.count("chat.postMessage") == 1
+
+
+async def test_a_mention_costs_one_store_round_trip_before_its_answer(bot: Policybot) -> None:
+    """The event id's claim and the message's (against answering an edit again) go in one transaction;
+    the question is written after the answer."""
+    transactions: list[int] = []  # answers posted when each transaction of the store's writes began
+
+    def begun(_connection: object) -> None:
+        transactions.append(bot.fake.count("chat.postMessage"))
+
+    event.listen(bot.store.write_engine, "begin", begun)
+    try:
+        assert await bot.event(payload("app_mention")) == 200
+        await bot.fake.wait_for("chat.postMessage")
+        assert transactions == [0]
+        assert [q["question"] for q in await bot.store.questions()] == ["Can I add my manager on Facebook?"]
+        assert transactions == [0, 1]
+    finally:
+        event.remove(bot.store.write_engine, "begin", begun)
 
 
 async def test_a_mention_added_by_editing_a_message_is_answered_once(bot: Policybot) -> None:
