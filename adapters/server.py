@@ -78,8 +78,8 @@ def build_app(ctx: ServerContext) -> web.Application:
 
         if teams.mount(app, ctx):
             ctx.platforms.append("teams")
-    else:
-        log.info(
+    else:  # told in the Teams adapter's log, where an admin looks for it
+        logging.getLogger("adapters.teams").info(
             "Teams endpoint not mounted: MicrosoftAppId is not set "
             "(anonymous local mode needs POLICYBOT_ENV=development)"
         )
