@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.log import access_logger
 
 from bot.config import Settings
 from bot.conversation import Conversation
@@ -145,7 +146,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         if settings.watch_knowledge:
             watcher = asyncio.create_task(reloader.watch(stop), name="policybot-knowledge-watch")
         # aiohttp's access log (a formatted INFO line per request) only when asked for: POLICYBOT_ACCESS_LOG.
-        runner = web.AppRunner(app, **({} if settings.access_log else {"access_log": None}))
+        runner = web.AppRunner(app, access_log=access_logger if settings.access_log else None)
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
         log.info(
