@@ -272,23 +272,16 @@ async def cmd_tips_preview(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_tips_post(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters import server  # the platforms' Deliverers come from the mounted adapters
-    from bot.store import Store
-    from bot.tips import TipScheduler, TipStatus
+    from adapters.services import Services  # the platforms' tip deliverers, built as `serve` builds them
+    from bot.store import TipStatus
 
-    conversation = await open_conversation(settings, args.knowledge)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    services = await Services.open(settings, knowledge=args.knowledge)
     try:
-        app = server.build_app(
-            server.ServerContext(settings=settings, conversation=conversation, store=store)
-        )
-        deliverers = server.tip_deliverers(app)
-        if not deliverers:
+        if not services.deliverers:
             raise ConfigError("no chat platform is configured to post tips to (set Slack or Teams variables)")
-        scheduler = TipScheduler.from_settings(settings, store, conversation, deliverers)
-        outcomes = await scheduler.post_now(args.target)
+        outcomes = await services.tips.post_now(args.target)
     finally:
-        await store.close()
+        await services.close()
     for outcome in outcomes:
         error = f" ({outcome.error})" if outcome.error else ""
         print(f"{outcome.target.key} [{outcome.target.lang}]: {outcome.tip_id} {outcome.status}{error}")

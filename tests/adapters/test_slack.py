@@ -30,7 +30,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.server import ServerContext, build_app
+from adapters.server import build_app
+from adapters.services import Services
 from adapters.slack import incoming_text
 from adapters.slack_web import SlackDeliverer, web_client
 from bot.config import Settings, SlackSettings
@@ -155,7 +156,7 @@ async def start_bot(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncIterator[St
         settings = Settings.from_env(env)
         store = await Store.open(settings.database_url)
         conversation = Conversation(await load_knowledge(kb_dir), recorder=store)
-        runner = web.AppRunner(build_app(ServerContext(settings, conversation, store)), access_log=None)
+        runner = web.AppRunner(build_app(Services.assemble(settings, conversation, store)), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]

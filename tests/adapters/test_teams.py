@@ -21,7 +21,8 @@ import pytest
 from aiohttp import web
 
 from adapters import teams
-from adapters.server import ServerContext, build_app
+from adapters.server import build_app
+from adapters.services import Services
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import DeliveryError
@@ -70,7 +71,7 @@ async def start_policybot(
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'policybot.db'}", **env})
     store = await Store.open(settings.database_url)
     conversation = Conversation(await load_knowledge(kb_dir), default_lang="en", recorder=store)
-    app = build_app(ServerContext(settings, conversation, store))
+    app = build_app(Services.assemble(settings, conversation, store))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

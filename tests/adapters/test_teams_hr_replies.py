@@ -294,7 +294,7 @@ async def test_a_note_to_hr_prefers_a_team_of_the_configured_tenant(
     await install_in_team(admin_bot, "19:general-a@thread.tacv2", TENANT_A)
     await install_in_team(admin_bot, "19:general-b@thread.tacv2", TENANT_B)
     teams = TeamsSettings(app_id="00000000-0000-4000-8000-000000000123", app_password="x", tenant_id=TENANT_B)
-    settings = dataclasses.replace(admin_bot.app[TEAMS_BOT].settings, teams=teams)
+    settings = dataclasses.replace(admin_bot.app[TEAMS_BOT].platform.settings, teams=teams)
 
     found = await TeamsDeliverer(settings, admin_bot.store).hr_reference(HR_CONVERSATION)
 
