@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -332,7 +332,7 @@ def since_date(value: str) -> date:
 # ----------------------------------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statement per option: the CLI reads as a list
     parser = argparse.ArgumentParser(
         prog="policybot",
         description="Answers employees' workplace-policy questions from an HR-owned knowledge base, "
@@ -433,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import os
 
             args.port = int(os.environ.get("PORT") or 3000)
-        return asyncio.run(args.run(args, settings))
+        command: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = args.run
+        return asyncio.run(command(args, settings))
     except KnowledgeError as exc:
         print(f"policybot: the knowledge base has errors:\n{exc}", file=sys.stderr)
         return 1

@@ -108,7 +108,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             socket_mode = AsyncSocketModeHandler(services.slack.app, app_token)
-            await socket_mode.connect_async()
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
             log.info("connected to Slack over Socket Mode")
         # The daily tip: every replica runs a scheduler; the database makes each post happen once.
         tips = asyncio.create_task(services.tips.run_forever(stop), name="policybot-tips")
@@ -129,7 +129,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             tips.cancel()
             await asyncio.gather(tips, return_exceptions=True)
         if socket_mode is not None:
-            await socket_mode.close_async()
+            await socket_mode.close_async()  # type: ignore[no-untyped-call]  # as connect_async
         if runner is not None:
             await runner.cleanup()
         await services.close()  # questions still being recorded are not lost

@@ -71,14 +71,16 @@ def tenant_of(body: Mapping[str, Any]) -> str | None:
     channel_data = body.get("channelData")
     if isinstance(channel_data, dict):
         tenant = channel_data.get("tenant")
-        if isinstance(tenant, dict) and isinstance(tenant.get("id"), str):
-            return tenant["id"]
+        tenant_id = tenant.get("id") if isinstance(tenant, dict) else None
+        if isinstance(tenant_id, str):
+            return tenant_id
     return None
 
 
 def question_text(body: Mapping[str, Any], bot_id: str | None) -> tuple[str, bool]:
     """The user's text without the bot's @mention, and whether the bot was mentioned."""
-    text = body.get("text") if isinstance(body.get("text"), str) else ""
+    raw = body.get("text")
+    text = raw if isinstance(raw, str) else ""
     mentioned = False
     for entity in body.get("entities") or ():
         if not isinstance(entity, dict) or str(entity.get("type", "")).lower() != "mention":

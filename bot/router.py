@@ -40,8 +40,12 @@ O = TypeVar("O")  # noqa: E741 (an event's origin, as the adapter that made it k
 
 
 class Escalation(Protocol):
-    route: dict[str, Any]
-    lang: str
+    """How to reach the asker behind an HR thread, and in which language (bot.store.EscalationRoute)."""
+
+    @property
+    def route(self) -> dict[str, Any]: ...
+    @property
+    def lang(self) -> str: ...
 
 
 class Escalations(Protocol):
@@ -180,14 +184,17 @@ class Router:
             return True
         if found is None:
             return False  # not an escalation thread (or expired): an ordinary message
+        await self._relay(platform, found, event)
+        return True
+
+    async def _relay(self, platform: Platform[Any], found: Escalation, event: HrReply) -> None:
         if event.once and not await self.claims.claim(event.once):
-            return True
+            return  # delivered twice (Slack sends a reply that mentions the bot as two events)
         if not event.text:
-            return True
+            return
         sentence = self.conversation.say("hr_reply", found.lang, reply=INSERT_1)
         if await platform.message_privately(found.route, Notice(sentence, ((INSERT_1, event.text),))):
             log.info("relayed HR's reply in an escalation thread to the asker")
-        return True
 
     # ---- installs ------------------------------------------------------------------------------------
 
