@@ -21,8 +21,9 @@ from bot.conversation import Conversation, clean
 from bot.errors import PolicybotError
 from bot.matching import OUT_OF_SCOPE, Match
 
-if TYPE_CHECKING:  # only for annotations: the adapters pass what they have
+if TYPE_CHECKING:  # only for annotations
     from bot.reload import Reloader
+    from bot.report import InsightsStore
     from bot.tips import TipOutcome, TipScheduler
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Admin:
         *,
         reloader: Reloader | None = None,
         tips: TipScheduler | None = None,
-        store: Any = None,
+        store: InsightsStore | None = None,
     ) -> None:
         self.admins = admins
         self.conversation = conversation
