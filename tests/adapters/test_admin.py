@@ -31,10 +31,10 @@ from bot.knowledge_loader import load_knowledge
 from bot.reload import Reloader
 from bot.report import summary
 from bot.store import Store
-from tests.adapters.test_slack import SECRET, cli_env, free_port, payload, signed
-from tests.adapters.test_teams import activity
+from tests.adapters.slack_harness import SECRET, cli_env, free_port, payload, signed
+from tests.adapters.teams_harness import activity
 from tests.conftest import ENTRIES
-from tests.fakes.bot_connector import FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
+from tests.fakes.bot_connector import FakeBotConnector
 from tests.fakes.slack_api import BOT_TOKEN, Call, FakeSlackApi
 
 SLACK_ADMIN = "U0HRADMIN"
@@ -252,7 +252,7 @@ class TeamsPolicybot(Running):
 async def teams(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
 ) -> AsyncIterator[TeamsPolicybot]:
     env = {
         "POLICYBOT_ENV": "development",
