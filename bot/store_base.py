@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.database import GroupCommit
 from bot.errors import StoreError
+from bot.group_commit import GroupCommit
 
 
 def utcnow() -> datetime:
