@@ -225,8 +225,8 @@ class TeamsBot:
     async def _on_action(self, turn: TeamsTurn, value: dict[str, Any]) -> None:
         """A button of one of our cards was pressed (Action.Submit)."""
         action = value.get("policybot")
-        lang = value.get("lang") if value.get("lang") in _LANGS else self.default_lang
-        assert isinstance(lang, str)
+        given = value.get("lang")
+        lang = given if isinstance(given, str) and given in _LANGS else self.default_lang
         entry = value.get("entry") if isinstance(value.get("entry"), str) else None
         question = str(value.get("question") or "")[:MAX_DATA_QUESTION]
         helpful = value.get("helpful")
