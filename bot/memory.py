@@ -20,6 +20,7 @@ from typing import Any
 from bot.conversation import Reply
 from bot.platform import AskHr, Feedback, HrPost, HrReply, Installed, Notice, Pick, Question, Uninstalled
 from bot.router import Router
+from bot.tip_schedule import Target
 
 HR = "hr"  # the in-memory HR conversation
 
@@ -34,7 +35,7 @@ class Place:
 
 @dataclass(frozen=True)
 class Sent:
-    """One thing the bot sent: `kind` is "reply", "text", "card", "not_understood", "hr" or "private"."""
+    """One thing the bot sent, of `kind` "reply", "text", "card", "not_understood", "hr", "private", "tip"."""
 
     kind: str
     to: str
@@ -43,10 +44,14 @@ class Sent:
 
 
 class MemoryPlatform:
-    """The port, recording every send in `sent`; `fail_hr` makes the HR conversation unreachable."""
+    """The port, recording every send in `sent`; `fail_hr` makes the HR conversation unreachable.
+
+    It is also the platform's tip `Deliverer` (bot/tips.py): `deliver` records a tip like any send.
+    """
 
     def __init__(self, *, name: str = "memory", hr: bool = True, hr_lang: str = "en") -> None:
         self._name = name
+        self.platform = name  # what tips file their targets under (`Deliverer.platform`)
         self._hr = hr
         self.hr_lang = hr_lang
         self.fail_hr = False
@@ -89,6 +94,9 @@ class MemoryPlatform:
 
     async def tell_hr(self, text: Callable[[str], str]) -> None:
         self.sent.append(Sent("hr", HR, text(self.hr_lang)))
+
+    async def deliver(self, target: Target, reply: Reply) -> None:
+        self.sent.append(Sent("tip", target.id, reply.text, reply))
 
     def take(self) -> list[Sent]:
         """What was sent since the last `take` (and forget it)."""

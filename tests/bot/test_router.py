@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from bot.claims import Claims
+from bot.config import Settings
 from bot.conversation import Conversation, ReplyKind
 from bot.errors import StoreError
 from bot.knowledge_loader import load_knowledge
 from bot.memory import HR, Chat, MemoryPlatform
 from bot.reload import Reloader
 from bot.router import Router
-from bot.store import Store
+from bot.store import Store, TipStatus
+from bot.tips import TipScheduler
 
 ADMIN = "U0ADMIN"
 
@@ -243,6 +245,32 @@ async def test_a_platform_without_hr_hears_nothing(router: Router, tiny_kb_dir: 
     (tiny_kb_dir / "entries.yaml").write_text("entries: [", encoding="utf-8")
     [sent] = await chat.ask("reload")
     assert sent.to == "dm-1"
+
+
+# -------------------------------------------------------------------------------------------- tips
+
+
+async def test_an_admin_posts_the_tip_now_and_hears_where_it_went(
+    conversation: Conversation, store: Store
+) -> None:
+    platform = MemoryPlatform(name="slack")
+    settings = Settings.from_env({"POLICYBOT_TIP_SLACK_CHANNELS": "C0TIPS:nb"})
+    tips = TipScheduler.from_settings(settings, store, conversation, [platform])
+    router = Router(conversation, admins=frozenset({ADMIN}), claims=Claims(store), tips=tips)
+    chat = Chat(router, platform, who=ADMIN)
+
+    tip, answer = await chat.ask("tip now")
+    assert (tip.kind, tip.to) == ("tip", "C0TIPS")
+    assert tip.reply is not None and tip.reply.kind is ReplyKind.TIP and tip.reply.lang == "nb"
+    assert (answer.kind, answer.to) == ("text", "dm-1")
+    assert "`slack:C0TIPS` [nb]" in answer.text and "posted" in answer.text
+    [post] = await store.tip_posts()
+    assert (post.target_id, post.status) == ("C0TIPS", TipStatus.POSTED)
+
+
+async def test_tip_now_without_a_scheduler_says_tips_need_the_database(router: Router) -> None:
+    [sent] = await Chat(router, who=ADMIN).ask("tip now")
+    assert sent.text.startswith("⚠️ Tips need the database")
 
 
 # ---------------------------------------------------------------------------------------- installs
