@@ -11,14 +11,21 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from adapters.cli_commands import (
+    cmd_db_upgrade,
+    cmd_report,
+    cmd_tips_post,
+    cmd_tips_preview,
+    open_conversation,
+)
 from bot.config import Settings
 from bot.conversation import Conversation, Message, Reply, ReplyKind
-from bot.errors import ConfigError, KnowledgeError, PolicybotError, Problem
+from bot.errors import KnowledgeError, PolicybotError, Problem
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 
@@ -62,12 +69,6 @@ def match_record(conversation: Conversation, question: str, lang: str | None) ->
 
 
 # ------------------------------------------------------------------------------------------- commands
-
-
-async def open_conversation(settings: Settings, knowledge: Path | None = None) -> Conversation:
-    directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
-    kb = await load_knowledge(directory)
-    return Conversation(kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact)
 
 
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -236,99 +237,6 @@ async def cmd_teams_package(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
-async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.database import engine_url
-    from bot.store import Store
-
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    await store.close()
-    where = engine_url(settings.database_url)[0].render_as_string(hide_password=True)
-    print(f"{where}: the database schema is up to date")
-    return 0
-
-
-async def cmd_tips_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store import Store
-    from bot.tips import TipScheduler
-
-    if args.days < 1:
-        raise ConfigError(f"--days {args.days}: give a number of days of at least 1")
-    conversation = await open_conversation(settings, args.knowledge)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    try:
-        scheduler = TipScheduler.from_settings(settings, store, conversation, [])
-        plan = await scheduler.preview(days=args.days)
-    finally:
-        await store.close()
-    if not plan:
-        print(
-            "No tips planned: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team, "
-            f"and check POLICYBOT_TIP_DAYS; the knowledge base has {len(conversation.kb.tips)} tips."
-        )
-    for item in plan:
-        print(f"{item.day:%a %Y-%m-%d}  {item.target.key} [{item.target.lang}]  {item.status:<8} "
-              f"{item.tip_id}: {item.text}")  # fmt: skip
-    return 0
-
-
-async def cmd_tips_post(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters import server  # the platforms' Deliverers come from the mounted adapters
-    from bot.store import Store
-    from bot.tips import TipScheduler, TipStatus
-
-    conversation = await open_conversation(settings, args.knowledge)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    try:
-        app = server.build_app(
-            server.ServerContext(settings=settings, conversation=conversation, store=store)
-        )
-        deliverers = server.tip_deliverers(app)
-        if not deliverers:
-            raise ConfigError("no chat platform is configured to post tips to (set Slack or Teams variables)")
-        scheduler = TipScheduler.from_settings(settings, store, conversation, deliverers)
-        outcomes = await scheduler.post_now(args.target)
-    finally:
-        await store.close()
-    for outcome in outcomes:
-        error = f" ({outcome.error})" if outcome.error else ""
-        print(f"{outcome.target.key} [{outcome.target.lang}]: {outcome.tip_id} {outcome.status}{error}")
-    if not outcomes:
-        print("No tip targets: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team.")
-    return 0 if all(o.status is TipStatus.POSTED for o in outcomes) else 1
-
-
-async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from zoneinfo import ZoneInfo
-
-    from bot.report import build_report
-    from bot.report_formats import render
-    from bot.store import Store
-
-    conversation = await open_conversation(settings, args.knowledge)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    try:
-        report = await build_report(
-            store,
-            conversation.kb,
-            since=args.since,
-            lang=settings.default_lang,
-            tz=ZoneInfo(settings.timezone),
-            index=conversation.index,
-        )
-    finally:
-        await store.close()
-    text = render(report, args.format)
-    if args.out is None:
-        sys.stdout.write(text)
-        return 0
-    try:
-        args.out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
-    print(f"{args.out}: {report.total} questions, {len(report.gaps)} unanswered groups ({args.format})")
-    return 0
-
-
 def since_date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -339,7 +247,7 @@ def since_date(value: str) -> date:
 # ----------------------------------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statement per option: the CLI reads as a list
     parser = argparse.ArgumentParser(
         prog="policybot",
         description="Answers employees' workplace-policy questions from an HR-owned knowledge base, "
@@ -440,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import os
 
             args.port = int(os.environ.get("PORT") or 3000)
-        return asyncio.run(args.run(args, settings))
+        command: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = args.run
+        return asyncio.run(command(args, settings))
     except KnowledgeError as exc:
         print(f"policybot: the knowledge base has errors:\n{exc}", file=sys.stderr)
         return 1

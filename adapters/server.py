@@ -1,6 +1,7 @@
-"""The one aiohttp application that hosts every configured platform, plus `/healthz`.
+"""The one aiohttp application that hosts every configured platform, plus `/healthz`, and `serve`.
 
-Each platform module exposes `mount(app, ctx)`; a platform whose settings are absent is not mounted.
+What runs is built once by the composition root (adapters/services.py); each platform module exposes
+`mount(app, bot)` for the adapter built there, and a platform whose settings are absent has none.
 """
 
 from __future__ import annotations
@@ -8,20 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.log import access_logger
 
+from adapters.services import Services
 from bot.config import Settings
-from bot.conversation import Conversation
 from bot.errors import ConfigError
-from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
-from bot.reload import Reloader
-from bot.store import Store
-from bot.tips import Deliverer, TipScheduler, local_zone
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -30,79 +28,40 @@ log = logging.getLogger(__name__)
 TIPS_STOP_GRACE = 10.0
 
 
-@dataclass
-class ServerContext:
-    """What every platform adapter needs: settings, the conversation core and the store."""
-
-    settings: Settings
-    conversation: Conversation
-    store: Any  # bot.store.Store once it exists
-    platforms: list[str] = field(default_factory=list)
-    reloader: Reloader | None = None  # build_app makes one (for `reload`) when serve() did not
-    tips: TipScheduler | None = None  # the tip scheduler, for the admins' "tip now" (set by build_app)
-
-
-CTX = web.AppKey("policybot_ctx", ServerContext)
+SERVICES = web.AppKey("policybot_services", Services)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    kb = ctx.conversation.kb
+    services = request.app[SERVICES]
+    kb = services.conversation.kb
+    reloader = services.reloader
     return web.json_response(
         {
             "status": "ok",
             "knowledge_version": kb.version,
             "entries": len(kb.entries),
-            "platforms": ctx.platforms,
+            "platforms": services.platforms,
             # served version, when it was loaded, and the newest edit that was rejected (if any)
-            "knowledge": ctx.reloader.status() if ctx.reloader is not None else None,
+            "knowledge": reloader.status() if reloader is not None else None,
         }
     )
 
 
-def build_app(ctx: ServerContext) -> web.Application:
+def build_app(services: Services) -> web.Application:
+    """The aiohttp application: `/healthz`, and the endpoint of each platform `services` built."""
     # Slack and Teams payloads are small; 1 MiB leaves room for large Teams activities with attachments.
     app = web.Application(client_max_size=1024 * 1024)
-    app[CTX] = ctx
-    if ctx.reloader is None and ctx.conversation.kb.source_dir:
-        ctx.reloader = Reloader(ctx.conversation, Path(ctx.conversation.kb.source_dir))
+    app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
-    if ctx.settings.slack is not None:
+    if services.slack is not None:
         from adapters import slack
 
-        slack.mount(app, ctx)
-        ctx.platforms.append("slack")
-    # Teams mounts when MicrosoftAppId is set, or anonymously in development. botbuilder (every import of
-    # it lives in adapters/teams*.py) is loaded only then: +19 MiB and +0.2 s at every start otherwise.
-    if ctx.settings.teams is not None or ctx.settings.development:
-        from adapters import teams
+        slack.mount(app, services.slack)
+    if services.teams is not None:
+        from adapters import teams  # every botbuilder import lives in adapters/teams*.py
 
-        if teams.mount(app, ctx):
-            ctx.platforms.append("teams")
-    else:  # told in the Teams adapter's log, where an admin looks for it
-        logging.getLogger("adapters.teams").info(
-            "Teams endpoint not mounted: MicrosoftAppId is not set "
-            "(anonymous local mode needs POLICYBOT_ENV=development)"
-        )
-    if ctx.tips is None and ctx.store is not None:
-        ctx.tips = TipScheduler.from_settings(ctx.settings, ctx.store, ctx.conversation, tip_deliverers(app))
+        teams.mount(app, services.teams)
     return app
-
-
-def tip_deliverers(app: web.Application) -> list[Deliverer]:
-    """The daily-tip Deliverers of the platforms mounted on `app` (see bot/tips.py)."""
-    found: list[Deliverer] = []
-    if "slack" in app[CTX].platforms:
-        from adapters import slack, slack_web  # already imported by build_app; kept local like there
-
-        found.append(slack_web.SlackDeliverer(app[slack.SLACK].client))
-    if "teams" in app[CTX].platforms:
-        from adapters import teams
-
-        teams_deliverer = teams.deliverer(app)
-        if teams_deliverer is not None:
-            found.append(teams_deliverer)
-    return found
 
 
 def check_socket_mode(settings: Settings) -> str:
@@ -121,27 +80,19 @@ def check_socket_mode(settings: Settings) -> str:
 async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = False) -> None:
     """Run the server until SIGTERM or SIGINT, then close connections and the database cleanly."""
     app_token = check_socket_mode(settings) if slack_socket_mode else None
-    directory = resolve_knowledge_dir(settings.knowledge_dir)
-    kb = await load_knowledge(directory)
-    store = await Store.open(
-        settings.database_url, retention_days=settings.retention_days, tz=local_zone(settings)
-    )
+    services = await Services.open(settings)
     runner: web.AppRunner | None = None
-    socket_mode: Any = None
+    socket_mode: AsyncSocketModeHandler | None = None
     tips: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
-    ctx: ServerContext | None = None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        conversation = Conversation(
-            kb, default_lang=settings.default_lang, recorder=store, hr_contact=settings.hr_contact
-        )
-        reloader = Reloader(conversation, directory, debounce_ms=settings.reload_debounce_ms)
-        ctx = ServerContext(settings=settings, conversation=conversation, store=store, reloader=reloader)
-        app = build_app(ctx)  # the platforms register their HR notifiers on the reloader
+        app = build_app(services)
+        reloader = services.reloader
+        assert reloader is not None  # Services.open makes one
         loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
         if settings.watch_knowledge:
             watcher = asyncio.create_task(reloader.watch(stop), name="policybot-knowledge-watch")
@@ -151,20 +102,18 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
         log.info(
             "policybot %s serving on port %s: %s",
-            kb.version, port, ", ".join(ctx.platforms) or "no chat platform configured (only /healthz)",
+            services.conversation.kb.version, port,
+            ", ".join(services.platforms) or "no chat platform configured (only /healthz)",
         )  # fmt: skip
-        if app_token is not None:
+        if app_token is not None and services.slack is not None:
             # Socket Mode support is loaded only when asked for.
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            from adapters.slack import SLACK
-
-            socket_mode = AsyncSocketModeHandler(app[SLACK].app, app_token)
-            await socket_mode.connect_async()
+            socket_mode = AsyncSocketModeHandler(services.slack.app, app_token)
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
             log.info("connected to Slack over Socket Mode")
         # The daily tip: every replica runs a scheduler; the database makes each post happen once.
-        assert ctx.tips is not None  # build_app made it: the store is open
-        tips = asyncio.create_task(ctx.tips.run_forever(stop), name="policybot-tips")
+        tips = asyncio.create_task(services.tips.run_forever(stop), name="policybot-tips")
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -182,9 +131,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             tips.cancel()
             await asyncio.gather(tips, return_exceptions=True)
         if socket_mode is not None:
-            await socket_mode.close_async()
+            await socket_mode.close_async()  # type: ignore[no-untyped-call]  # as connect_async
         if runner is not None:
             await runner.cleanup()
-        if ctx is not None:
-            await ctx.conversation.drain()  # questions still being recorded are not lost
-        await store.close()
+        await services.close()  # questions still being recorded are not lost

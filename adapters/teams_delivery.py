@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from botbuilder.core import CardFactory, TurnContext
@@ -28,6 +28,8 @@ from adapters.teams_cards import render_card
 from bot.config import Settings
 from bot.conversation import Conversation, Reply
 from bot.errors import DeliveryError
+from bot.store import StoredReference
+from bot.tips import Target
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,12 @@ def make_adapter(settings: Settings) -> CloudAdapter:
 def card_activity(card: dict[str, Any]) -> Activity:
     """A message carrying one Adaptive Card (from adapters/teams_cards.py)."""
     return Activity(type=ActivityTypes.message, attachments=[CardFactory.adaptive_card(card)])
+
+
+class Installs(Protocol):
+    """The conversations the bot is installed in (bot.store.Store), to post into them."""
+
+    async def references(self, platform: str) -> list[StoredReference]: ...
 
 
 def _tenant_of_reference(reference: ConversationReference) -> str | None:
@@ -102,7 +110,7 @@ class TeamsDeliverer:
     def __init__(
         self,
         settings: Settings,
-        store: Any,
+        store: Installs | None,
         *,
         conversation: Conversation | None = None,
         adapter: CloudAdapter | None = None,
@@ -229,7 +237,7 @@ class TeamsDeliverer:
             raise _delivery_error(conversation_id, failure[0]) from failure[0]
         return sent[0] if sent else None
 
-    async def deliver(self, target: Any, reply: Reply) -> None:
+    async def deliver(self, target: Target, reply: Reply) -> None:
         """Send a reply (a daily tip) to `target` = Target("teams", conversation id, lang)."""
         found = await self.reference(target.id)
         if found is None:

@@ -21,8 +21,9 @@ from bot.conversation import Conversation, clean
 from bot.errors import PolicybotError
 from bot.matching import OUT_OF_SCOPE, Match
 
-if TYPE_CHECKING:  # only for annotations: the adapters pass what they have
+if TYPE_CHECKING:  # only for annotations
     from bot.reload import Reloader
+    from bot.report import InsightsStore
     from bot.tips import TipOutcome, TipScheduler
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Admin:
         *,
         reloader: Reloader | None = None,
         tips: TipScheduler | None = None,
-        store: Any = None,
+        store: InsightsStore | None = None,
     ) -> None:
         self.admins = admins
         self.conversation = conversation
@@ -79,16 +80,19 @@ class Admin:
             return self.conversation.say("not_allowed", lang)
         log.info("admin command '%s'", command.name)
         try:
-            if command.name == "reload":
-                return await self._reload(lang)
-            if command.name == "tip_now":
-                return await self._tip_now()
-            if command.name == "report":
-                return await self._report(lang)
-            return self.why(command.argument)
+            return await self._run(command, lang)
         except PolicybotError as exc:  # the database is down, no tip target…: say so, do not fail
             log.warning("admin command '%s' failed: %s", command.name, exc)
             return f"⚠️ `{command.name.replace('_', ' ')}` failed: {exc}"
+
+    async def _run(self, command: AdminCommand, lang: str) -> str:
+        if command.name == "reload":
+            return await self._reload(lang)
+        if command.name == "tip_now":
+            return await self._tip_now()
+        if command.name == "report":
+            return await self._report(lang)
+        return self.why(command.argument)
 
     async def _reload(self, lang: str) -> str:
         if self.reloader is None:

@@ -86,7 +86,7 @@ class Settings:
         return self.environment == "development"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:  # noqa: C901, PLR0912 — one branch per variable, each with its own message
         """Read every setting, and report every half-configured platform in one message."""
         env = os.environ if env is None else env
         missing: list[str] = []

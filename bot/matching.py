@@ -335,7 +335,7 @@ def normalise_lang(hint: str | None) -> str | None:
 class Index:
     """Everything a query needs, computed once per knowledge-base load."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: KnowledgeBase) -> None:  # noqa: C901, PLR0912, PLR0915 — builds the index in one pass; being split in issue 10
         self.analyzer = Analyzer(kb.synonyms)
         self.entry_ids: list[str] = [*kb.entries, OUT_OF_SCOPE]
         questions: list[str] = []

@@ -1,0 +1,76 @@
+"""What every part of the store shares: the engine, one-transaction runs, the group commit, the clock.
+
+bot/store.py puts the parts together (`Store`); each part is a module of its own, named after what it
+keeps: bot/store_events.py (claimed event ids), bot/store_insights.py (questions and feedback),
+bot/store_tips.py (tip posts), bot/store_escalations.py ("Ask HR" routes), bot/store_installs.py
+(conversations the bot is installed in). Tables, engine and migrations are in bot/database.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.errors import StoreError
+from bot.group_commit import Batch, GroupCommit, SQLiteWriter
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _store_error(what: str, exc: Exception) -> StoreError:
+    if isinstance(exc, OSError):
+        return StoreError(f"could not reach the database while {what}: {exc}")
+    return StoreError(f"database error while {what}: {exc}")
+
+
+class StoreBase:
+    """The database handle the parts of the store run their operations on."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        retention_days: int,
+        clock: Callable[[], datetime],
+        tz: tzinfo = UTC,
+        writer: SQLiteWriter | None = None,
+    ) -> None:
+        self._engine = engine
+        self.retention_days = retention_days
+        self._clock = clock
+        self.tz = tz  # the local time zone: a vote is dated by the day it was given there
+        self._writer = writer  # SQLite: the group commit's own thread and connection
+        self._writes = GroupCommit(self._run_batch)
+
+    @property
+    def write_engine(self) -> Engine:
+        """The engine the group commit's transactions begin on (for diagnostics, like `engine`)."""
+        return self._writer.engine if self._writer is not None else self._engine.sync_engine
+
+    async def _run(self, what: str, operation: Callable[[AsyncConnection], Any]) -> Any:
+        """Run `operation` in one transaction, after the records still queued (so reads see them);
+        database trouble becomes a StoreError."""
+        if self._writes.unwritten_records:
+            await self._writes.flush()
+        try:
+            async with self._engine.begin() as conn:
+                return await operation(conn)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(what, exc) from exc
+
+    async def _run_batch(self, what: str, batch: Batch[Any]) -> Any:
+        """Run a group-commit batch in one transaction: one thread hop on SQLite (see SQLiteWriter)."""
+        try:
+            if self._writer is not None:
+                return await self._writer.run(batch)
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(batch)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(what, exc) from exc

@@ -1,0 +1,27 @@
+"""Claimed event ids: a platform's retry, an edited mention or a relayed reply is acted on once.
+
+bot/claims.py puts a deadline and an in-process fallback around `claim_event`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from bot.store_base import StoreBase
+
+
+class EventStore(StoreBase):
+    async def claim_event(self, event_id: str, *, ttl: timedelta = timedelta(hours=1)) -> bool:
+        """True the first time `event_id` is seen by any replica; False for a retry of it.
+
+        Written with other callers' claims and records in one transaction (see bot/group_commit.py).
+        """
+        return (await self.claim_events([(event_id, ttl)]))[0]
+
+    async def claim_events(self, claims: Sequence[tuple[str, timedelta]]) -> list[bool]:
+        """`claim_event` for several (id, ttl) at once, in one transaction: whether each was won."""
+        now = self._clock()
+        return await self._writes.claim_many(
+            [{"event_id": event_id, "expires_at": now + ttl} for event_id, ttl in claims], now
+        )
