@@ -462,7 +462,7 @@ def report(servers: list[Server], plan: Plan, load_avg: tuple[float, float]) -> 
         f"{TARGET_CPU_RATIO}x     {verdict(cpu <= TARGET_CPU_RATIO)}",
         f"  answers/s at {plan.concurrency} concurrent:     {rate:5.2f}x hello   target >= "
         f"{TARGET_RATE_RATIO}x     {verdict(rate >= TARGET_RATE_RATIO)}",
-        f"  p50 at {plan.rate:g} events/s:             {p50_extra:+5.1f} ms vs hello  target <= "
+        f"  p50 at {plan.rate:g} events/s:             {p50_extra:+5.2f} ms vs hello  target <= "
         f"+{TARGET_P50_EXTRA_MS:g} ms  {verdict(p50_extra <= TARGET_P50_EXTRA_MS)}",
         f"  idle RSS:                         {idle:5.0f} MiB        target <= "
         f"{TARGET_IDLE_RSS_MIB:g} MiB  {verdict(idle <= TARGET_IDLE_RSS_MIB)}",
