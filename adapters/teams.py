@@ -32,12 +32,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import ClientError, web
+from aiohttp import web
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, ConversationAccount, ConversationReference
 from msrest.exceptions import HttpOperationError
 
+from adapters.teams_auth import Refusal, TokenCheck
 from adapters.teams_cards import MAX_DATA_QUESTION, render_card
 from adapters.teams_delivery import PLATFORM, TeamsDeliverer, card_activity, make_adapter
 from bot.admin import Admin
@@ -119,6 +120,7 @@ class TeamsBot:
             ctx.settings, ctx.store, conversation=ctx.conversation, adapter=adapter
         )
         self.adapter.on_turn_error = self._on_turn_error
+        self.token_check = TokenCheck(adapter.bot_framework_authentication)  # 401/503, see teams_auth.py
 
     @property
     def conversation(self) -> Conversation:
@@ -142,9 +144,9 @@ class TeamsBot:
         if isinstance(parsed, web.Response):
             return parsed
         body, activity = parsed
-        authenticated = await self._authenticate(activity, request.headers.get("Authorization", ""))
-        if isinstance(authenticated, web.Response):
-            return authenticated
+        authenticated = await self.token_check.check(activity, request.headers.get("Authorization"))
+        if isinstance(authenticated, Refusal):
+            return _problem(authenticated.status, authenticated.message)
 
         async def logic(turn_context: TurnContext) -> None:
             await self.on_turn(turn_context, body)
@@ -160,19 +162,6 @@ class TeamsBot:
                 return web.Response(status=invoke_response.status or 200)
             return web.json_response(invoke_response.body, status=invoke_response.status or 200)
         return web.Response(status=200)
-
-    async def _authenticate(self, activity: Activity, auth_header: str) -> Any:
-        """The SDK's AuthenticateRequestResult, or the 401/503 response to give instead."""
-        try:
-            return await self.adapter.bot_framework_authentication.authenticate_request(activity, auth_header)
-        except PermissionError:
-            return _problem(401, "unauthorized")
-        except (ClientError, OSError) as exc:  # OpenID metadata could not be fetched
-            log.warning("Teams token validation could not reach the identity service: %r", exc)
-            return _problem(503, "token validation is unavailable; try again")
-        except Exception as exc:  # a token the JWT library rejects
-            log.info("Teams request with an invalid token: %s", type(exc).__name__)
-            return _problem(401, "unauthorized")
 
     # -- Turns -----------------------------------------------------------------------------------------
 
