@@ -225,7 +225,10 @@ class TokenCheck:
     async def check(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult | Refusal:
         try:
             result = await self._authentication.authenticate_request(activity, auth_header)
-        except PermissionError:  # the SDK's "not authorized": no token, wrong audience/issuer/serviceUrl
+        except (
+            PermissionError
+        ) as exc:  # the SDK's "not authorized": no token, wrong audience/issuer/serviceUrl
+            log.info("Teams request refused (401): %s", exc)
             return Refusal(401, "unauthorized")
         except OSError as exc:  # the OpenID metadata or keys could not be fetched (requests' errors)
             if not self._outage:
@@ -237,7 +240,7 @@ class TokenCheck:
                 )
             return Refusal(503, "token validation is unavailable; try again")
         except Exception as exc:  # a token the JWT library rejects: signature, expiry, key, algorithm
-            log.info("Teams request with an invalid token: %s", type(exc).__name__)
+            log.info("Teams request with an invalid token (401): %s: %s", type(exc).__name__, exc)
             return Refusal(401, "unauthorized")
         if self._outage:  # only a token accepted proves the keys could be fetched again
             self._outage = False
