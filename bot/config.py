@@ -132,11 +132,10 @@ class Settings:
             cloud = (env.get("POLICYBOT_TEAMS_CLOUD") or "public").strip().lower()
             if cloud not in TEAMS_CLOUDS:
                 missing.append(f"POLICYBOT_TEAMS_CLOUD={cloud!r} must be one of {', '.join(TEAMS_CLOUDS)}")
-            if env.get("ChannelService") and cloud == "public":
+            if env.get("ChannelService") and not env.get("POLICYBOT_TEAMS_CLOUD"):
                 missing.append(
-                    "ChannelService is not read: for a US government bot set POLICYBOT_TEAMS_CLOUD"
+                    "ChannelService is not read: set POLICYBOT_TEAMS_CLOUD (public, gcc-high, dod)"
                 )
-
             validate = env.get("ValidateAuthority", "true").strip().lower()
             if validate not in ("true", "false"):
                 missing.append(f"ValidateAuthority={validate!r} must be true or false")

@@ -328,6 +328,9 @@ def test_each_cloud_uses_bot_frameworks_documented_endpoints() -> None:
         assert gov.token_issuer == "https://api.botframework.us"
         assert gov.authority == "https://login.microsoftonline.us/MicrosoftServices.onmicrosoft.us"
         assert gov.oauth_scope == "https://api.botframework.us"
+    # Microsoft's instructions set ChannelService for US Government: accepted beside the cloud.
+    both = teams_settings(POLICYBOT_TEAMS_CLOUD="gcc-high", ChannelService="https://botframework.azure.us")
+    assert both.cloud == "gcc-high"
 
 
 def test_a_single_tenant_bot_gets_its_token_from_its_tenant_in_its_cloud() -> None:
