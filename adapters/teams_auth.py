@@ -18,16 +18,20 @@ What is our own here, and why:
   new token. `_CachingCredentialFactory` keeps one credential per (app, scope, authority), so MSAL's cache
   serves the token until five minutes before it expires, then fetches a fresh one. Its MSAL application
   is also given `validate_authority` (botbuilder's own private-cloud credentials drop it);
-- `TokenCheck`: turns the SDK's exceptions into 401 (a bad token) or 503 (the identity service could not
-  be reached), and logs an outage once, and its end once, rather than once per request.
+- `TokenCheck`: runs the SDK's check off the event loop with a time limit, turns its exceptions into 401
+  (a bad token) or 503 (the identity service could not be reached, or did not answer in time), and logs
+  an outage once, and its end once, rather than once per request.
 
 Known limits of botbuilder 4.17 here: the OpenID metadata is fetched with a blocking `requests.get`
-without a timeout, on the event loop (once a day, or at the first request after a failure); and a key id
-missing from the cached keys is refused at once instead of refreshing the keys first.
+without a timeout (once a day, or at each request while it fails), so `TokenCheck` runs it off the event
+loop with a time limit; and a key id missing from the cached keys is refused at once instead of
+refreshing the keys first (so a newly published key is trusted only from the next daily refresh).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -53,6 +57,8 @@ from bot.config import Settings, TeamsSettings
 log = logging.getLogger(__name__)
 
 TOKEN_TIMEOUT_S = 10  # a token request that hangs fails the send (retryable) instead of blocking it forever
+VALIDATION_TIMEOUT_S = 10  # an incoming token not checked by then gets 503 (Teams retries)
+VALIDATION_THREADS = 64  # checks at once; each takes a few ms unless the identity service hangs
 
 
 @dataclass(frozen=True)
@@ -216,29 +222,62 @@ class Refusal:
 
 
 class TokenCheck:
-    """Checks the Bot Framework token of a request; fails closed; logs an identity-service outage once."""
+    """Checks the Bot Framework token of a request; fails closed; logs an identity-service outage once.
+
+    botbuilder fetches the signing keys with a blocking `requests.get` that has no timeout, so each check
+    runs on a daemon thread of its own, in a fresh event loop, and is given up after VALIDATION_TIMEOUT_S:
+    an identity service that hangs costs Teams a 503, the server (Slack, /healthz, Teams requests whose
+    keys are cached) keeps answering meanwhile, and a stuck thread never holds up the process's exit.
+    At most VALIDATION_THREADS checks run at once; past that, requests get 503 at once.
+    """
 
     def __init__(self, authentication: BotFrameworkAuthentication) -> None:
         self._authentication = authentication
         self._outage = False
+        self._slots = threading.BoundedSemaphore(VALIDATION_THREADS)
 
-    async def check(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult | Refusal:
+    def _start(
+        self, activity: Activity, auth_header: str | None
+    ) -> asyncio.Future[AuthenticateRequestResult]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AuthenticateRequestResult] = loop.create_future()
+
+        def settle(outcome: Any, failed: bool) -> None:
+            if future.done():  # given up on meanwhile (timed out)
+                return
+            if failed:
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        def work() -> None:
+            outcome: Any
+            failed = False
+            try:
+                outcome = asyncio.run(self._authentication.authenticate_request(activity, auth_header))
+            except Exception as exc:  # handed to the waiting request
+                outcome, failed = exc, True
+            finally:
+                self._slots.release()
+            with contextlib.suppress(RuntimeError):  # the loop closed while this hung: nobody waits
+                loop.call_soon_threadsafe(settle, outcome, failed)
+
+        threading.Thread(target=work, name="teams-token-check", daemon=True).start()
+        return future
+
+    async def check(self, activity: Activity, auth_header: str | None) -> AuthenticateRequestResult | Refusal:
+        if not self._slots.acquire(blocking=False):  # that many checks hang on the identity service
+            return self._unavailable("all token checks are waiting for it")
         try:
-            result = await self._authentication.authenticate_request(activity, auth_header)
-        except (
-            PermissionError
-        ) as exc:  # the SDK's "not authorized": no token, wrong audience/issuer/serviceUrl
+            result = await asyncio.wait_for(self._start(activity, auth_header), VALIDATION_TIMEOUT_S)
+        # PermissionError and TimeoutError are OSErrors too, so they come first.
+        except PermissionError as exc:  # the SDK's "not authorized": no token, wrong audience, issuer…
             log.info("Teams request refused (401): %s", exc)
             return Refusal(401, "unauthorized")
-        except OSError as exc:  # the OpenID metadata or keys could not be fetched (requests' errors)
-            if not self._outage:
-                self._outage = True
-                log.warning(
-                    "Teams requests are refused (503): the identity service that lists Bot Framework's "
-                    "signing keys cannot be reached: %s",
-                    type(exc).__name__,
-                )
-            return Refusal(503, "token validation is unavailable; try again")
+        except TimeoutError:
+            return self._unavailable(f"no answer in {VALIDATION_TIMEOUT_S} s")
+        except OSError as exc:  # the keys could not be fetched (requests' errors)
+            return self._unavailable(type(exc).__name__)
         except Exception as exc:  # a token the JWT library rejects: signature, expiry, key, algorithm
             log.info("Teams request with an invalid token (401): %s: %s", type(exc).__name__, exc)
             return Refusal(401, "unauthorized")
@@ -246,6 +285,16 @@ class TokenCheck:
             self._outage = False
             log.warning("the identity service is reachable again: Teams requests are checked as usual")
         return result
+
+    def _unavailable(self, why: str) -> Refusal:
+        if not self._outage:
+            self._outage = True
+            log.warning(
+                "Teams requests are refused (503): the identity service that lists Bot Framework's "
+                "signing keys cannot be reached: %s",
+                why,
+            )
+        return Refusal(503, "token validation is unavailable; try again")
 
 
 __all__ = ["CLOUDS", "Refusal", "TokenCheck", "endpoints", "make_authentication"]

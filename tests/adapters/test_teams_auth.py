@@ -16,7 +16,7 @@ from botframework.connector.auth import AuthenticationConstants, GovernmentConst
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapters import teams
-from adapters.teams_auth import endpoints
+from adapters.teams_auth import VALIDATION_TIMEOUT_S, endpoints
 from bot.config import Settings
 from bot.errors import ConfigError, DeliveryError
 from bot.tips import Target
@@ -153,6 +153,26 @@ async def test_with_the_identity_service_down_requests_fail_closed_and_the_outag
     assert len(bot_connector.calls) == 2
     assert len([r for r in caplog.records if "cannot be reached" in r.getMessage()]) == 1
     assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 1
+
+
+async def test_an_identity_service_that_hangs_costs_a_503_and_the_server_keeps_answering(
+    bot: Policybot,
+    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    identity.hanging = True  # botbuilder's key fetch has no timeout of its own
+    pending = asyncio.create_task(ask(bot, identity, 1))
+    await asyncio.sleep(0.5)
+    async with bot.http.get(f"{bot.url}/healthz") as health:
+        assert health.status == 200
+    assert not pending.done()  # /healthz was answered while the token check waited
+
+    status, _ = await pending
+    assert status == 503  # after VALIDATION_TIMEOUT_S
+    assert f"no answer in {VALIDATION_TIMEOUT_S} s" in caplog.text
+    identity.hanging = False
+    assert (await ask(bot, identity, 2))[0] == 200
+    assert len(bot.connector.calls) == 1
 
 
 # ------------------------------------------------------------------------------------------- outgoing

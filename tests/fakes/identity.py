@@ -97,6 +97,7 @@ class FakeIdentity:
         self.expires_in = 3600  # seconds, of every token the token endpoints hand out
         self.token_requests: list[TokenRequest] = []
         self.metadata_requests = 0
+        self.hanging = False  # True: the OpenID metadata request is accepted and left unanswered
         self._tokens = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._loop = asyncio.new_event_loop()
@@ -152,6 +153,8 @@ class FakeIdentity:
 
     async def _openid_configuration(self, request: web.Request) -> web.Response:
         self.metadata_requests += 1
+        while self.hanging:  # noqa: ASYNC110 (set from the test's loop; an Event belongs to one loop)
+            await asyncio.sleep(0.05)
         return web.json_response(
             {
                 "issuer": ISSUER,
@@ -260,6 +263,7 @@ class FakeIdentity:
         self._run(self._cleanup())
 
     async def close(self) -> None:
+        self.hanging = False
         await self.stop()
         if self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
