@@ -26,6 +26,8 @@ Known limits of botbuilder 4.17 here: the OpenID metadata is fetched with a bloc
 without a timeout (once a day, or at each request while it fails), so `TokenCheck` runs it off the event
 loop with a time limit; and a key id missing from the cached keys is refused at once instead of
 refreshing the keys first (so a newly published key is trusted only from the next daily refresh).
+And msrest asks the credentials for the bot's own token on the event loop: the one fetch per token
+lifetime (about an hour) blocks it for as long as Entra ID takes, at most TOKEN_TIMEOUT_S.
 """
 
 from __future__ import annotations
