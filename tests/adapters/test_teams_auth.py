@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,30 @@ def app_env(fake: FakeIdentity, **more: str) -> dict[str, str]:
     return {"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": PASSWORD, **fake.env(), **more}
 
 
+Launch = Callable[..., AbstractAsyncContextManager[Policybot]]
+
+
 @pytest.fixture
-async def bot(
+def launch(
     tiny_kb_dir: Path,
     tmp_path: Path,
     identity: FakeIdentity,  # noqa: F811 (the fixture)
     bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
-) -> AsyncIterator[Policybot]:
-    """policybot in production mode with an app id and password (MultiTenant, the public cloud)."""
-    async with start_policybot(app_env(identity), tiny_kb_dir, tmp_path, bot_connector) as policybot:
+) -> Launch:
+    """Starts policybot in production mode with an app id and password, pointed at the fake identity
+    service, with `env` added (a variable given as None is left out)."""
+
+    def start(**env: str | None) -> AbstractAsyncContextManager[Policybot]:
+        merged = {key: value for key, value in {**app_env(identity), **env}.items() if value is not None}
+        return start_policybot(merged, tiny_kb_dir, tmp_path, bot_connector)
+
+    return start
+
+
+@pytest.fixture
+async def bot(launch: Launch) -> AsyncIterator[Policybot]:
+    """policybot with an app id and password (MultiTenant, the public cloud)."""
+    async with launch() as policybot:
         yield policybot
 
 
@@ -51,6 +67,19 @@ async def ask(bot: Policybot, fake: FakeIdentity, n: int = 1, **token: Any) -> t
     body = activity("personal_message", bot.connector, id=f"1700000000{n:03d}")
     issued = fake.token(APP_ID, bot.connector.url, **token)
     return await bot.post(body, headers={"Authorization": f"Bearer {issued}"})
+
+
+def auth(bot: Policybot, fake: FakeIdentity) -> dict[str, str]:
+    return {"Authorization": f"Bearer {fake.token(APP_ID, bot.connector.url)}"}
+
+
+async def tip_to_a_team(bot: Policybot, fake: FakeIdentity) -> None:
+    """The bot is added to a team (an authenticated install), then posts the daily tip there."""
+    status, _ = await bot.post(activity("install_team", bot.connector), headers=auth(bot, fake))
+    assert status == 200
+    deliverer = teams.deliverer(bot.app)
+    assert deliverer is not None
+    await deliverer.deliver(Target("teams", CHANNEL, "en"), bot.conversation.tip("en", "photo-check"))
 
 
 # ------------------------------------------------------------------------------------------- incoming
@@ -128,15 +157,14 @@ async def test_no_token_or_another_scheme_gets_401(
 
 
 async def test_with_the_identity_service_down_requests_fail_closed_and_the_outage_is_logged_once(
-    tiny_kb_dir: Path,
-    tmp_path: Path,
+    launch: Launch,
     identity: FakeIdentity,  # noqa: F811 (the fixture)
     bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="adapters.teams_auth")
     await identity.stop()  # connections refused from the start: no keys were ever fetched
-    async with start_policybot(app_env(identity), tiny_kb_dir, tmp_path, bot_connector) as bot:
+    async with launch() as bot:
         for n in range(3):
             status, text = await ask(bot, identity, n)
             assert (status, "Traceback" in text) == (503, False)
@@ -185,18 +213,11 @@ async def test_a_hundred_replies_and_a_tip_make_one_token_request(
     for n in range(100):
         status, _ = await ask(bot, identity, n)
         assert status == 200
-    assert (await bot.post(activity("install_team", bot.connector), headers=auth(bot, identity)))[0] == 200
-    deliverer = teams.deliverer(bot.app)
-    assert deliverer is not None
-    await deliverer.deliver(Target("teams", CHANNEL, "en"), bot.conversation.tip("en", "photo-check"))
+    await tip_to_a_team(bot, identity)
 
     assert len(bot.connector.calls) == 101
     assert {call.authorization for call in bot.connector.calls} == {"Bearer fake-access-token-1"}
     assert len(identity.token_requests) == 1  # the figure the issue asks for: 1 per 100 replies
-
-
-def auth(bot: Policybot, fake: FakeIdentity) -> dict[str, str]:
-    return {"Authorization": f"Bearer {fake.token(APP_ID, bot.connector.url)}"}
 
 
 async def test_concurrent_replies_wait_for_one_token_request(
@@ -232,20 +253,13 @@ async def test_the_bots_token_is_fetched_again_once_it_has_expired(
 
 
 async def test_a_single_tenant_bot_gets_its_token_from_its_own_tenant(
-    tiny_kb_dir: Path,
-    tmp_path: Path,
+    launch: Launch,
     identity: FakeIdentity,  # noqa: F811 (the fixture)
     bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
 ) -> None:
-    env = app_env(identity, MicrosoftAppType="SingleTenant", MicrosoftAppTenantId=TENANT)
-    async with start_policybot(env, tiny_kb_dir, tmp_path, bot_connector) as bot:
+    async with launch(MicrosoftAppType="SingleTenant", MicrosoftAppTenantId=TENANT) as bot:
         assert (await ask(bot, identity))[0] == 200
-        assert (await bot.post(activity("install_team", bot_connector), headers=auth(bot, identity)))[
-            0
-        ] == 200
-        deliverer = teams.deliverer(bot.app)
-        assert deliverer is not None
-        await deliverer.deliver(Target("teams", CHANNEL, "en"), bot.conversation.tip("en"))
+        await tip_to_a_team(bot, identity)
 
     assert [call.authorization for call in bot_connector.calls] == ["Bearer fake-access-token-1"] * 2
     [request] = identity.token_requests
@@ -254,22 +268,15 @@ async def test_a_single_tenant_bot_gets_its_token_from_its_own_tenant(
 
 
 async def test_a_wrong_password_sends_nothing_and_the_log_says_why_without_the_secret(
-    tiny_kb_dir: Path,
-    tmp_path: Path,
+    launch: Launch,
     identity: FakeIdentity,  # noqa: F811 (the fixture)
     bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    env = app_env(identity, MicrosoftAppPassword="an-old-secret")
-    async with start_policybot(env, tiny_kb_dir, tmp_path, bot_connector) as bot:
+    async with launch(MicrosoftAppPassword="an-old-secret") as bot:
         status, _ = await ask(bot, identity)
-        assert (await bot.post(activity("install_team", bot_connector), headers=auth(bot, identity)))[
-            0
-        ] == 200
-        deliverer = teams.deliverer(bot.app)
-        assert deliverer is not None
         with pytest.raises(DeliveryError) as failure:
-            await deliverer.deliver(Target("teams", CHANNEL, "en"), bot.conversation.tip("en"))
+            await tip_to_a_team(bot, identity)
 
     assert status == 200  # the token was good; only the answer could not be sent
     assert bot_connector.calls == []
@@ -279,8 +286,7 @@ async def test_a_wrong_password_sends_nothing_and_the_log_says_why_without_the_s
 
 
 async def test_a_managed_identity_bot_gets_its_token_from_the_azure_host(
-    tiny_kb_dir: Path,
-    tmp_path: Path,
+    launch: Launch,
     identity: FakeIdentity,  # noqa: F811 (the fixture)
     bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
     monkeypatch: pytest.MonkeyPatch,
@@ -288,9 +294,12 @@ async def test_a_managed_identity_bot_gets_its_token_from_the_azure_host(
     # What Azure App Service sets for an app with a managed identity; MSAL reads it (no IMDS here).
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"{identity.url}/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
-    env = app_env(identity, MicrosoftAppType="UserAssignedMSI", MicrosoftAppTenantId=TENANT)
-    del env["MicrosoftAppPassword"]
-    async with start_policybot(env, tiny_kb_dir, tmp_path, bot_connector) as bot:
+    msi = {
+        "MicrosoftAppType": "UserAssignedMSI",
+        "MicrosoftAppTenantId": TENANT,
+        "MicrosoftAppPassword": None,
+    }
+    async with launch(**msi) as bot:
         assert (await ask(bot, identity, 1))[0] == 200
         assert (await ask(bot, identity, 2))[0] == 200
 
@@ -305,15 +314,13 @@ async def test_a_managed_identity_bot_gets_its_token_from_the_azure_host(
 
 
 async def test_a_gcc_high_bot_trusts_government_tokens_only_and_asks_for_the_government_scope(
-    tiny_kb_dir: Path,
-    tmp_path: Path,
+    launch: Launch,
     identity: FakeIdentity,  # noqa: F811 (the fixture)
     bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
 ) -> None:
     # Only where the keys and the bot's token come from are local; issuer and scope are the cloud's.
-    env = app_env(identity, POLICYBOT_TEAMS_CLOUD="gcc-high")
-    env["ToChannelFromBotLoginUrl"] = f"{identity.url}/{GovernmentConstants.DEFAULT_CHANNEL_AUTH_TENANT}"
-    async with start_policybot(env, tiny_kb_dir, tmp_path, bot_connector) as bot:
+    login = f"{identity.url}/{GovernmentConstants.DEFAULT_CHANNEL_AUTH_TENANT}"
+    async with launch(POLICYBOT_TEAMS_CLOUD="gcc-high", ToChannelFromBotLoginUrl=login) as bot:
         public = await ask(bot, identity, 1)
         government = await ask(bot, identity, 2, issuer=GovernmentConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER)
 
