@@ -2,9 +2,9 @@
 
 Built on botbuilder-python 4.17 (`botbuilder-core`, `botbuilder-integration-aiohttp`). Microsoft archived
 botbuilder-python at the end of 2025; its successor is the Microsoft 365 Agents SDK
-(`microsoft-agents-hosting-*`). Every botbuilder import lives in adapters/teams*.py (this module and
-adapters/teams_delivery.py, which holds the SDK's CloudAdapter wiring and the proactive sends), so a move
-touches only those.
+(`microsoft-agents-hosting-*`). Every botbuilder import lives in adapters/teams*.py (this module,
+adapters/teams_delivery.py, which holds the SDK's CloudAdapter wiring and the proactive sends, and
+adapters/teams_auth.py, the identity endpoints and token checks), so a move touches only those.
 
 Known traps of 4.17.1 this module steps around:
 - an `invoke` answered with a body is serialized twice and comes back as a 500, so cards use
