@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from bot.knowledge import KnowledgeBase, Link
-from bot.matching import MAX_QUERY_CHARS, Index, Result, detect_language, fold, normalise_lang
+from bot.matching import MAX_QUERY_CHARS, Index, Result, fold, normalise_lang
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class Conversation:
         """The matcher's verdict without side effects (for `policybot match` and `why`)."""
         state = self._state
         text = clean(text)[:MAX_QUERY_CHARS]
-        lang = detect_language(text, lang_hint, self.default_lang, state.index.analyzer)
+        lang = state.index.language(text, lang_hint or self.default_lang)
         return state.index.match(text, lang=lang)
 
     async def handle(self, message: Message) -> Reply:
@@ -179,20 +179,20 @@ class Conversation:
             text = text[:MAX_QUERY_CHARS]
             long_note = "long_message"
         if not has_words(text):
-            lang = normalise_lang(message.lang_hint) or self.default_lang
+            lang = self._lang(state.kb, message.lang_hint)
             return self._help(state.kb, lang, key="empty")
 
         command = COMMANDS.get(fold(text).strip(" !.?/"))
         if command is not None:
             kind, command_lang = command
-            lang = command_lang or normalise_lang(message.lang_hint) or self.default_lang
+            lang = self._lang(state.kb, command_lang or message.lang_hint)
             if kind is ReplyKind.HELP:
                 return self._help(state.kb, lang)
             if kind is ReplyKind.TIP:
                 return self._tip(state.kb, lang)
             return self._topics(state.kb, lang)
 
-        lang = detect_language(text, message.lang_hint, self.default_lang, state.index.analyzer)
+        lang = state.index.language(text, message.lang_hint or self.default_lang)
         result = state.index.match(text, lang=lang)
         if result.answer_id is not None:
             reply = self._answer(
@@ -204,7 +204,7 @@ class Conversation:
                 lang=lang,
                 text=state.kb.say("did_you_mean", lang),
                 choices=tuple(
-                    Choice(entry_id, state.kb.entries[entry_id].title[lang])
+                    Choice(entry_id, state.kb.text(state.kb.entries[entry_id].title, lang))
                     for entry_id in result.suggestions
                 ),
                 confidence=result.confidence,
@@ -240,7 +240,7 @@ class Conversation:
     async def answer_entry(self, entry_id: str, lang: str, *, question: str = "") -> Reply:
         """The answer to one entry, e.g. when a "did you mean" suggestion was picked."""
         kb = self._state.kb
-        lang = normalise_lang(lang) or self.default_lang
+        lang = self._lang(kb, lang)
         if entry_id not in kb.entries:  # the entry was removed by a reload since the buttons were sent
             return self._topics(kb, lang)
         if question:
@@ -252,7 +252,7 @@ class Conversation:
 
     async def feedback(self, entry_id: str, helpful: bool, lang: str) -> str:
         """Record 👍/👎 for an answer (no identity) and return the thank-you sentence."""
-        lang = normalise_lang(lang) or self.default_lang
+        lang = self._lang(self._state.kb, lang)
         await self.recorder.record_feedback(entry_id, helpful)
         return self.say("feedback_thanks" if helpful else "feedback_thanks_unhelpful", lang)
 
@@ -265,6 +265,14 @@ class Conversation:
     def tip(self, lang: str, tip_id: str | None = None) -> Reply:
         return self._tip(self._state.kb, lang, tip_id)
 
+    def _lang(self, kb: KnowledgeBase, hint: str | None) -> str:
+        """The language to reply in without a question to read it from: the hint's, if the knowledge
+        base speaks it, else the configured default, else the knowledge base's main language."""
+        for choice in (normalise_lang(hint), normalise_lang(self.default_lang)):
+            if choice in kb.languages:
+                return choice
+        return kb.languages[0]
+
     # ----------------------------------------------------------------------------------- building
 
     def _answer(
@@ -272,10 +280,11 @@ class Conversation:
     ) -> Reply:
         entry = kb.entries[entry_id]
         if lang not in entry.answer:  # HR has not translated it yet: answer in the language there is
-            lang = self.default_lang if self.default_lang in entry.answer else next(iter(entry.answer))
+            lang = next((x for x in (self.default_lang, *kb.languages) if x in entry.answer), lang)
+            lang = lang if lang in entry.answer else next(iter(entry.answer))
         footer = []
         if entry.source:
-            footer.append(kb.say("footer_source", lang, source=entry.source.get(lang) or entry.source["en"]))
+            footer.append(kb.say("footer_source", lang, source=kb.text(entry.source, lang)))
         if entry.owner:
             footer.append(kb.say("footer_owner", lang, owner=entry.owner))
         if entry.reviewed:
@@ -284,11 +293,13 @@ class Conversation:
             kind=ReplyKind.ANSWER,
             lang=lang,
             text=entry.answer[lang],
-            title=entry.title[lang],
+            title=kb.text(entry.title, lang),
             entry_id=entry_id,
             links=entry.links,
             footer=" · ".join(footer) or None,
-            related=tuple(Choice(r, kb.entries[r].title[lang]) for r in entry.related if r in kb.entries),
+            related=tuple(
+                Choice(r, kb.text(kb.entries[r].title, lang)) for r in entry.related if r in kb.entries
+            ),
             confidence=confidence,
             question=question,
             labels=self.labels(lang, kb),
@@ -302,7 +313,7 @@ class Conversation:
             kind=ReplyKind.TOPICS,
             lang=lang,
             text=kb.say("topics", lang),
-            choices=tuple(Choice(e.id, e.title[lang]) for e in kb.entries.values()),
+            choices=tuple(Choice(e.id, kb.text(e.title, lang)) for e in kb.entries.values()),
             labels=self.labels(lang, kb),
         )
 
@@ -315,11 +326,11 @@ class Conversation:
             tip = random.choice(list(tips.values()))  # not security-relevant: any tip will do
         related: tuple[Choice, ...] = ()
         if tip.entry and tip.entry in kb.entries:
-            related = (Choice(tip.entry, kb.entries[tip.entry].title[lang]),)
+            related = (Choice(tip.entry, kb.text(kb.entries[tip.entry].title, lang)),)
         return Reply(
             kind=ReplyKind.TIP,
             lang=lang,
-            text=tip.text[lang],
+            text=kb.text(tip.text, lang),
             title=kb.say("tip", lang),
             entry_id=tip.id,
             related=related,
