@@ -20,13 +20,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-ANSWER_WHEN_SURE = 75  # percent; HR's default trade-off (see docs/hr.md)
+ANSWER_WHEN_SURE = 65  # percent; HR's default trade-off (see docs/hr.md)
 SUGGEST_WHEN = 0.5  # offer choices when the right entry is at least this likely among them
 PRIOR_WEIGHT = 2.0  # pseudo-observations keeping a fit on a tiny knowledge base sane
 # Examples asked as if their entry did not exist count this much each: about one question in ten
 # that people ask is about something the knowledge base does not cover.
 ORPHAN_WEIGHT = 0.1
-INFORMATION_QUANTILE = 0.02  # questions less informative than all but this share of examples: never sure
+INFORMATION_QUANTILE = 0.02
+# ... and never less than one word that at most half of the entries use (the index's IDF is
+# log(1 + entries / entries using it)): a question only of words most entries use could mean any.
+LEAST_INFORMATION = math.log(3)  # questions less informative than all but this share of examples: never sure
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,8 @@ def fit(observations: list[Observation], answer_when_sure: float = ANSWER_WHEN_S
         features, np.asarray([o.offered for o in usable], dtype=np.float64), PRIOR_OFFERED, weights
     )
     informations = sorted(o.information for o in observations if not (o.out_of_scope or o.orphan))
-    min_information = (
-        informations[int(INFORMATION_QUANTILE * (len(informations) - 1))] if informations else 0.0
-    )
+    fitted = informations[int(INFORMATION_QUANTILE * (len(informations) - 1))] if informations else 0.0
+    min_information = max(fitted, LEAST_INFORMATION)
     result = Fit(
         right=tuple(float(c) for c in right),
         offered=tuple(float(c) for c in offered),

@@ -183,7 +183,7 @@ class _Reader:
         what: str,
         *,
         both: bool = True,
-        fallback: str = "uses the main language's",
+        fallback: str = "shows it in {main}",
     ) -> dict[str, str]:
         """A text per language; one plain string is accepted (for every language) where `both` is False.
 
@@ -278,7 +278,7 @@ class _Reader:
         answer: dict[str, str] = {}
         if "answer" in fields:
             answer_node = fields["answer"][1]
-            answer = self.localized(answer_node, owner, "answer", fallback="answers in the main language")
+            answer = self.localized(answer_node, owner, "answer", fallback="answers in {main}")
             if not answer and isinstance(answer_node, yaml.MappingNode) and not answer_node.value:
                 self.add(answer_node, owner, "the answer is empty", "add a line 'en: …' under it")
         for name in ("title", "answer"):
@@ -321,7 +321,7 @@ class _Reader:
                             owner,
                             "example questions",
                             frozenset(questions),
-                            "questions in it find this entry less often",
+                            "finds this entry less often for questions in it",
                         )
                     )
         tags = [t for t, _ in self.text_list(fields["tags"][1], owner, "tags")] if "tags" in fields else []
@@ -480,7 +480,7 @@ class _Reader:
                         tip_id,
                         "the tip",
                         frozenset(languages),
-                        "is posted in the main language",
+                        "posts it in {main}",
                     )
                 )
             entry = None
@@ -511,7 +511,7 @@ class _Reader:
             if key in self.messages:
                 self.add(key_node, None, f"message '{key}' is defined twice", "keep one of them")
                 continue
-            texts = self.localized(value_node, None, f"message '{key}'")
+            texts = self.localized(value_node, None, f"message '{key}'", fallback="says it in {main}")
             allowed = set(MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
             for lang, text in texts.items():
                 try:
@@ -657,12 +657,12 @@ class _Reader:
             self.file = file
             for lang in languages:
                 if lang not in written:
-                    does = fallback.replace("the main language", main)
+                    does = fallback.format(main=main)
                     self.add(
                         node,
                         owner,
                         f"{what} is missing in {language_name(lang)}",
-                        f"add a line '{lang}: …'; until then the bot {does}",
+                        f"add a line '{lang}: …' under it; until then the bot {does}",
                         severity="warning",
                     )
             if self.declared:

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 STOPWORDS = CHAT_FILLERS  # the chat filler of English and Norwegian (bot.report groups questions with it)
-SUGGEST_WITHIN = 0.20  # suggestions are the entries within this score distance of the best one
+SUGGEST_WITHIN = 0.7  # suggestions are the entries scoring at least this share of the best one
 MAX_SUGGESTIONS = 3
 LANGUAGE_SAMPLE = 20_000  # example questions per language read to learn each language's own words
 CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored in full per question
@@ -465,7 +465,7 @@ def _choices(ranked: tuple[Match, ...]) -> tuple[str, ...]:
     real = [m for m in ranked if m.entry_id != OUT_OF_SCOPE]
     if not real:
         return ()
-    floor = real[0].score - SUGGEST_WITHIN
+    floor = real[0].score * SUGGEST_WITHIN
     return tuple(m.entry_id for m in real if m.score >= floor)[:MAX_SUGGESTIONS]
 
 
@@ -494,7 +494,7 @@ def decide(
     if ranked and ranked[0].entry_id == OUT_OF_SCOPE:  # closest to something we know we don't cover
         rest = tuple(m for m in ranked if m.entry_id != OUT_OF_SCOPE)
         return Result(lang, None, 0.0, (), rest, terms, answer_at=fit.answer_at)
-    if not ranked:
+    if not ranked or all(m.words == 0 for m in ranked):  # not one word in common: look-alike letters only
         return Result(lang, None, 0.0, (), ranked, terms, answer_at=fit.answer_at)
     best, values = ranked[0], _signals(ranked)
     confidence = fit.confidence(values)
