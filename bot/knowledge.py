@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.calibration import ANSWER_WHEN_SURE
 from bot.errors import Problem
 
 LANGS: tuple[str, ...] = ("en", "nb")
@@ -99,9 +100,7 @@ class KnowledgeBase:
     source_dir: str = ""
     warnings: tuple[Problem, ...] = ()
     languages: tuple[str, ...] = LANGS  # the first is the main one: where a translation is missing
-    answer_when_sure: float = (
-        80.0  # percent (bot.calibration.ANSWER_WHEN_SURE) of confidence the bot needs to answer outright
-    )
+    answer_when_sure: float = ANSWER_WHEN_SURE  # percent of confidence needed to answer outright
 
     def say(self, key: str, lang: str, **values: str) -> str:
         """One of the bot's own sentences in `lang`, with its placeholders filled in."""
