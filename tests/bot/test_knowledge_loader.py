@@ -58,16 +58,16 @@ async def test_every_problem_is_reported_at_once_with_its_place_and_fix(tmp_path
     problems = await problems_in(directory)
     by_message = {p.message: p for p in problems}
 
-    missing = by_message["title is missing in Norwegian (nb)"]
+    missing = by_message["title is missing in Norwegian (nb)"]  # a warning: English is shown instead
     assert (missing.file.endswith("entries.yaml"), missing.entry_id) == (True, "friend-manager")
-    assert missing.line == 4 and missing.fix == "add a line 'nb: …' under it"
+    assert missing.line == 4 and missing.fix == "add a line 'nb: …' under it; until then the bot shows it in English"
     related = by_message["related id 'workplace-foto' does not exist"]
     assert related.fix == "did you mean 'workplace-photos'?" and related.line == 18
     assert by_message["'1st of November' is not a date"].fix.startswith("write it as YYYY-MM-DD")
     assert "an item of questions (en) is empty" in by_message
     assert "tags should be a list but is 'facebook'" in by_message
-    assert len([p for p in problems if p.severity == "error"]) == 5
-    assert "entries.yaml:4:7: error [friend-manager]" in str(missing)
+    assert len([p for p in problems if p.severity == "error"]) == 4
+    assert "entries.yaml:4:7: warning [friend-manager]" in str(missing)
 
 
 async def test_a_misspelt_field_gets_a_did_you_mean(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ async def test_a_misspelt_field_gets_a_did_you_mean(tmp_path: Path) -> None:
     assert any(p.message == "the entry has no example questions" for p in problems)
 
 
-async def test_missing_bot_sentences_and_wrong_placeholders_are_errors(tmp_path: Path) -> None:
+async def test_wrong_placeholders_are_errors_and_missing_sentences_are_the_built_in_ones(tmp_path: Path) -> None:
     messages = messages_yaml().replace(
         '    en: "EN fallback {hr_contact}"', '    en: "EN fallback {hr_kontakt}"'
     )
@@ -99,7 +99,7 @@ async def test_missing_bot_sentences_and_wrong_placeholders_are_errors(tmp_path:
     assert "message 'fallback' (en) uses unknown placeholder {hr_kontakt}" in problems
     assert "message 'fallback' (en) must contain {hr_contact}" in problems
     assert "unknown message 'greting'" in problems
-    assert "the bot's sentences greeting are not defined" in problems
+    assert not any("greeting" in p and "not defined" in p for p in problems)
 
 
 async def test_a_question_used_in_two_entries_is_a_warning_not_an_error(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ async def test_an_answer_not_yet_translated_is_a_warning_and_served_in_the_langu
     assert "EN feedback_prompt" in reply.labels.values()
 
 
-async def test_an_answer_in_no_language_and_an_empty_title_are_errors(tmp_path: Path) -> None:
+async def test_an_empty_answer_and_an_empty_title_are_errors(tmp_path: Path) -> None:
     broken = ENTRIES.replace(
         "    answer:\n      en: Yes, you may — but you never have to. Decline politely if you prefer.\n"
         "      nb: Ja, det kan du — men du må aldri. Du kan gjerne takke nei.\n",
@@ -149,8 +149,7 @@ async def test_an_answer_in_no_language_and_an_empty_title_are_errors(tmp_path: 
 
     assert {(p.entry_id, p.message) for p in problems} == {
         ("friend-manager", "the answer is empty"),
-        ("workplace-photos", "title is missing in English"),
-        ("workplace-photos", "title is missing in Norwegian (nb)"),
+        ("workplace-photos", "the title is empty"),
     }
 
 
