@@ -760,11 +760,9 @@ def _load(directory: Path) -> KnowledgeBase:
 
 @functools.cache
 def builtin_messages() -> Mapping[str, Mapping[str, str]]:
-    """The bot's own sentences as shipped (English and Norwegian), for those HR's folder leaves out."""
-    try:
-        path = default_knowledge_dir() / "messages.yaml"
-    except KnowledgeError:
-        return {}
+    """The bot's built-in sentences (bot/messages.yaml: English and Norwegian, naming no topic), for
+    those HR's folder leaves out."""
+    path = Path(__file__).with_name("messages.yaml")
     reader = _Reader()
     reader.file = str(path)
     read = read_yaml(path, reader.problems)
