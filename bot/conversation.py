@@ -257,13 +257,16 @@ class Conversation:
         return self.say("feedback_thanks" if helpful else "feedback_thanks_unhelpful", lang)
 
     def help(self, lang: str) -> Reply:
-        return self._help(self._state.kb, lang)
+        kb = self._state.kb
+        return self._help(kb, self._lang(kb, lang))
 
     def topics(self, lang: str) -> Reply:
-        return self._topics(self._state.kb, lang)
+        kb = self._state.kb
+        return self._topics(kb, self._lang(kb, lang))
 
     def tip(self, lang: str, tip_id: str | None = None) -> Reply:
-        return self._tip(self._state.kb, lang, tip_id)
+        kb = self._state.kb
+        return self._tip(kb, self._lang(kb, lang), tip_id)
 
     def _lang(self, kb: KnowledgeBase, hint: str | None) -> str:
         """The language to reply in without a question to read it from: the hint's, if the knowledge

@@ -63,6 +63,9 @@ STRENGTH_POWER = 0.5
 UNKNOWN_WEIGHT = 1.0
 CORE_PENALTY = 0.5  # how much a match on incidental words alone is discounted
 MAX_QUERY_CHARS = 1000  # a chat question is a few hundred characters; the rest is not read
+# An out-of-scope example about as close as an entry does not win: the entry is offered, as a "did you
+# mean" at most ("tiktok" alone is a vague question about a topic the guidelines cover).
+OUT_OF_SCOPE_TIES = 0.95
 OUT_OF_SCOPE = ""  # the id of the pseudo-entry made of the knowledge base's out-of-scope examples
 
 
@@ -333,15 +336,16 @@ class Index:
         score = (1 - LEARNED_WEIGHT) * word_score + LEARNED_WEIGHT * resemblance
         if self.out_of_scope >= 0:
             # The out-of-scope examples share no theme, so only closeness to one of them counts, and
-            # it is weighed on the word scale: they win when one is closer in words than the best entry
-            # is (its score is put on the same scale as that entry's).
+            # it is weighed on the word scale: they win when one is closer in words than any entry is
+            # (its score is put on the scale of the best entry's).
             oos = self.out_of_scope
             closeness_oos = best_closeness[oos]
             word_score[oos], resemblance[oos] = closeness_oos, 0.0
             real = np.delete(np.arange(self.n_entries), oos)
-            best = real[np.argmax(score[real])] if real.size else oos
-            ratio = score[best] / word_score[best] if real.size and word_score[best] > 0 else 1.0
-            score[oos] = closeness_oos * ratio
+            top_score = float(score[real].max()) if real.size else 0.0
+            top_words = float(word_score[real].max()) if real.size else 0.0
+            scale = top_score / top_words if top_words > 0 else 1.0
+            score[oos] = OUT_OF_SCOPE_TIES * closeness_oos * scale
         if not terms:  # nothing but filler words and unknown scripts: nothing to go on
             score[:] = 0.0
         top = np.argpartition(-score, 5)[:5] if self.n_entries > 5 else np.arange(self.n_entries)
@@ -503,7 +507,8 @@ def decide(
     verdict = calibration.verdict_of(fit, values, max(information, fit.min_information))
     if verdict == "answer" and (specific or len(suggestions) < 2):
         return Result(lang, best.entry_id, confidence, (), ranked, terms, answer_at=fit.answer_at)
-    if verdict == "fallback":
+    if verdict == "fallback" and (specific or len(suggestions) < 2):
+        # (a vague question in words several entries use is offered those entries: it is about them)
         return Result(lang, None, confidence, (), ranked, terms, specific, fit.answer_at)
     return Result(lang, None, confidence, suggestions, ranked, terms, specific, fit.answer_at)
 

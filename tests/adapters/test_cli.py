@@ -151,7 +151,9 @@ def test_kb_check_warns_about_an_example_that_routes_elsewhere_but_does_not_bloc
         "confusable — the bot will offer both (and answer 2 of them with the other entry)"
     ) in run.stderr
     assert "'Should I accept a friend request from my boss on Facebook?'" in run.stderr
-    assert "How sure the bot is, fitted on this knowledge base: asked its own 12 example questions" in run.stdout
+    assert (
+        "How sure the bot is, fitted on this knowledge base: asked its own 12 example questions" in run.stdout
+    )
 
 
 def test_the_shipped_knowledge_base_passes_kb_check() -> None:

@@ -60,7 +60,10 @@ async def test_every_problem_is_reported_at_once_with_its_place_and_fix(tmp_path
 
     missing = by_message["title is missing in Norwegian (nb)"]  # a warning: English is shown instead
     assert (missing.file.endswith("entries.yaml"), missing.entry_id) == (True, "friend-manager")
-    assert missing.line == 4 and missing.fix == "add a line 'nb: …' under it; until then the bot shows it in English"
+    assert (
+        missing.line == 4
+        and missing.fix == "add a line 'nb: …' under it; until then the bot shows it in English"
+    )
     related = by_message["related id 'workplace-foto' does not exist"]
     assert related.fix == "did you mean 'workplace-photos'?" and related.line == 18
     assert by_message["'1st of November' is not a date"].fix.startswith("write it as YYYY-MM-DD")
@@ -87,7 +90,9 @@ async def test_a_misspelt_field_gets_a_did_you_mean(tmp_path: Path) -> None:
     assert any(p.message == "the entry has no example questions" for p in problems)
 
 
-async def test_wrong_placeholders_are_errors_and_missing_sentences_are_the_built_in_ones(tmp_path: Path) -> None:
+async def test_wrong_placeholders_are_errors_and_missing_sentences_are_the_built_in_ones(
+    tmp_path: Path,
+) -> None:
     messages = messages_yaml().replace(
         '    en: "EN fallback {hr_contact}"', '    en: "EN fallback {hr_kontakt}"'
     )

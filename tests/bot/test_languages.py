@@ -84,7 +84,9 @@ async def test_an_english_only_folder_is_an_english_bot(tmp_path: Path) -> None:
     assert reply.title == "Working from home"
     fallback = await conversation.handle(Message("what is the wifi password?"))
     assert fallback.kind is ReplyKind.FALLBACK
-    assert fallback.text.startswith("Sorry, I don't know")  # the built-in English sentences, none written by HR
+    assert fallback.text.startswith(
+        "Sorry, I don't know"
+    )  # the built-in English sentences, none written by HR
     assert conversation.help("nb").lang == "en"
 
 
