@@ -183,7 +183,9 @@ VALID = {
     "a source missing a language": entry(tags="source:\n  en: Guidelines 2.1"),
     "a tip missing a language": "tips:\n  - id: fixture-tip\n    en: Only English\n",
     "a third language": entry(questions="questions:\n  en: [a fixture question]\n  nb: [et]\n  de: [eine]"),
-    "a tip in a third language": "tips:\n  - id: fixture-tip\n    en: A tip\n    nb: Et tips\n    de: Ein Tipp\n",
+    "a tip in a third language": (
+        "tips:\n  - id: fixture-tip\n    en: A tip\n    nb: Et tips\n    de: Ein Tipp\n"
+    ),
     "settings": "settings:\n  languages: [nb, en]\n  answer_when_sure: 80\n",
     "out of scope in Swedish": "out_of_scope:\n  sv:\n    - Hur mycket semester har jag?\n",
 }
