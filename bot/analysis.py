@@ -59,6 +59,7 @@ class Analyzer:
         self._prefixes: dict[str, str] = {}
         self._correct = lru_cache(maxsize=50_000)(self._correct_uncached)
         self._term = lru_cache(maxsize=200_000)(self._term_uncached)
+        self._terms: dict[str, dict[str, str]] = {}  # lang -> word -> term: the hot path's cache
 
     def set_vocabulary(self, vocabulary: Iterable[str]) -> None:
         self.vocabulary = frozenset(vocabulary)
@@ -82,6 +83,7 @@ class Analyzer:
         self._by_length = dict(by_length)
         self._correct.cache_clear()
         self._term.cache_clear()
+        self._terms = {}
 
     def tokens(self, text: str) -> list[str]:
         return tokens(text)
@@ -90,7 +92,17 @@ class Analyzer:
         """Synonyms (phrases first), stop words out, stems in."""
         lang = lang or self.languages[0]
         if self.phrase_starts.isdisjoint(words):  # the common case: no synonym phrase can start here
-            return [term for term in (self._term(w, lang) for w in words) if term]
+            cache = self._terms.get(lang)
+            if cache is None:
+                cache = self._terms[lang] = {}
+            found = []
+            for word in words:
+                term = cache.get(word)
+                if term is None:
+                    term = cache[word] = self._term_uncached(word, lang)
+                if term:
+                    found.append(term)
+            return found
         out: list[str] = []
         i = 0
         while i < len(words):

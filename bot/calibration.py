@@ -22,7 +22,7 @@ import numpy as np
 
 ANSWER_WHEN_SURE = 65  # percent; HR's default trade-off (see docs/hr.md)
 SUGGEST_WHEN = 0.5  # offer choices when the right entry is at least this likely among them
-PRIOR_WEIGHT = 2.0  # pseudo-observations keeping a fit on a tiny knowledge base sane
+PRIOR_WEIGHT = 5.0  # pseudo-observations keeping a fit on a tiny knowledge base sane
 # Examples asked as if their entry did not exist count this much each: about one question in ten
 # that people ask is about something the knowledge base does not cover.
 ORPHAN_WEIGHT = 0.1
@@ -114,7 +114,7 @@ def logistic(
     x = np.column_stack([np.ones(len(features)), features]) if len(features) else np.zeros((0, len(prior)))
     beta = np.asarray(prior, dtype=np.float64)
     weights = np.ones(len(x)) if weights is None else weights
-    ridge = np.diag([PRIOR_WEIGHT * 0.1] + [PRIOR_WEIGHT] * (len(prior) - 1))
+    ridge = PRIOR_WEIGHT * np.eye(len(prior))
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -40, 40)))
         gradient = x.T @ (weights * (p - labels)) + ridge @ (beta - np.asarray(prior))
