@@ -66,7 +66,23 @@ def match_record(conversation: Conversation, question: str, lang: str | None) ->
 async def open_conversation(settings: Settings, knowledge: Path | None = None) -> Conversation:
     directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
     kb = await load_knowledge(directory)
-    return Conversation(kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact)
+    return Conversation(
+        kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact, fit_cache=fit_cache_dir()
+    )
+
+
+def fit_cache_dir() -> Path | None:
+    """Where `ask`, `chat` and `match` keep the confidence fitted on each knowledge-base version
+    (POLICYBOT_CACHE_DIR, else the user's cache folder; "off" fits anew every time)."""
+    import os
+
+    configured = os.environ.get("POLICYBOT_CACHE_DIR")
+    if configured == "off":
+        return None
+    base = (
+        Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    )
+    return base if configured else base / "policybot"
 
 
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:

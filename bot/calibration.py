@@ -15,10 +15,17 @@ confidence, in percent, the bot needs to answer outright. Lower answers more, hi
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 ANSWER_WHEN_SURE = 65  # percent; HR's default trade-off (see docs/hr.md)
 SUGGEST_WHEN = 0.5  # offer choices when the right entry is at least this likely among them
@@ -182,3 +189,36 @@ def verdict_of(result: Fit, values: tuple[float, ...], information: float) -> st
     if result.offer_chance(values) >= SUGGEST_WHEN:
         return "suggestions"
     return "fallback"
+
+
+# ------------------------------------------------------------------------------------ the fit cache
+# Fitting asks a few hundred questions (about a second on a slow machine): `policybot ask`, which
+# must answer in half a second, keeps the fit of each knowledge-base version in a small file.
+
+
+@cache
+def code_digest() -> str:
+    """Changes whenever the matcher's code does, so a fit made by another version is never reused."""
+    digest = hashlib.sha256()
+    for name in ("analysis.py", "calibration.py", "languages.py", "matching.py", "similarity.py"):
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached(directory: Path, version: str) -> Fit | None:
+    path = directory / f"fit-{version}-{code_digest()}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["right"], data["offered"] = tuple(data["right"]), tuple(data["offered"])
+        return Fit(**data)
+    except (OSError, ValueError, TypeError, KeyError):  # none yet, or unreadable: fit again
+        return None
+
+
+def remember(directory: Path, version: str, fitted: Fit) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"fit-{version}-{code_digest()}.json"
+        path.write_text(json.dumps(asdict(fitted)), encoding="utf-8")
+    except OSError as exc:  # a read-only home: it costs a second next time, nothing more
+        log.info("could not keep the fitted confidence in %s: %s", directory, exc)

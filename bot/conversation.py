@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 
 from bot.knowledge import KnowledgeBase, Link
 from bot.matching import MAX_QUERY_CHARS, Index, Result, fold, normalise_lang
@@ -136,11 +137,13 @@ class Conversation:
         default_lang: str = "en",
         recorder: Recorder | None = None,
         hr_contact: str | None = None,
+        fit_cache: Path | None = None,
     ) -> None:
         self.default_lang = default_lang
+        self.fit_cache = fit_cache  # where the fitted confidence is kept per version (the CLI's)
         self.recorder = recorder or Recorder()
         self.hr_contact = hr_contact
-        self._state = _State(kb, Index(kb))
+        self._state = _State(kb, Index(kb, cache=fit_cache))
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -154,7 +157,7 @@ class Conversation:
     def reload(self, kb: KnowledgeBase) -> None:
         """Build the new index first, then swap in one assignment: a question in flight keeps the
         state it started with, so it is answered from the old or the new knowledge base, never a mix."""
-        self._state = _State(kb, Index(kb))
+        self._state = _State(kb, Index(kb, cache=self.fit_cache))
 
     def say(self, key: str, lang: str, **values: str) -> str:
         return self._state.kb.say(key, lang, **values)

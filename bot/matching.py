@@ -22,6 +22,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -101,7 +102,9 @@ class Result:
 class Index:
     """Everything a query needs, computed (and the confidence fitted) once per knowledge-base load."""
 
-    def __init__(self, kb: KnowledgeBase, *, fit: bool = True) -> None:
+    def __init__(self, kb: KnowledgeBase, *, fit: bool = True, cache: Path | None = None) -> None:
+        """`fit`: fit the confidence on the knowledge base (else a prior); `cache`: a folder where the
+        fit of each knowledge-base version is kept (see `calibration.cached`)."""
         self.languages = kb.languages
         topic_words = fold_all(
             [t for e in kb.entries.values() for t in (*e.title.values(), *e.tags)]
@@ -181,7 +184,10 @@ class Index:
         self.space = Space(documents)
         self.n_real = len(kb.entries)
         self.answer_when_sure = kb.answer_when_sure
-        self.fit = self._fit() if fit else calibration.fit([], kb.answer_when_sure)
+        known = calibration.cached(cache, kb.version) if cache is not None and fit else None
+        self.fit = known or (self._fit() if fit else calibration.fit([], kb.answer_when_sure))
+        if cache is not None and fit and known is None:
+            calibration.remember(cache, kb.version, self.fit)
 
     def _terms_of(self, texts: Mapping[str, str]) -> set[str]:
         return {t for lang, text in texts.items() for t in self.analyzer.canonical(tokens(text), lang)}
