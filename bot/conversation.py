@@ -143,7 +143,7 @@ class Conversation:
         self.fit_cache = fit_cache  # where the fitted confidence is kept per version (the CLI's)
         self.recorder = recorder or Recorder()
         self.hr_contact = hr_contact
-        self._state = _State(kb, Index(kb, cache=fit_cache))
+        self._state = _State(kb, self._index(kb))
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -157,7 +157,10 @@ class Conversation:
     def reload(self, kb: KnowledgeBase) -> None:
         """Build the new index first, then swap in one assignment: a question in flight keeps the
         state it started with, so it is answered from the old or the new knowledge base, never a mix."""
-        self._state = _State(kb, Index(kb, cache=self.fit_cache))
+        self._state = _State(kb, self._index(kb))
+
+    def _index(self, kb: KnowledgeBase) -> Index:
+        return Index(kb) if self.fit_cache is None else Index(kb, cache=self.fit_cache)
 
     def say(self, key: str, lang: str, **values: str) -> str:
         return self._state.kb.say(key, lang, **values)

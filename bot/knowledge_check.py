@@ -61,8 +61,8 @@ def self_test(
     pairs: dict[tuple[str, str], list[tuple[str, bool]]] = defaultdict(list)
     for position, question in enumerate(index.questions):
         own = index.entry_ids[index.question_entry[position]]
-        if own == OUT_OF_SCOPE:
-            continue
+        if own == OUT_OF_SCOPE or (touched is not None and own not in touched):
+            continue  # (after a reload: only the examples of the entries HR changed are asked)
         _, _, result = index.observe(position)
         if result.answer_id is not None and result.answer_id != own:
             pairs[_pair(own, result.answer_id)].append((question, True))
