@@ -511,7 +511,12 @@ class _Reader:
             if key in self.messages:
                 self.add(key_node, None, f"message '{key}' is defined twice", "keep one of them")
                 continue
-            texts = self.localized(value_node, None, f"message '{key}'", fallback="says it in {main}")
+            texts = self.localized(
+                value_node,
+                None,
+                f"message '{key}'",
+                fallback="says its built-in sentence, or the one in {main}",
+            )
             allowed = set(MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
             for lang, text in texts.items():
                 try:

@@ -165,3 +165,73 @@ async def test_reviewed_dates_are_written_yyyy_mm_dd(tmp_path: Path, written: st
     [problem] = await problems_in(directory)
 
     assert problem.message == f"'{written}' is not a date" and problem.line == 22
+
+
+async def test_a_renamed_id_is_named_as_the_cause_of_the_references_it_broke(tmp_path: Path) -> None:
+    renamed = ENTRIES.replace("  - id: workplace-photos", "  - id: workplace-pictures")
+    line = renamed.splitlines().index("  - id: workplace-pictures") + 1
+
+    problems = await problems_in(write_kb(tmp_path / "kb", renamed))
+
+    broken = {p.message: p for p in problems if p.severity == "error"}
+    assert set(broken) == {
+        "related id 'workplace-photos' does not exist",
+        "the tip refers to entry 'workplace-photos', which does not exist",
+    }
+    for problem in broken.values():
+        assert problem.fix.startswith(f"caused by line {line} of entries.yaml: that entry is now called ")
+        assert "did you mean" not in problem.fix
+
+
+async def test_a_typo_in_a_reference_still_gets_a_did_you_mean(tmp_path: Path) -> None:
+    typo = ENTRIES.replace("related: [workplace-photos]", "related: [workplace-photo]")
+
+    [problem] = [p for p in await problems_in(write_kb(tmp_path / "kb", typo)) if p.severity == "error"]
+
+    assert problem.fix == "did you mean 'workplace-photos'?"  # the entry is referenced elsewhere: not renamed
+
+
+async def test_problems_inside_a_duplicated_entry_point_at_the_duplicate_id(tmp_path: Path) -> None:
+    first = ENTRIES.split("  - id: workplace-photos")[0].split("entries:\n")[1]
+    doubled = ENTRIES.replace(
+        "tips:", first.replace("    tags: [facebook, manager]", "    tags: oops") + "tips:"
+    )
+    line = doubled.splitlines().index("  - id: friend-manager", 5) + 1
+
+    problems = await problems_in(write_kb(tmp_path / "kb", doubled))
+
+    [duplicate] = [p for p in problems if p.message.startswith("duplicate id")]
+    assert duplicate.line == line
+    followers = [p for p in problems if p is not duplicate and p.line and p.line > line]
+    assert followers and all(
+        p.fix == f"caused by line {line}: the duplicate id 'friend-manager'; fix that first"
+        for p in followers
+    )
+    assert {p.message for p in followers} >= {"tags should be a list but is 'oops'"}
+
+
+async def test_the_settings_set_the_languages_and_the_trade_off(tmp_path: Path) -> None:
+    directory = write_kb(tmp_path / "kb")
+    (directory / "settings.yaml").write_text(
+        "settings:\n  languages: [nb, en]\n  answer_when_sure: 80\n", encoding="utf-8"
+    )
+
+    kb = await load_knowledge(directory)
+    conversation = Conversation(kb)
+
+    assert (kb.languages, kb.answer_when_sure) == (("nb", "en"), 80)
+    assert conversation.index.fit.answer_at == 0.8
+    assert conversation.help("de").lang == "en"  # one it does not speak: the configured default
+    assert Conversation(kb, default_lang="sv").help("de").lang == "nb"  # ... else the main language
+
+
+async def test_a_bot_sentence_missing_in_a_language_is_a_warning_and_falls_back(tmp_path: Path) -> None:
+    messages = messages_yaml().replace('    nb: "NB greeting "\n', "")
+    kb = await load_knowledge(write_kb(tmp_path / "kb", messages=messages))
+
+    [warning] = [p for p in kb.warnings if "greeting" in p.message]
+    assert (warning.severity, warning.message) == (
+        "warning",
+        "message 'greeting' is missing in Norwegian (nb)",
+    )
+    assert kb.say("greeting", "nb").startswith("Hei! Jeg er policybot")  # the built-in Norwegian one
