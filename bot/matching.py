@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 STOPWORDS = CHAT_FILLERS  # the chat filler of English and Norwegian (bot.report groups questions with it)
-SUGGEST_WITHIN = 0.7  # suggestions are the entries scoring at least this share of the best one
+SUGGEST_WITHIN = 0.7  # suggestions score at least this share of the best one (or of its word signal)
 MAX_SUGGESTIONS = 3
 LANGUAGE_SAMPLE = 20_000  # example questions per language read to learn each language's own words
 CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored in full per question
@@ -475,8 +475,10 @@ def _choices(ranked: tuple[Match, ...]) -> tuple[str, ...]:
     real = [m for m in ranked if m.entry_id != OUT_OF_SCOPE]
     if not real:
         return ()
-    floor = real[0].score * SUGGEST_WITHIN
-    return tuple(m.entry_id for m in real if m.score >= floor)[:MAX_SUGGESTIONS]
+    # Close by either signal: the learned one does not know HR's synonyms ("pictures" for "photos").
+    floor, words_floor = real[0].score * SUGGEST_WITHIN, max(m.words for m in real) * SUGGEST_WITHIN
+    close = [m for m in real if m.score >= floor or (m.words >= words_floor and m.score > 0.5 * floor)]
+    return tuple(m.entry_id for m in close)[:MAX_SUGGESTIONS]
 
 
 def _group(
