@@ -89,14 +89,19 @@ class Space:
         norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=self.rows))
         return np.asarray(weights / np.maximum(norms[rows], 1e-12))
 
-    def vector(self, words: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """A question as sorted feature ids and their weights (features the examples never use drop out)."""
+    def _counts(self, words: Sequence[str]) -> Counter[int]:
+        """How often each known feature occurs in `words` (features the examples never use drop out)."""
         counts: Counter[int] = Counter()
         for word in words:
             for piece in pieces(word):
                 feature = self.features.get(piece)
                 if feature is not None:
                     counts[feature] += 1
+        return counts
+
+    def vector(self, words: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """A question as sorted feature ids and their weights."""
+        counts = self._counts(words)
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         ids = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
@@ -143,12 +148,7 @@ class Space:
         ids, weights = query
         a, b = int(self.indptr[row]), int(self.indptr[row + 1])
         features, counts = self.indices[a:b], self.counts[a:b].copy()
-        removed: Counter[int] = Counter()
-        for word in words:
-            for piece in pieces(word):
-                feature = self.features.get(piece)
-                if feature is not None:
-                    removed[feature] += 1
+        removed = self._counts(words)
         if removed:
             drop_ids = np.fromiter(removed, dtype=np.int64, count=len(removed))
             drop = np.asarray([removed[i] for i in drop_ids], dtype=np.float64)
