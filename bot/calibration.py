@@ -103,9 +103,14 @@ class Fit:
         return text
 
 
-def signals(o: Observation) -> tuple[float, float, float, float]:
-    """What the confidence is read from: the best score, its lead, and the lead in each signal."""
-    return (o.best, o.lead, o.words_lead, o.resemblance_lead)
+def signals(o: Observation) -> tuple[float, float, float, float, float]:
+    """What the confidence is read from: the best score, its lead, the lead in each signal, and how
+    much the question says (its words' IDF, capped)."""
+    return (o.best, o.lead, o.words_lead, o.resemblance_lead, informative(o.information))
+
+
+def informative(information: float) -> float:
+    return min(information, INFORMATION_CAP) / INFORMATION_CAP
 
 
 def _sigmoid(coefficients: tuple[float, ...], values: tuple[float, ...]) -> float:
@@ -134,8 +139,9 @@ def logistic(
 
 
 # Before any evidence: a best score of 0.5 with a lead of 0.1 is a fair chance. Deliberately weak.
-PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0)
-PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0)
+PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0, 0.0)
+PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0, 0.0)
+INFORMATION_CAP = 10.0  # about four rare words: more does not make a question clearer
 
 
 def fit(observations: list[Observation], answer_when_sure: float = ANSWER_WHEN_SURE) -> Fit:

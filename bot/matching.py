@@ -508,7 +508,7 @@ def decide(
         return Result(lang, None, 0.0, (), rest, terms, answer_at=fit.answer_at)
     if not ranked or all(m.words == 0 for m in ranked):  # not one word in common: look-alike letters only
         return Result(lang, None, 0.0, (), ranked, terms, answer_at=fit.answer_at)
-    best, values = ranked[0], _signals(ranked)
+    best, values = ranked[0], (*_signals(ranked), calibration.informative(information))
     confidence = fit.confidence(values)
     specific = information >= fit.min_information
     suggestions = _choices(ranked)

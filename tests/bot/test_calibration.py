@@ -23,9 +23,9 @@ def observations(seed: int = 3) -> list[Observation]:
 def test_the_confidence_grows_with_the_score_and_the_lead() -> None:
     fitted = fit(observations())
 
-    assert fitted.confidence((0.8, 0.3, 0.3, 0.3)) > 0.9
-    assert fitted.confidence((0.2, 0.01, 0.01, 0.01)) < 0.3
-    assert fitted.confidence((0.5, 0.2, 0.2, 0.2)) > fitted.confidence((0.5, 0.02, 0.02, 0.02))
+    assert fitted.confidence((0.8, 0.3, 0.3, 0.3, 0.3)) > 0.9
+    assert fitted.confidence((0.2, 0.01, 0.01, 0.01, 0.3)) < 0.3
+    assert fitted.confidence((0.5, 0.2, 0.2, 0.2, 0.3)) > fitted.confidence((0.5, 0.02, 0.02, 0.02, 0.3))
 
 
 def test_answer_when_sure_trades_answers_for_questions_back() -> None:
@@ -41,7 +41,11 @@ def test_answer_when_sure_trades_answers_for_questions_back() -> None:
 def test_with_no_examples_to_learn_from_the_prior_is_cautious() -> None:
     prior = fit([])
 
-    assert prior.confidence((0.9, 0.5, 0.5, 0.5)) > prior.answer_at > prior.confidence((0.3, 0.02, 0.0, 0.0))
+    assert (
+        prior.confidence((0.9, 0.5, 0.5, 0.5, 0.3))
+        > prior.answer_at
+        > prior.confidence((0.3, 0.02, 0.0, 0.0, 0.3))
+    )
 
 
 def test_a_fit_is_kept_per_version_and_code(tmp_path: Path) -> None:
