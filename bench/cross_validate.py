@@ -59,7 +59,7 @@ def top1(kb: KnowledgeBase, asked: list[tuple[str, str]]) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", default="0.0,0.25,0.35,0.5,0.65")
+    parser.add_argument("--grid", default="0.0,0.25,0.5,0.65,0.8,0.9")
     args = parser.parse_args()
     bases = await knowledge_bases()
     results = []
