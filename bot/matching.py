@@ -184,6 +184,7 @@ class Index:
         self.space = Space(documents)
         self.n_real = len(kb.entries)
         self.answer_when_sure = kb.answer_when_sure
+        self._asked: dict[int, tuple[tuple[Match, ...], tuple[str, ...]]] = {}  # see observe
         known = calibration.cached(cache, kb.version) if cache is not None and fit else None
         self.fit = known or (self._fit() if fit else calibration.fit([], kb.answer_when_sure))
         if cache is not None and fit and known is None:
@@ -412,7 +413,9 @@ class Index:
         out-of-scope example)."""
         own = self.entry_ids[self.question_entry[position]]
         lang = self.question_lang[position]
-        ranked, terms = self.rank(self.questions[position], lang=lang, exclude=position)
+        known = self._asked.get(position)
+        ranked, terms = known or self.rank(self.questions[position], lang=lang, exclude=position)
+        self._asked[position] = (ranked, terms)  # the fit's rankings serve `kb check` again
         information = self.information(terms)
         result = decide(lang, ranked, terms, self.fit, information)
         real = [m for m in ranked if m.entry_id != OUT_OF_SCOPE]
