@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 
 log = logging.getLogger(__name__)
-STALE_AFTER = timedelta(days=365)
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -124,65 +123,10 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
-    """Ask every example question of the knowledge base *without that example*.
+    """Warnings about a knowledge base that loads (see `bot.knowledge_check`): never errors."""
+    from bot.knowledge_check import self_test as check
 
-    If the other examples confidently route it to a different entry, it is in the wrong entry (an
-    error); if they only make it a "did you mean", the two entries are easily confused (a warning).
-    """
-    index = Conversation(kb).index
-    problems: list[Problem] = []
-    confusable: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    languages = {q: lang for e in kb.entries.values() for lang, qs in e.questions.items() for q in qs}
-    for position, question in enumerate(index.questions):
-        entry_id = index.entry_ids[index.question_entry[position]]
-        if entry_id not in kb.entries:  # an out-of-scope example
-            continue
-        entry = kb.entries[entry_id]
-        result = index.match(question, lang=languages[question], exclude=position)
-        if result.answer_id is not None and result.answer_id != entry_id:
-            problems.append(
-                Problem(
-                    entry.file,
-                    entry.line_of(question),
-                    None,
-                    entry_id,
-                    f"the example question '{question}' routes to '{result.answer_id}'",
-                    "reword it with the words of this entry, or move it to the entry that answers it",
-                )
-            )
-        elif result.answer_id is None and result.suggestions and result.suggestions[0] != entry_id:
-            pair = sorted((entry_id, result.suggestions[0]))
-            confusable.setdefault((pair[0], pair[1]), []).append((entry_id, question))
-    for (first, second), questions in sorted(confusable.items()):
-        owner, example = questions[0]
-        entry = kb.entries[owner]
-        problems.append(
-            Problem(
-                entry.file,
-                entry.line_of(example),
-                None,
-                owner,
-                f"'{first}' and '{second}' are easily confused "
-                f"({len(questions)} example(s), e.g. '{example}')",
-                "make the example questions of each use the words that set it apart",
-                severity="warning",
-            )
-        )
-    today = today or date.today()
-    for entry in kb.entries.values():
-        if entry.reviewed and today - entry.reviewed > STALE_AFTER:
-            problems.append(
-                Problem(
-                    entry.file,
-                    entry.line,
-                    None,
-                    entry.id,
-                    f"last reviewed {entry.reviewed.isoformat()}, more than 12 months ago",
-                    "review the answer and update 'reviewed'",
-                    severity="warning",
-                )
-            )
-    return problems
+    return check(kb, today=today)
 
 
 async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,16 +146,23 @@ async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
         errors = sum(p.severity == "error" for p in [*exc.problems, *extra])
         print(f"\n{directory}: {errors} error(s) — the bot would keep serving its previous knowledge base.")
         return 1
-    problems = [*kb.warnings, *schema, *await asyncio.to_thread(self_test, kb)]
+    from bot.knowledge_check import blocking
+    from bot.knowledge_check import self_test as check
+    from bot.matching import Index
+
+    index = await asyncio.to_thread(Index, kb)
+    problems = [*kb.warnings, *schema, *await asyncio.to_thread(check, kb, index)]
     for problem in problems:
         print(problem, file=sys.stderr)
-    errors = sum(p.severity == "error" for p in problems)
+    errors = len(blocking(problems))
     warnings = len(problems) - errors
     questions = sum(len(q) for e in kb.entries.values() for q in e.questions.values())
+    languages = ", ".join(kb.languages)
     print(
         f"{directory}: {len(kb.entries)} entries, {questions} example questions, {len(kb.tips)} tips, "
-        f"version {kb.version}: {errors} error(s), {warnings} warning(s)"
+        f"languages {languages}, version {kb.version}: {errors} error(s), {warnings} warning(s)"
     )
+    print(f"How sure the bot is, fitted on this knowledge base: {index.fit.summary()}.")
     return 1 if errors else 0
 
 

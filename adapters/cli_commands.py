@@ -8,6 +8,7 @@ composition root (adapters/services.py).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,20 @@ from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 async def open_conversation(settings: Settings, knowledge: Path | None = None) -> Conversation:
     directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
     kb = await load_knowledge(directory)
-    return Conversation(kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact)
+    return Conversation(
+        kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact, fit_cache=fit_cache_dir()
+    )
+
+
+def fit_cache_dir() -> Path | None:
+    """Where `ask`, `chat` and `match` keep the confidence fitted on each knowledge-base version
+    (POLICYBOT_CACHE_DIR, else the user's cache folder; "off" fits anew every time)."""
+    configured = os.environ.get("POLICYBOT_CACHE_DIR")
+    if configured == "off":
+        return None
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "policybot"
 
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

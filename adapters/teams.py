@@ -2,9 +2,9 @@
 
 Built on botbuilder-python 4.17 (`botbuilder-core`, `botbuilder-integration-aiohttp`). Microsoft archived
 botbuilder-python at the end of 2025; its successor is the Microsoft 365 Agents SDK
-(`microsoft-agents-hosting-*`). Every botbuilder import lives in adapters/teams*.py (this module and
-adapters/teams_delivery.py, which holds the SDK's CloudAdapter wiring and the proactive sends), so a move
-touches only those.
+(`microsoft-agents-hosting-*`). Every botbuilder import lives in adapters/teams*.py (this module,
+adapters/teams_delivery.py, which holds the SDK's CloudAdapter wiring and the proactive sends, and
+adapters/teams_auth.py, the identity endpoints and token checks), so a move touches only those.
 
 Known traps of 4.17.1 this module steps around:
 - an `invoke` answered with a body is serialized twice and comes back as a 500, so cards use
@@ -34,11 +34,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import ClientError, web
+from aiohttp import web
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
 
+from adapters.teams_auth import Refusal, TokenCheck
 from adapters.teams_cards import MAX_DATA_QUESTION
 from adapters.teams_delivery import TeamsDeliverer
 from adapters.teams_platform import TeamsPlatform, TeamsTurn, reference_of
@@ -110,6 +111,7 @@ class TeamsBot:
         self.adapter = adapter
         self.default_lang = router.default_lang
         self.adapter.on_turn_error = self._on_turn_error
+        self.token_check = TokenCheck(adapter.bot_framework_authentication)  # 401/503, see teams_auth.py
 
     @property
     def deliverer(self) -> TeamsDeliverer:
@@ -127,9 +129,9 @@ class TeamsBot:
         if isinstance(parsed, web.Response):
             return parsed
         body, activity = parsed
-        authenticated = await self._authenticate(activity, request.headers.get("Authorization", ""))
-        if isinstance(authenticated, web.Response):
-            return authenticated
+        authenticated = await self.token_check.check(activity, request.headers.get("Authorization"))
+        if isinstance(authenticated, Refusal):
+            return _problem(authenticated.status, authenticated.message)
 
         async def logic(turn_context: TurnContext) -> None:
             await self.on_turn(TeamsTurn(turn_context, tenant_of(body)), body)
@@ -145,22 +147,6 @@ class TeamsBot:
                 return web.Response(status=invoke_response.status or 200)
             return web.json_response(invoke_response.body, status=invoke_response.status or 200)
         return web.Response(status=200)
-
-    async def _authenticate(self, activity: Activity, auth_header: str) -> object:
-        """The SDK's AuthenticateRequestResult, or the 401/503 response to give instead."""
-        try:
-            result: object = await self.adapter.bot_framework_authentication.authenticate_request(
-                activity, auth_header
-            )
-        except PermissionError:
-            return _problem(401, "unauthorized")
-        except (ClientError, OSError) as exc:  # OpenID metadata could not be fetched
-            log.warning("Teams token validation could not reach the identity service: %r", exc)
-            return _problem(503, "token validation is unavailable; try again")
-        except Exception as exc:  # a token the JWT library rejects
-            log.info("Teams request with an invalid token: %s", type(exc).__name__)
-            return _problem(401, "unauthorized")
-        return result
 
     # -- Turns -----------------------------------------------------------------------------------------
 

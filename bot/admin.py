@@ -130,7 +130,8 @@ class Admin:
             verdict = "does not answer (fallback: how to reach HR)"
         lines = [
             f"*why* “{question}” ({result.lang})",
-            f"The bot {verdict} — confidence {result.confidence:.2f}.",
+            f"The bot {verdict} — {result.confidence:.0%} sure; it answers outright from "
+            f"{result.answer_at:.0%} (answer_when_sure, fitted on this knowledge base's own examples).",
         ]
         if not result.specific:
             lines.append(
@@ -140,12 +141,16 @@ class Admin:
         if result.ranked:
             best = result.ranked[0]
             lines.append(
-                f"Closest example: “{best.question}” in {_name(best, kb.entries)} (score {best.score:.2f})"
+                f"Closest example: “{best.question}” in {_name(best, kb.entries)} (score {best.score:.2f}: "
+                f"{_signals(best)})"
             )
             runners = result.ranked[1 : 1 + RUNNERS_UP]
             if runners:
                 lines.append("Runners-up:")
-                lines += [f"• {_name(m, kb.entries)} {m.score:.2f} — “{m.question}”" for m in runners]
+                lines += [
+                    f"• {_name(m, kb.entries)} {m.score:.2f} ({_signals(m)}) — “{m.question}”"
+                    for m in runners
+                ]
             else:
                 lines.append("Runners-up: none (no other entry shares a word with it).")
         else:
@@ -177,6 +182,13 @@ def tip_now_reply(outcomes: Sequence[TipOutcome]) -> str:
         statuses = ", ".join(f"{n} {status}" for (p, status), n in sorted(personal.items()) if p == platform)
         lines.append(f"• {platform} personal chats: {statuses}")
     return "\n".join(lines)
+
+
+def _signals(match: Match) -> str:
+    """A score's two parts in HR's words: shared words, and resemblance to the entry's examples."""
+    if match.entry_id == OUT_OF_SCOPE:
+        return f"words shared with an out-of-scope example {match.words:.2f}"
+    return f"words shared with the entry {match.words:.2f}, resembles its examples {match.resemblance:.2f}"
 
 
 def _name(match: Match, entries: Any) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.calibration import ANSWER_WHEN_SURE
 from bot.errors import Problem
 
 LANGS: tuple[str, ...] = ("en", "nb")
@@ -98,11 +99,19 @@ class KnowledgeBase:
     out_of_scope: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source_dir: str = ""
     warnings: tuple[Problem, ...] = ()
+    languages: tuple[str, ...] = LANGS  # the first is the main one: where a translation is missing
+    answer_when_sure: float = ANSWER_WHEN_SURE  # percent of confidence needed to answer outright
 
     def say(self, key: str, lang: str, **values: str) -> str:
         """One of the bot's own sentences in `lang`, with its placeholders filled in."""
-        template = self.messages[key].get(lang) or self.messages[key]["en"]
-        return template.format_map(_Blank(values))
+        return self.text(self.messages[key], lang).format_map(_Blank(values))
+
+    def text(self, texts: Mapping[str, str], lang: str) -> str:
+        """A text in `lang`, else in the main language, else English, else whichever there is."""
+        for choice in (lang, self.languages[0], "en"):
+            if texts.get(choice):
+                return texts[choice]
+        return next(iter(texts.values()), "")
 
 
 class _Blank(dict[str, str]):

@@ -20,7 +20,7 @@ import holidays
 from bot.config import WEEKDAYS, Settings
 from bot.conversation import Reply
 from bot.errors import ConfigError
-from bot.knowledge import LANGS
+from bot.languages import normalise
 from bot.store import TipStatus
 
 
@@ -183,9 +183,9 @@ def slack_targets(channels: Iterable[str], default_lang: str) -> list[Target]:
     for spec in channels:
         channel, _, lang = spec.partition(":")
         lang = lang.strip() or default_lang
-        if lang not in LANGS:
+        if normalise(lang) != lang:
             raise ConfigError(
-                f"POLICYBOT_TIP_SLACK_CHANNELS: {spec!r} has language {lang!r}; use one of {', '.join(LANGS)}"
+                f"POLICYBOT_TIP_SLACK_CHANNELS: {spec!r} has language {lang!r}; use a code such as en, nb, sv"
             )
         targets.append(Target("slack", channel.strip(), lang))
     return targets

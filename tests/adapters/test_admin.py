@@ -202,9 +202,12 @@ async def test_an_admin_asks_why_a_question_gets_its_answer(slack: SlackPolicybo
 
     lines = answer.params["text"].splitlines()
     assert lines[0] == "*why* “my boss in photos on facebook” (en)"
-    assert lines[1].startswith("The bot answers with *friend-manager* — confidence 0.")
+    assert lines[1].startswith("The bot answers with *friend-manager* — ")
+    assert lines[1].endswith("% (answer_when_sure, fitted on this knowledge base's own examples).")
     assert lines[2].startswith("Closest example: “") and "” in *friend-manager* (score 0." in lines[2]
-    assert lines[3:5] == ["Runners-up:", "• *workplace-photos* 0.33 — “Can I post photos from work?”"]
+    assert "words shared with the entry 0." in lines[2] and "resembles its examples 0." in lines[2]
+    assert lines[3] == "Runners-up:"
+    assert lines[4].startswith("• *workplace-photos* 0.") and "“Can I post photos from work?”" in lines[4]
     assert lines[5] == "Words understood: `manager`, `photo`, `facebook`"
 
 

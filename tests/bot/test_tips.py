@@ -290,7 +290,7 @@ def test_bad_schedule_settings_are_reported_clearly():
     with pytest.raises(ConfigError, match="POLICYBOT_TIP_HOLIDAYS"):
         Schedule.from_settings(replace(SETTINGS, tip_holidays="XX"))
     with pytest.raises(ConfigError, match="POLICYBOT_TIP_SLACK_CHANNELS"):
-        TipScheduler.from_settings(replace(SETTINGS, tip_slack_channels=("C1:fr",)), None, None, [])  # type: ignore[arg-type]
+        TipScheduler.from_settings(replace(SETTINGS, tip_slack_channels=("C1:xx",)), None, None, [])  # type: ignore[arg-type]
 
 
 async def test_each_target_sees_every_tip_before_any_repeats_in_its_own_order(world, clock):
