@@ -19,6 +19,14 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
+def _switch(env: Mapping[str, str], name: str, default: str, missing: list[str]) -> bool:
+    """An on/off setting (also true/false, yes/no, 1/0); anything else is reported in `missing`."""
+    value = env.get(name, default).strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        missing.append(f"{name}={value!r} must be on or off")
+    return value in ("on", "true", "1", "yes")
+
+
 def _clock(name: str, value: str) -> time:
     if not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
         raise ConfigError(f"{name}={value!r} is not a time of day; write it as HH:MM, e.g. 09:00")
@@ -170,16 +178,12 @@ class Settings:
         if not retention.isdigit() or int(retention) < 1:
             missing.append(f"POLICYBOT_RETENTION_DAYS={retention!r} must be a whole number of days >= 1")
 
-        watch = env.get("POLICYBOT_WATCH_KNOWLEDGE", "on").strip().lower()
-        if watch not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
-            missing.append(f"POLICYBOT_WATCH_KNOWLEDGE={watch!r} must be on or off")
+        watch = _switch(env, "POLICYBOT_WATCH_KNOWLEDGE", "on", missing)
         debounce = env.get("POLICYBOT_RELOAD_DEBOUNCE_MS", "1600").strip()
         if not debounce.isdigit():
             missing.append(f"POLICYBOT_RELOAD_DEBOUNCE_MS={debounce!r} must be a number of milliseconds")
 
-        access_log = env.get("POLICYBOT_ACCESS_LOG", "off").strip().lower()
-        if access_log not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
-            missing.append(f"POLICYBOT_ACCESS_LOG={access_log!r} must be on or off")
+        access_log = _switch(env, "POLICYBOT_ACCESS_LOG", "off", missing)
 
         if missing:
             raise ConfigError("; ".join(missing))
@@ -205,7 +209,7 @@ class Settings:
             tip_holidays=env.get("POLICYBOT_TIP_HOLIDAYS", "NO") or None,
             tip_slack_channels=_list(env.get("POLICYBOT_TIP_SLACK_CHANNELS")),
             hr_contact=env.get("POLICYBOT_HR_CONTACT") or None,
-            watch_knowledge=watch in ("on", "true", "1", "yes"),
+            watch_knowledge=watch,
             reload_debounce_ms=int(debounce),
-            access_log=access_log in ("on", "true", "1", "yes"),
+            access_log=access_log,
         )
