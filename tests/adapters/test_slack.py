@@ -719,3 +719,15 @@ async def test_an_answer_in_progress_when_serve_is_stopped_is_still_posted(
     first, retry = slack_api.calls_to("chat.postMessage")
     assert retry.params == first.params
     assert "Yes, you may" in retry.text
+
+
+async def test_starting_with_the_token_in_the_environment_logs_no_warning_about_it(
+    start_bot: StartBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)  # as under `policybot serve`: bolt reads it too
+    with caplog.at_level(logging.WARNING):
+        bot = await start_bot()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert await bot.dm("Can I add my manager on Facebook?") == 200
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert answer.token == BOT_TOKEN  # the client the bot was given is the one that answers
