@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -329,6 +330,24 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def port_number(value: str, *, name: str = "--port") -> int:
+    """A TCP port from the command line or `PORT`, with a message instead of a ValueError."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={value!r} is not a port number: give a whole number from 1 to 65535")
+    return port
+
+
+def _port_argument(value: str) -> int:
+    try:
+        return port_number(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def since_date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -377,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=cmd_kb_check)
 
     serve = sub.add_parser("serve", help="run the Slack/Teams server")
-    serve.add_argument("--port", type=int, default=None, help="port (default: $PORT, else 3000)")
+    serve.add_argument("--port", type=_port_argument, default=None, help="port (default: $PORT, else 3000)")
     serve.add_argument("--slack-socket-mode", action="store_true", help="connect to Slack over Socket Mode")
     serve.set_defaults(run=cmd_serve)
 
@@ -437,9 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if getattr(args, "port", "absent") is None:
-            import os
-
-            args.port = int(os.environ.get("PORT") or 3000)
+            args.port = port_number(os.environ.get("PORT") or "3000", name="PORT")
         return asyncio.run(args.run(args, settings))
     except KnowledgeError as exc:
         print(f"policybot: the knowledge base has errors:\n{exc}", file=sys.stderr)
@@ -449,6 +466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`policybot ask … | head -3`): nothing more can be written to it, and
+        # Python would otherwise report the same failure again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("policybot: the output was closed before everything was written", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

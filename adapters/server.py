@@ -136,7 +136,12 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             watcher = asyncio.create_task(reloader.watch(stop), name="policybot-knowledge-watch")
         runner = web.AppRunner(app)
         await runner.setup()
-        await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
+        try:
+            await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
+        except OSError as exc:  # e.g. the port is taken: one line for the operator, not a traceback
+            raise ConfigError(
+                f"cannot listen on port {port}: {exc.strerror or exc} (set PORT or --port to a free port)"
+            ) from exc
         log.info(
             "policybot %s serving on port %s: %s",
             kb.version, port, ", ".join(ctx.platforms) or "no chat platform configured (only /healthz)",

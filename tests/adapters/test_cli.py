@@ -173,3 +173,67 @@ def test_a_broken_knowledge_folder_is_a_clear_error_not_a_traceback(tmp_path: Pa
 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "bad.yaml:2:1" in run.stderr
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1] if text.strip() else ""
+
+
+@pytest.mark.parametrize(("args", "env"), [(["serve"], {"PORT": "abc"}), (["serve", "--port", "99999"], {})])
+def test_a_port_that_is_not_a_number_is_one_clear_line_and_a_failure(
+    args: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    run = policybot(*args, env={**env, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db"})
+
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert "is not a port number: give a whole number from 1 to 65535" in last_line(run.stderr)
+
+
+def test_a_port_already_in_use_is_one_clear_line_and_a_failure(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = policybot(
+            "serve",
+            "--port",
+            str(port),
+            env={"DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "POLICYBOT_KNOWLEDGE": str(tiny_kb_dir)},
+        )
+
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert last_line(run.stderr).startswith(f"policybot: cannot listen on port {port}: ")
+
+
+def test_output_closed_early_by_head_is_one_clear_line_not_a_traceback(tiny_kb_dir: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "Microsoft", "POLICYBOT_"))}
+    reader, writer = os.pipe()
+    os.close(reader)  # like `| head -3` that has already exited: every write fails with EPIPE
+    try:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "adapters.cli",
+                "ask",
+                "Can I add my boss on fb?",
+                "--knowledge",
+                str(tiny_kb_dir),
+            ],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+
+    assert run.returncode != 0
+    assert run.stderr.strip() == "policybot: the output was closed before everything was written"
