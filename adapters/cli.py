@@ -188,7 +188,16 @@ def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
 async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.schema import schema_problems  # jsonschema is only needed here
 
-    directory = resolve_knowledge_dir(args.directory or settings.knowledge_dir)
+    given: Path | None = args.directory
+    if given is not None and given.is_file():
+        # HR checks the file they just edited: its folder is what the bot loads (the files are merged).
+        print(f"{given} is a file: checking its folder, {given.parent}, as the bot loads it", file=sys.stderr)
+        given = given.parent
+    elif given is not None and not given.exists():
+        raise ConfigError(
+            f"{given} does not exist: give the knowledge folder, e.g. policybot kb check knowledge"
+        )
+    directory = resolve_knowledge_dir(given or settings.knowledge_dir)
     # The JSON Schema editors use: its findings agree with the loader's (tests hold them to it), so
     # one the loader already reported at the same line is not printed twice.
     schema = await schema_problems(directory)
@@ -358,6 +367,16 @@ def since_date(value: str) -> date:
 # ----------------------------------------------------------------------------------------------- main
 
 
+def package_version() -> str:
+    """The installed policybot's version (pyproject.toml's, via the package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("policybot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policybot",
@@ -365,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         "in the terminal, in Slack and in Microsoft Teams.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--version", action="version", version=f"policybot {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     knowledge = argparse.ArgumentParser(add_help=False)
     knowledge.add_argument("--knowledge", type=Path, help="knowledge folder (default: $POLICYBOT_KNOWLEDGE)")

@@ -237,3 +237,33 @@ def test_output_closed_early_by_head_is_one_clear_line_not_a_traceback(tiny_kb_d
 
     assert run.returncode != 0
     assert run.stderr.strip() == "policybot: the output was closed before everything was written"
+
+
+def test_kb_check_of_a_file_checks_the_folder_it_is_in(tiny_kb_dir: Path) -> None:
+    run = policybot("kb", "check", str(tiny_kb_dir / "messages.yaml"))
+
+    assert run.returncode == 0, run.stderr
+    assert f"messages.yaml is a file: checking its folder, {tiny_kb_dir}" in run.stderr
+    assert "2 entries" in run.stdout
+
+
+def test_kb_check_of_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    run = policybot("kb", "check", str(tmp_path / "knowledg"))
+
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        f"policybot: {tmp_path / 'knowledg'} does not exist: give the knowledge folder, "
+        "e.g. policybot kb check knowledge"
+    )
+
+
+def test_version_is_the_package_s_and_the_licence_file_says_what_pyproject_says() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    run = policybot("--version")
+
+    assert run.returncode == 0
+    assert run.stdout.strip() == f"policybot {project['version']}"
+    assert project["license"] == {"text": "MIT"}
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License\n")
