@@ -52,6 +52,19 @@ def render(reply: Reply) -> str:
 
 
 def match_record(conversation: Conversation, question: str, lang: str | None) -> dict[str, Any]:
+    """The matcher's verdict as `match --json` writes it; a command ("help", "tips") is no question:
+    it has no answer_id and names the command."""
+    command = conversation.command(question, lang)
+    if command is not None:
+        kind, command_lang = command
+        return {
+            "question": question,
+            "answer_id": None,
+            "confidence": 1.0,
+            "suggestions": [],
+            "lang": command_lang,
+            "command": str(kind),
+        }
     result = conversation.match(question, lang)
     return {
         "question": question,
@@ -59,6 +72,7 @@ def match_record(conversation: Conversation, question: str, lang: str | None) ->
         "confidence": round(result.confidence, 4),
         "suggestions": list(result.suggestions),
         "lang": result.lang,
+        "command": None,
     }
 
 
@@ -185,19 +199,23 @@ def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
     return problems
 
 
-async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.schema import schema_problems  # jsonschema is only needed here
-
-    given: Path | None = args.directory
+def folder_to_check(given: Path | None) -> Path | None:
+    """The folder `kb check` loads: HR often names the file they just edited, and the bot loads (and
+    merges) its whole folder."""
     if given is not None and given.is_file():
-        # HR checks the file they just edited: its folder is what the bot loads (the files are merged).
         print(f"{given} is a file: checking its folder, {given.parent}, as the bot loads it", file=sys.stderr)
-        given = given.parent
-    elif given is not None and not given.exists():
+        return given.parent
+    if given is not None and not given.exists():
         raise ConfigError(
             f"{given} does not exist: give the knowledge folder, e.g. policybot kb check knowledge"
         )
-    directory = resolve_knowledge_dir(given or settings.knowledge_dir)
+    return given
+
+
+async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.schema import schema_problems  # jsonschema is only needed here
+
+    directory = resolve_knowledge_dir(folder_to_check(args.directory) or settings.knowledge_dir)
     # The JSON Schema editors use: its findings agree with the loader's (tests hold them to it), so
     # one the loader already reported at the same line is not printed twice.
     schema = await schema_problems(directory)

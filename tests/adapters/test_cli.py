@@ -85,7 +85,8 @@ def test_match_writes_one_json_object_per_question_read(tiny_kb_dir: Path) -> No
     assert [r["answer_id"] for r in records] == ["friend-manager", None, None]
     assert records[1]["suggestions"] == []
     assert set(records[2]["suggestions"]) == {"friend-manager", "workplace-photos"}
-    assert set(records[0]) == {"question", "answer_id", "confidence", "suggestions", "lang"}
+    assert set(records[0]) == {"question", "answer_id", "confidence", "suggestions", "lang", "command"}
+    assert records[0]["command"] is None
 
 
 def test_chat_lets_the_user_pick_a_suggestion_by_number(tiny_kb_dir: Path) -> None:
@@ -267,3 +268,14 @@ def test_version_is_the_package_s_and_the_licence_file_says_what_pyproject_says(
     assert run.stdout.strip() == f"policybot {project['version']}"
     assert project["license"] == {"text": "MIT"}
     assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License\n")
+
+
+def test_match_reports_a_command_as_a_command_not_as_a_question(tiny_kb_dir: Path) -> None:
+    run = policybot("match", "--json", "--knowledge", str(tiny_kb_dir), stdin="help\nhjelp\ntips\n")
+
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(r["command"], r["lang"], r["answer_id"]) for r in records] == [
+        ("help", "en", None),
+        ("help", "nb", None),
+        ("tip", "nb", None),
+    ]
