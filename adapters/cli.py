@@ -259,6 +259,7 @@ async def cmd_teams_package(args: argparse.Namespace, settings: Settings) -> int
         website=args.website,
         privacy_url=args.privacy_url,
         terms_url=args.terms_url,
+        version=args.app_version,
     )
     print(f"{out}: upload it in Teams (Apps → Manage your apps → Upload an app) or the Teams admin center.")
     return 0
@@ -442,9 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--app-id", required=True, help="the bot's Microsoft app id (MicrosoftAppId)")
     package.add_argument("--out", type=Path, help="zip file to write (default: policybot-teams.zip)")
     package.add_argument("--domain", action="append", default=[], help="a validDomains entry (repeatable)")
-    package.add_argument("--website", help="developer website shown in Teams (https)")
+    package.add_argument(
+        "--website", required=True, help="your organisation's page about the bot, shown in Teams (https)"
+    )
     package.add_argument("--privacy-url", help="privacy statement URL (default: the website)")
     package.add_argument("--terms-url", help="terms of use URL (default: the website)")
+    package.add_argument(
+        "--app-version", help="the app's version in Teams, e.g. 1.0.1 (default: policybot's version)"
+    )
     package.set_defaults(run=cmd_teams_package)
 
     db = sub.add_parser("db", help="database tools")
