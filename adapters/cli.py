@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +333,12 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.report_formats import render
     from bot.store import Store
 
+    tz = ZoneInfo(settings.timezone)
+    today = datetime.now(tz).date()
+    if args.since is not None and args.since > today:
+        raise ConfigError(
+            f"--since {args.since.isoformat()} is after today ({today.isoformat()}): nothing to report"
+        )
     conversation = await open_conversation(settings, args.knowledge)
     store = await Store.open(settings.database_url, retention_days=settings.retention_days)
     try:
@@ -341,11 +347,22 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             conversation.kb,
             since=args.since,
             lang=settings.default_lang,
-            tz=ZoneInfo(settings.timezone),
+            tz=tz,
             index=conversation.index,
         )
     finally:
         await store.close()
+    if args.knowledge is None and settings.knowledge_dir is None and _is_bundled(conversation.kb):
+        # Neither --knowledge, POLICYBOT_KNOWLEDGE nor ./knowledge: the report would show HR's entries
+        # as removed and point the paste targets into the installed package.
+        if report.unknown_entries:
+            raise ConfigError(
+                "the questions logged were answered from entries the default guidelines do not have "
+                f"({', '.join(report.unknown_entries[:3])}…): give your knowledge folder with --knowledge "
+                "or POLICYBOT_KNOWLEDGE"
+            )
+        print(f"policybot: using the default guidelines installed with policybot ({report.knowledge}); "
+              "give --knowledge for your own folder", file=sys.stderr)  # fmt: skip
     text = render(report, args.format)
     if args.out is None:
         sys.stdout.write(text)
@@ -374,6 +391,13 @@ def _port_argument(value: str) -> int:
         return port_number(value)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _is_bundled(kb: KnowledgeBase) -> bool:
+    """Whether `kb` is the default guidelines installed with policybot."""
+    from bot.knowledge_loader import default_knowledge_dir
+
+    return Path(kb.source_dir).resolve() == default_knowledge_dir().resolve()
 
 
 def since_date(value: str) -> date:

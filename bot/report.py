@@ -42,7 +42,7 @@ from rapidfuzz import fuzz, process
 
 from bot.conversation import ReplyKind
 from bot.knowledge import KnowledgeBase
-from bot.matching import OUT_OF_SCOPE, STOPWORDS, Index, fold, stem
+from bot.matching import OUT_OF_SCOPE, STOPWORDS, SUGGEST_AT, Index, calibrated, fold, stem
 from bot.privacy import mask
 from bot.store import LoggedPick, LoggedQuestion
 
@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 SIMILAR_AT = 85  # 0..100: keys at least this similar are "the same question" (see the module docstring)
 BLOCK = 512  # rows of the similarity matrix computed at once (memory: BLOCK x distinct questions bytes)
 MAX_VARIANTS = 3  # other phrasings shown per group
+# An entry is named "closest" to an unanswered question only if the bot itself would have found it a
+# plausible suggestion (calibrated confidence at SUGGEST_AT or more); below that the closeness is noise
+# (a score of 0.06 shares a stop word or two), and "no close entry" tells HR the topic is missing.
+CLOSEST_AT = SUGGEST_AT
 NOT_ANSWERED = (str(ReplyKind.SUGGESTIONS), str(ReplyKind.FALLBACK))
 
 # ------------------------------------------------------------------------------------------ grouping
@@ -174,6 +178,14 @@ class Report:
     ratings: tuple[Rating, ...]  # least helpful first
     gaps: tuple[Gap, ...]  # most asked first
     candidates: tuple[Candidate, ...]
+    knowledge: str = ""  # the knowledge folder the titles and paste targets come from, and its version
+    unknown_entries: tuple[str, ...] = ()  # entry ids in the log that this knowledge base does not have
+
+    @property
+    def not_answered(self) -> int:
+        """Questions that got "did you mean" suggestions or the fallback: what every table calls
+        "not answered"."""
+        return self.outcomes["suggestions"] + self.outcomes["fallback"]
 
     @property
     def total(self) -> int:
@@ -260,6 +272,8 @@ async def build_report(
     )
     gaps = await asyncio.to_thread(_gaps, unanswered, kb, index, lang)
     candidates = await asyncio.to_thread(_candidates, picks, kb, lang)
+    logged = {r.entry_id for r in asked if r.outcome == str(ReplyKind.ANSWER) and r.entry_id}
+    logged |= set(votes) | {p.entry_id for p in picks}
     return Report(
         generated=now,
         since=since,
@@ -272,6 +286,8 @@ async def build_report(
         ratings=tuple(ratings),
         gaps=tuple(gaps),
         candidates=tuple(candidates),
+        knowledge=f"{kb.source_dir or 'the knowledge base'}, version {kb.version}",
+        unknown_entries=tuple(sorted(logged - set(kb.entries))),
     )
 
 
@@ -286,6 +302,8 @@ def _gaps(records: list[LoggedQuestion], kb: KnowledgeBase, index: Index, lang: 
         best = next(
             (m for m in result.ranked if m.entry_id != OUT_OF_SCOPE and m.entry_id in kb.entries), None
         )
+        if best is not None and calibrated(best.score) < CLOSEST_AT:
+            best = None
         gaps.append(
             Gap(
                 question=ordered[0],

@@ -34,6 +34,16 @@ def render(report: Report, fmt: str) -> str:
     raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
+def _totals(report: Report) -> str:
+    """The one sentence of totals every format starts with; "not answered" is what the tables count."""
+    o = report.outcomes
+    return (
+        f"{report.total} questions: {o['answer']} answered ({pct(o['answer'], report.total)}), "
+        f'{report.not_answered} not answered ({o["suggestions"]} got "did you mean" suggestions, '
+        f'{o["fallback"]} got "I don\'t know").'
+    )
+
+
 def _period(report: Report) -> str:
     start = report.since.isoformat() if report.since else "the start of the log"
     return f"{start} to {report.generated.date().isoformat()}"
@@ -51,11 +61,9 @@ def md(text: str) -> str:
 
 def render_markdown(report: Report) -> str:
     out: list[str] = [f"# policybot insights: {_period(report)}", ""]
-    o = report.outcomes
-    out.append(
-        f"{report.total} questions: {o['answer']} answered ({pct(o['answer'], report.total)}), "
-        f"{o['suggestions']} offered suggestions, {o['fallback']} not answered."
-    )
+    out.append(md(_totals(report)))
+    if report.knowledge:
+        out.append(f"Titles and paste targets: {md(report.knowledge)}.")
     if report.retention_days:
         out.append(
             f"Questions are kept {report.retention_days} days, so the log starts no earlier than that."
@@ -260,16 +268,14 @@ pre{background:#f6f8fa;padding:.8rem;overflow-x:auto;border:1px solid #ddd}
 
 
 def render_html(report: Report) -> str:
-    o = report.outcomes
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>policybot insights: {_e(_period(report))}</title><style>{_CSS}</style></head><body>",
         f"<h1>policybot insights: {_e(_period(report))}</h1>",
-        f"<p><strong>{report.total}</strong> questions: {o['answer']} answered "
-        f"({pct(o['answer'], report.total)}), {o['suggestions']} offered suggestions, "
-        f"{o['fallback']} not answered.</p>",
+        f"<p>{_e(_totals(report))}</p>",
+        f'<p class="muted">Titles and paste targets: {_e(report.knowledge)}.</p>' if report.knowledge else "",
         '<p class="muted">Nobody who asked can be identified here: the bot stores no identities, and '
         "mentions, user ids, e-mail addresses and phone numbers in questions are replaced with placeholders "
         "(plain names are not: they go when the question is deleted at the end of the retention period).</p>",
@@ -284,19 +290,20 @@ def render_html(report: Report) -> str:
         ),
         "<h2>Questions per topic</h2>",
     ]
-    if report.topics:
-        out.append(bars_svg([(t.title, t.total) for t in report.topics]))
+    if report.topics or report.total:
+        if report.topics:
+            out.append(bars_svg([(t.title, t.total) for t in report.topics]))
         head = "".join(f'<th class="n">{w:%d %b}</th>' for w in report.weeks)
         out.append(f'<table><tr><th>Topic</th>{head}<th class="n">Total</th></tr>')
-        for t in report.topics:
-            cells = "".join(f'<td class="n">{n}</td>' for n in t.weekly)
-            out.append(
-                f"<tr><td>{_e(t.title)} <code>{_e(t.entry_id)}</code></td>{cells}"
-                f'<td class="n">{t.total}</td></tr>'
-            )
+        rows = [(f"{_e(t.title)} <code>{_e(t.entry_id)}</code>", t.weekly) for t in report.topics]
+        rows.append(("<em>not answered</em>", report.weekly_unanswered))
+        rows.append(("<strong>all questions</strong>", report.weekly_total))
+        for label, weekly in rows:
+            cells = "".join(f'<td class="n">{n}</td>' for n in weekly)
+            out.append(f'<tr><td>{label}</td>{cells}<td class="n">{sum(weekly)}</td></tr>')
         out.append("</table>")
     else:
-        out.append("<p>No answered questions in this period.</p>")
+        out.append("<p>No questions in this period.</p>")
     out.append("<h2>Helpful / unhelpful per answer</h2>")
     if report.ratings:
         out.append(
