@@ -8,6 +8,7 @@ belongs to and how to fix it, so HR can repair an edit in one go.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib.util
 import re
@@ -21,6 +22,8 @@ from rapidfuzz import process
 
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge import (
+    ADMIN_MESSAGE_KEYS,
+    ALL_MESSAGE_KEYS,
     LANG_NAMES,
     LANGS,
     MESSAGE_KEYS,
@@ -450,8 +453,8 @@ class _Reader:
 
     def read_messages(self, node: yaml.Node) -> None:
         for key, (key_node, value_node) in self.mapping(node, None, "messages").items():
-            if key not in MESSAGE_KEYS:
-                guess = process.extractOne(key, sorted(MESSAGE_KEYS), score_cutoff=60)
+            if key not in ALL_MESSAGE_KEYS:
+                guess = process.extractOne(key, sorted(ALL_MESSAGE_KEYS), score_cutoff=60)
                 hint = f"did you mean '{guess[0]}'?" if guess else "remove it; the bot never says it"
                 self.add(key_node, None, f"unknown message '{key}'", hint)
                 continue
@@ -459,7 +462,7 @@ class _Reader:
                 self.add(key_node, None, f"message '{key}' is defined twice", "keep one of them")
                 continue
             texts = self.localized(value_node, None, f"message '{key}'")
-            allowed = set(MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
+            allowed = set(ALL_MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
             for lang, text in texts.items():
                 try:
                     used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
@@ -478,7 +481,7 @@ class _Reader:
                         f"message '{key}' ({lang}) uses unknown placeholder {{{name}}}",
                         f"allowed here: {', '.join('{' + a + '}' for a in sorted(allowed)) or 'none'}",
                     )
-                for name in MESSAGE_KEYS[key]:
+                for name in ALL_MESSAGE_KEYS[key]:
                     if name not in used:
                         self.add(
                             value_node,
@@ -565,6 +568,17 @@ def _kind(node: yaml.Node) -> str:
     return f"'{node.value}'"
 
 
+@functools.cache
+def shipped_admin_messages() -> dict[str, dict[str, str]]:
+    """The admin sentences (`ADMIN_MESSAGE_KEYS`) as shipped with policybot, for a folder without them."""
+    reader = _Reader()
+    reader.file = str(default_knowledge_dir() / "messages.yaml")
+    read = read_yaml(Path(reader.file), reader.problems)
+    if read.node is not None:
+        reader.read_file(read.node)
+    return {key: texts for key, texts in reader.messages.items() if key in ADMIN_MESSAGE_KEYS}
+
+
 def _load(directory: Path) -> KnowledgeBase:
     reader = _Reader()
     if not directory.is_dir():
@@ -593,6 +607,8 @@ def _load(directory: Path) -> KnowledgeBase:
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise KnowledgeError(reader.problems)
+    for key, texts in shipped_admin_messages().items():
+        reader.messages.setdefault(key, texts)
     return KnowledgeBase(
         entries=dict(reader.entries),
         tips=tuple(reader.tips.values()),

@@ -361,30 +361,6 @@ def _indent_of(cache: dict[str, list[str]], file: str, line: int) -> str:
 
 # ------------------------------------------------------------------------------------ chat summary
 
-_WORDS = {
-    "en": {
-        "title": "*policybot report* ({period}): {total} questions, {answered} answered",
-        "since": "since {date}",
-        "all": "everything logged",
-        "top": "*Most asked topics*",
-        "worst": "*Least helpful answers*",
-        "gaps": "*Not answered yet*",
-        "closest": "closest: {entry}",
-        "none": "none",
-        "more": "Full report: `policybot report --format html`",
-    },
-    "nb": {
-        "title": "*policybot-rapport* ({period}): {total} spørsmål, {answered} besvart",
-        "since": "siden {date}",
-        "all": "alt som er logget",
-        "top": "*Mest spurte emner*",
-        "worst": "*Minst nyttige svar*",
-        "gaps": "*Ikke besvart ennå*",
-        "closest": "nærmest: {entry}",
-        "none": "ingen",
-        "more": "Hele rapporten: `policybot report --format html`",
-    },
-}
 _CHAT_SPECIAL = re.compile(r"[*_~`>]")
 
 
@@ -399,24 +375,29 @@ def _chat(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_summary(report: Report, lang: str, *, top: int = 5) -> str:
-    words = _WORDS.get(lang, _WORDS["en"])
-    period = words["since"].format(date=report.since.isoformat()) if report.since else words["all"]
+def render_summary(report: Report, kb: KnowledgeBase, lang: str, *, top: int = 5) -> str:
+    """The chat-sized report, in `lang`, with the sentences from messages.yaml."""
+
+    def say(key: str, **values: str) -> str:
+        return kb.say(key, lang, **values)
+
+    period = say("report_since", date=report.since.isoformat()) if report.since else say("report_all")
     answered = f"{report.outcomes['answer']} ({pct(report.outcomes['answer'], report.total)})"
-    lines = [words["title"].format(period=period, total=report.total, answered=answered), "", words["top"]]
-    lines += [f"• {_chat(t.title)}: {t.total}" for t in report.topics[:top]] or [f"• {words['none']}"]
+    lines = [say("report_title", period=period, total=str(report.total), answered=answered), ""]
+    lines.append(say("report_top"))
+    lines += [f"• {_chat(t.title)}: {t.total}" for t in report.topics[:top]] or [f"• {say('report_none')}"]
     worst = [r for r in report.ratings if r.unhelpful][:3]
-    lines += ["", words["worst"]]
+    lines += ["", say("report_worst")]
     lines += [f"• {_chat(r.title)}: {r.helpful} 👍 / {r.unhelpful} 👎 ({r.ratio:.0%})" for r in worst] or [
-        f"• {words['none']}"
+        f"• {say('report_none')}"
     ]
-    lines += ["", words["gaps"]]
+    lines += ["", say("report_gaps")]
     for number, gap in enumerate(report.gaps[:top], start=1):
-        closest = f" ({words['closest'].format(entry=gap.closest)})" if gap.closest else ""
+        closest = f" ({say('report_closest', entry=gap.closest)})" if gap.closest else ""
         lines.append(f'{number}. "{_chat(gap.question)}" ×{gap.count}{closest}')
     if not report.gaps:
-        lines.append(f"• {words['none']}")
-    lines += ["", words["more"]]
+        lines.append(f"• {say('report_none')}")
+    lines += ["", say("report_more")]
     return "\n".join(lines)
 
 
@@ -430,4 +411,4 @@ async def summary(
 ) -> str:
     """A chat-sized Markdown summary for `/policy report`: top topics, worst-rated answers, top gaps."""
     report = await build_report(store, kb, since=since, lang=lang, index=index)
-    return render_summary(report, lang)
+    return render_summary(report, kb, lang)
