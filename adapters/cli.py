@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from bot.conversation import Conversation, Message, Reply, ReplyKind
 from bot.errors import ConfigError, KnowledgeError, PolicybotError, Problem
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
+from bot.review import STALE_AFTER
 
 log = logging.getLogger(__name__)
-STALE_AFTER = timedelta(days=365)
 
 
 # ------------------------------------------------------------------------------------------ rendering

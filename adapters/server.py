@@ -19,6 +19,7 @@ from bot.conversation import Conversation
 from bot.errors import ConfigError
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 from bot.reload import Reloader
+from bot.review import ReviewReminder
 from bot.store import Store
 from bot.tips import Deliverer, TipScheduler, local_zone
 
@@ -39,6 +40,7 @@ class ServerContext:
     platforms: list[str] = field(default_factory=list)
     reloader: Reloader | None = None  # build_app makes one (for `reload`) when serve() did not
     tips: TipScheduler | None = None  # the tip scheduler, for the admins' "tip now" (set by build_app)
+    review: ReviewReminder | None = None  # the weekly "due for review" notice to HR (set by build_app)
 
 
 CTX = web.AppKey("policybot_ctx", ServerContext)
@@ -66,6 +68,11 @@ def build_app(ctx: ServerContext) -> web.Application:
     if ctx.reloader is None and ctx.conversation.kb.source_dir:
         ctx.reloader = Reloader(ctx.conversation, Path(ctx.conversation.kb.source_dir))
     app.router.add_get("/healthz", healthz)
+    if ctx.review is None and ctx.store is not None and hasattr(ctx.store, "claim_event"):
+        conversation = ctx.conversation
+        ctx.review = ReviewReminder(
+            lambda: conversation.kb, ctx.store, tz=local_zone(ctx.settings), at=ctx.settings.tip_time
+        )
     if ctx.settings.slack is not None:
         from adapters import slack
 
@@ -119,6 +126,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
     socket_mode: Any = None
     tips: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
+    review: asyncio.Task[None] | None = None
     ctx: ServerContext | None = None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -158,15 +166,18 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         # The daily tip: every replica runs a scheduler; the database makes each post happen once.
         assert ctx.tips is not None  # build_app made it: the store is open
         tips = asyncio.create_task(ctx.tips.run_forever(stop), name="policybot-tips")
+        if ctx.review is not None:
+            review = asyncio.create_task(ctx.review.run_forever(stop), name="policybot-review-notice")
         await stop.wait()
         log.info("shutting down")
     finally:
         stop.set()  # also when leaving through an error or cancellation: the tips must not wait for it
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        for task in (watcher, review):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if tips is not None:  # `stop` is set: the tip being delivered is finished, the rest wait
             finished, _ = await asyncio.wait({tips}, timeout=TIPS_STOP_GRACE)
             if not finished:

@@ -363,7 +363,13 @@ class SlackBot(SlackSender):
         reloader = getattr(self.ctx, "reloader", None)
         if not self.hr_channel or reloader is None:
             return
-        message = markdown_message(reloader.message(result, self.settings.default_lang))
+        await self.post_to_hr(lambda lang: reloader.message(result, lang))
+
+    async def post_to_hr(self, text_in: Callable[[str], str]) -> None:
+        """Post the core's markdown (in the bot's default language) to the HR channel, if there is one."""
+        if not self.hr_channel:
+            return
+        message = markdown_message(text_in(self.settings.default_lang))
         await self._call(
             "chat.postMessage", channel=self.hr_channel, text=message.text, blocks=message.blocks
         )
@@ -530,6 +536,8 @@ def mount(app: web.Application, ctx: Any) -> SlackBot:
     bot = SlackBot(ctx.settings, ctx.conversation, claims, ctx)
     if bot.hr_channel and getattr(ctx, "reloader", None) is not None:
         ctx.reloader.on_result(bot.notify_hr)  # a rejected knowledge-base edit is reported to HR
+    if bot.hr_channel and getattr(ctx, "review", None) is not None:
+        ctx.review.on_notice(bot.post_to_hr)  # the weekly list of answers due for review
     if hasattr(ctx.store, "save_escalation"):
         bot.routes = ctx.store
     app[SLACK] = bot

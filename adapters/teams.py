@@ -29,7 +29,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import ClientError, web
@@ -250,9 +250,14 @@ class TeamsBot:
 
     async def notify_hr(self, result: ReloadResult) -> None:
         """Tell the Teams HR conversation that an edit was rejected (and what to fix), or is fixed."""
-        hr_id = self.settings.hr_teams_conversation
         reloader = getattr(self.ctx, "reloader", None)
-        if not hr_id or reloader is None:
+        if reloader is not None:
+            await self.post_to_hr(lambda lang: reloader.message(result, lang))
+
+    async def post_to_hr(self, text_in: Callable[[str], str]) -> None:
+        """Post the core's markdown to the Teams HR conversation, in the language recorded for it."""
+        hr_id = self.settings.hr_teams_conversation
+        if not hr_id:
             return
         found = await self.deliverer.hr_reference(hr_id)
         if found is None:  # the log says why
@@ -260,7 +265,7 @@ class TeamsBot:
             return
         reference, lang = found
         try:
-            await self.deliverer.send(reference, self._markdown(reloader.message(result, lang)))
+            await self.deliverer.send(reference, self._markdown(text_in(lang)))
         except DeliveryError as exc:
             log.warning("could not tell the Teams HR conversation about the knowledge base: %s", exc)
 
@@ -464,6 +469,8 @@ def mount(app: web.Application, ctx: Any) -> bool:
     app[TEAMS_BOT] = bot
     if settings.hr_teams_conversation and getattr(ctx, "reloader", None) is not None:
         ctx.reloader.on_result(bot.notify_hr)  # a rejected knowledge-base edit is reported to HR
+    if settings.hr_teams_conversation and getattr(ctx, "review", None) is not None:
+        ctx.review.on_notice(bot.post_to_hr)  # the weekly list of answers due for review
     app.router.add_post("/api/messages", bot.handle_http)
     return True
 

@@ -44,6 +44,7 @@ from bot.conversation import ReplyKind
 from bot.knowledge import KnowledgeBase
 from bot.matching import OUT_OF_SCOPE, STOPWORDS, SUGGEST_AT, Index, calibrated, fold, stem
 from bot.privacy import mask
+from bot.review import StaleEntry, stale_entries, stale_lines
 from bot.store import LoggedPick, LoggedQuestion
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ class Report:
     ratings: tuple[Rating, ...]  # least helpful first
     gaps: tuple[Gap, ...]  # most asked first
     candidates: tuple[Candidate, ...]
+    stale: tuple[StaleEntry, ...] = ()  # entries due for review (last reviewed over a year ago)
     knowledge: str = ""  # the knowledge folder the titles and paste targets come from, and its version
     unknown_entries: tuple[str, ...] = ()  # entry ids in the log that this knowledge base does not have
 
@@ -286,6 +288,7 @@ async def build_report(
         ratings=tuple(ratings),
         gaps=tuple(gaps),
         candidates=tuple(candidates),
+        stale=tuple(stale_entries(kb, now.astimezone(tz).date(), lang)),
         knowledge=f"{kb.source_dir or 'the knowledge base'}, version {kb.version}",
         unknown_entries=tuple(sorted(logged - set(kb.entries))),
     )
@@ -397,6 +400,8 @@ def render_summary(report: Report, kb: KnowledgeBase, lang: str, *, top: int = 5
         lines.append(f'{number}. "{_chat(gap.question)}" ×{gap.count}{closest}')
     if not report.gaps:
         lines.append(f"• {say('report_none')}")
+    if report.stale:
+        lines += ["", say("report_stale"), *stale_lines(list(report.stale), limit=top)]
     lines += ["", say("report_more")]
     return "\n".join(lines)
 

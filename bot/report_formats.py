@@ -7,7 +7,8 @@ Markdown and HTML, and kept from running as a spreadsheet formula in CSV.
 CSV is one tidy ("long") table, one value per row:
 `section,week,entry_id,title,question,lang,metric,value`, with sections `totals`, `questions_per_week`,
 `questions_per_topic`, `feedback`, `unanswered` (metrics `asked`, `fallback`, `suggestions`,
-`closest_score`) and `candidate_example` (metric `picked`).
+`closest_score`), `review` (metric `reviewed`, an entry due for review) and `candidate_example`
+(metric `picked`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,17 @@ def render_markdown(report: Report) -> str:
             out.append(f"| {gap.count} | {md(gap.question)} | {variants} | {closest} |")
     else:
         out.append("Every question got an answer.")
+    out += ["", "## Answers due for review", ""]
+    if report.stale:
+        out.append("Last reviewed more than 12 months ago; employees still get them. Review each answer and "
+                   "update its `reviewed` date.")  # fmt: skip
+        out += ["", "| Answer | Last reviewed | Where |", "|---|---|---|"]
+        out += [
+            f"| {md(s.title)} (`{s.entry_id}`) | {s.reviewed.isoformat()} | {md(s.file)}:{s.line} |"
+            for s in report.stale
+        ]
+    else:
+        out.append("Every answer with a `reviewed` date was reviewed within the last 12 months.")
     out += ["", "## Candidate example questions", ""]
     if report.candidates:
         out.append(
@@ -164,6 +176,10 @@ def render_csv(report: Report) -> str:
         ):
             row = ["unanswered", "", gap.closest or "", gap.closest_title or "", gap.question, gap.lang]
             writer.writerow([*row, metric, value])
+    for stale in report.stale:
+        writer.writerow(
+            ["review", "", stale.entry_id, stale.title, "", "", "reviewed", stale.reviewed.isoformat()]
+        )
     for c in report.candidates:
         for question, n in c.questions:
             writer.writerow(["candidate_example", "", c.entry_id, c.title, question, c.lang, "picked", n])
@@ -342,6 +358,23 @@ def render_html(report: Report) -> str:
         out.append("</table>")
     else:
         out.append("<p>Every question got an answer.</p>")
+    out.append("<h2>Answers due for review</h2>")
+    if report.stale:
+        out.append(
+            '<p class="muted">Last reviewed more than 12 months ago; employees still get them. Review each '
+            "answer and update its <code>reviewed</code> date.</p>"
+        )
+        out.append("<table><tr><th>Answer</th><th>Last reviewed</th><th>Where</th></tr>")
+        out.extend(
+            f"<tr><td>{_e(s.title)} <code>{_e(s.entry_id)}</code></td><td>{s.reviewed.isoformat()}</td>"
+            f"<td><code>{_e(s.file)}:{s.line}</code></td></tr>"
+            for s in report.stale
+        )
+        out.append("</table>")
+    else:
+        out.append(
+            "<p>Every answer with a <code>reviewed</code> date was reviewed within the last 12 months.</p>"
+        )
     out.append("<h2>Candidate example questions</h2>")
     if report.candidates:
         out.append(

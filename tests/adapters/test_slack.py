@@ -22,9 +22,11 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -731,3 +733,30 @@ async def test_starting_with_the_token_in_the_environment_logs_no_warning_about_
     assert await bot.dm("Can I add my manager on Facebook?") == 200
     [answer] = await bot.fake.wait_for("chat.postMessage")
     assert answer.token == BOT_TOKEN  # the client the bot was given is the one that answers
+
+
+async def test_the_weekly_review_notice_reaches_the_hr_channel(
+    tmp_path: Path, slack_api: FakeSlackApi
+) -> None:
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack_api.api_url,
+        "POLICYBOT_HR_CHANNEL": HR_CHANNEL,
+    }
+    store = await Store.open(f"sqlite:///{tmp_path}/policybot.db")
+    try:
+        kb = await load_knowledge(write_kb(tmp_path / "knowledge"))  # friend-manager: reviewed 2026-11-01
+        ctx = ServerContext(Settings.from_env(env), Conversation(kb), store)
+        build_app(ctx)
+        assert ctx.review is not None
+
+        monday = datetime(2028, 5, 15, 9, 30, tzinfo=ZoneInfo("Europe/Oslo"))
+        assert await ctx.review.run_once(monday) is True
+    finally:
+        await store.close()
+
+    [notice] = await slack_api.wait_for("chat.postMessage")
+    assert notice.params["channel"] == HR_CHANNEL
+    assert "1 answer(s) were last reviewed more than 12 months ago" in notice.text
+    assert "Adding your manager on social media (`friend-manager`): 2026-11-01" in notice.text

@@ -14,7 +14,7 @@ import pytest
 
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge
-from bot.report import group_similar, summary
+from bot.report import group_similar, render_summary, summary
 from bot.store import Store
 from tests.bot.conftest import ANSWER, FALLBACK, Clock, ask, fill, report_of
 
@@ -178,3 +178,14 @@ async def test_the_report_names_its_knowledge_base_and_the_logged_entries_it_doe
 
     assert report.knowledge == f"{kb.source_dir}, version {kb.version}"
     assert report.unknown_entries == ("vacation-days",)
+
+
+async def test_the_chat_summary_lists_the_answers_due_for_review(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    report = await report_of(store, kb, clock)  # 2028-05-17: friend-manager was reviewed 2026-11-01
+
+    text = render_summary(report, kb, "nb")
+
+    assert "*Bør gjennomgås* (sist gjennomgått for mer enn 12 måneder siden)" in text
+    assert "• Adding your manager on social media (`friend-manager`): 2026-11-01, `entries.yaml:2`" in text

@@ -113,3 +113,21 @@ async def test_the_html_topic_table_has_the_not_answered_and_total_rows_of_the_m
     assert ["not answered", "1", "3", "5", "9"] in rows  # the same 9 as the sentence above the table
     assert ["all questions", "2", "6", "7", "15"] in rows
     assert '9 not answered (2 got "did you mean" suggestions, 7 got "I don' in html.unescape(page)
+
+
+async def test_every_format_lists_the_answers_due_for_review(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    report = await report_of(store, kb, clock)  # 2028-05-17: friend-manager was reviewed 2026-11-01
+
+    assert [s.entry_id for s in report.stale] == ["friend-manager"]
+    text = render(report, "md")
+    assert "## Answers due for review" in text
+    assert "| Adding your manager on social media (`friend-manager`) | 2026-11-01 | " in text
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
+    assert {(r["section"], r["entry_id"], r["value"]) for r in rows if r["section"] == "review"} == {
+        ("review", "friend-manager", "2026-11-01")
+    }
+    assert "<td>Adding your manager on social media <code>friend-manager</code></td><td>2026-11-01</td>" in (
+        render(report, "html")
+    )
