@@ -109,10 +109,35 @@ async def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    conversation = await open_conversation(settings, args.knowledge)
+    if not args.record:
+        return await _chat(args, settings, await open_conversation(settings, args.knowledge))
+    from bot.database import engine_url
+    from bot.store import Store
+
+    # What the bot in Slack or Teams records, and nothing more: the question (masked), its language,
+    # outcome and entry, votes and picks; never who asked. `policybot report` then has something to show.
+    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    try:
+        kb = await load_knowledge(resolve_knowledge_dir(args.knowledge or settings.knowledge_dir))
+        conversation = Conversation(
+            kb, default_lang=settings.default_lang, recorder=store, hr_contact=settings.hr_contact
+        )
+        where = engine_url(settings.database_url)[0].render_as_string(hide_password=True)
+        print(f"(recording to {where} for `policybot report`: what is asked, never who asks)")
+        try:
+            return await _chat(args, settings, conversation)
+        finally:
+            await conversation.drain()
+    finally:
+        await store.close()
+
+
+async def _chat(args: argparse.Namespace, settings: Settings, conversation: Conversation) -> int:
     print(render(conversation.help(args.lang or settings.default_lang)))
-    print("(Ctrl-D or 'quit' to leave)\n")
+    print("(pick a suggestion by its number; + or - rates the last answer; Ctrl-D or 'quit' to leave)\n")
     choices: list[str] = []
+    asked = ""  # the question the choices were offered for
+    answered: str | None = None  # the entry of the last answer, for + / -
     lang = args.lang or settings.default_lang
     while True:
         try:
@@ -123,9 +148,13 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         if line.strip().lower() in ("quit", "exit", "q", "avslutt"):
             return 0
         picked = line.strip()
+        if picked in ("+", "-") and answered is not None:
+            print(await conversation.feedback(answered, picked == "+", lang) + "\n")
+            answered = None
+            continue
         # isdecimal, not isdigit: "²" is a digit that int() refuses.
         if picked.isdecimal() and 0 < int(picked) <= len(choices):
-            reply = await conversation.answer_entry(choices[int(picked) - 1], lang)
+            reply = await conversation.answer_entry(choices[int(picked) - 1], lang, question=asked)
         else:
             reply = await conversation.handle(Message(text=line, lang_hint=args.lang))
         lang = reply.lang
@@ -134,6 +163,8 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             if reply.kind in (ReplyKind.SUGGESTIONS, ReplyKind.TOPICS)
             else []
         )
+        asked = reply.question if reply.kind is ReplyKind.SUGGESTIONS else ""
+        answered = reply.entry_id if reply.kind is ReplyKind.ANSWER else None
         print(render(reply) + "\n")
 
 
@@ -442,6 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(run=cmd_ask)
 
     chat = sub.add_parser("chat", parents=[knowledge, lang], help="talk to the bot in the terminal")
+    chat.add_argument(
+        "--record",
+        action="store_true",
+        help="record the questions, picks and votes in the database ($DATABASE_URL) as the bot in Slack "
+        "or Teams does (never who asked), e.g. to try `policybot report`",
+    )
     chat.set_defaults(run=cmd_chat)
 
     match = sub.add_parser(

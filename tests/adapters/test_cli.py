@@ -279,3 +279,31 @@ def test_match_reports_a_command_as_a_command_not_as_a_question(tiny_kb_dir: Pat
         ("help", "nb", None),
         ("tip", "nb", None),
     ]
+
+
+def test_chat_record_fills_the_database_so_hr_can_try_the_report(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+    typed = (
+        "Can I add my boss on fb?\n-\nmy boss in photos\n2\nmay I share kari@example.com's salary?\nquit\n"
+    )
+
+    chat = policybot("chat", "--record", "--knowledge", str(tiny_kb_dir), stdin=typed, env=env)
+    report = policybot("report", "--knowledge", str(tiny_kb_dir), env=env)
+
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.startswith(f"(recording to sqlite+aiosqlite:///{tmp_path / 'demo.db'} for `policybot")
+    assert "EN feedback_thanks_unhelpful" in chat.stdout
+    assert report.returncode == 0, report.stderr
+    assert "3 questions: 1 answered (33%), 2 not answered (2 got" in report.stdout
+    assert "| Adding your manager on social media (`friend-manager`) | 0 | 1 | 0% |" in report.stdout
+    assert '- "my boss in photos"' in report.stdout  # the picked suggestion: a candidate example
+    assert "may I share \\[email\\]'s salary?" in report.stdout and "kari" not in report.stdout
+
+
+def test_chat_without_record_writes_no_database(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+
+    run = policybot("chat", "--knowledge", str(tiny_kb_dir), stdin="Can I add my boss on fb?\n+\n", env=env)
+
+    assert run.returncode == 0 and "EN feedback_thanks\n" in run.stdout
+    assert not (tmp_path / "demo.db").exists()
