@@ -307,3 +307,35 @@ def test_chat_without_record_writes_no_database(tiny_kb_dir: Path, tmp_path: Pat
 
     assert run.returncode == 0 and "EN feedback_thanks\n" in run.stdout
     assert not (tmp_path / "demo.db").exists()
+
+
+def command_paths() -> list[list[str]]:
+    """Every command and subcommand of `policybot`, read from the parser itself."""
+    import argparse
+
+    from adapters.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for action in parser._actions:  # argparse keeps its subparsers only here
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += walk(child, [*path, name])
+        return found
+
+    return walk(build_parser(), [])
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "policybot")
+def test_every_command_has_help(path: list[str]) -> None:
+    run = policybot(*path, "--help")
+
+    assert run.returncode == 0 and run.stderr == ""
+    assert run.stdout.startswith(f"usage: {' '.join(['policybot', *path])}")
+
+
+def test_the_command_list_is_what_the_docs_describe() -> None:
+    assert sorted(" ".join(p) for p in command_paths() if p) == [
+        "ask", "chat", "db", "db upgrade", "kb", "kb check", "match", "report", "serve",
+        "teams-package", "tips", "tips post", "tips preview",
+    ]  # fmt: skip
