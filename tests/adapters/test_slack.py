@@ -676,15 +676,16 @@ async def policybot_serve(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncItera
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
+            deadline = asyncio.get_running_loop().time() + 30  # a start on a loaded 2-core machine is slow
+            while True:
                 try:
                     async with http.get(url + "/healthz") as response:
                         health = await response.json()
                     break
                 except aiohttp.ClientConnectionError:
+                    if process.returncode is not None or asyncio.get_running_loop().time() > deadline:
+                        pytest.fail("policybot serve did not start")
                     await asyncio.sleep(0.05)
-            else:
-                pytest.fail("policybot serve did not start")
             yield Served(process, Policybot(url, slack_api, None, http), health)  # type: ignore[arg-type]
     finally:
         if process.returncode is None:

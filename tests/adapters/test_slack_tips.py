@@ -72,7 +72,7 @@ async def test_tips_preview_and_post_now_from_the_command_line(
     assert await cli.cmd_db_upgrade(parser.parse_args(["db", "upgrade"]), settings) == 0
     assert "the database schema is up to date" in capsys.readouterr().out
 
-    assert await cli.cmd_tips_preview(parser.parse_args(["tips", "preview", "--days", "3"]), settings) == 0
+    assert await cli.cmd_tips_preview(parser.parse_args(["tips", "preview", "--days", "7"]), settings) == 0
     preview = capsys.readouterr().out.splitlines()
     assert any("slack:C0TIPS [nb]" in line and "planned" in line for line in preview)
     assert any("slack:C0ARCHIVED [en]" in line for line in preview)
