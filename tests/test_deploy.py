@@ -17,20 +17,19 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 import yaml
+
+from tests.bot.conftest import postgres_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 BIN = Path(sys.executable).parent  # the venv's `policybot`, `python` and `hadolint`
 
 
@@ -113,14 +112,8 @@ def env_file() -> dict[str, str]:
 
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    schema = f"deploy_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_SERVER)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
+    async with postgres_schema("deploy") as url:
+        yield url
 
 
 def free_port() -> int:
