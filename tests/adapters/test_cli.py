@@ -339,3 +339,36 @@ def test_the_command_list_is_what_the_docs_describe() -> None:
         "ask", "chat", "db", "db upgrade", "kb", "kb check", "match", "report", "serve",
         "teams-package", "tips", "tips post", "tips preview",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (
+            ["db", "upgrade"],
+            {"DATABASE_URL": "mysql://bot@db/policy"},
+            "policybot: DATABASE_URL uses 'mysql'; use ",
+        ),
+        (
+            ["teams-package", "--app-id", "my-bot", "--website", "https://x.example"],
+            {},
+            "policybot: --app-id 'my-bot'",
+        ),
+        (["serve"], {"POLICYBOT_TIP_DAYS": "mon,funday"}, "policybot: POLICYBOT_TIP_DAYS has unknown days"),
+    ],
+    ids=["unsupported-database", "bad-app-id", "bad-setting"],
+)
+def test_an_error_is_one_line_on_stderr_and_exit_2(args: list[str], env: dict[str, str], line: str) -> None:
+    run = policybot(*args, env=env)
+
+    assert run.returncode == 2 and run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith(line)
+
+
+def test_teams_package_without_the_website_names_it(tmp_path: Path) -> None:
+    run = policybot("teams-package", "--app-id", "00000000-0000-4000-8000-000000000000")
+
+    assert run.returncode == 2
+    assert last_line(run.stderr) == (
+        "policybot teams-package: error: the following arguments are required: --website"
+    )
