@@ -12,17 +12,23 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from adapters.cli_commands import (
+    cmd_db_upgrade,
+    cmd_report,
+    cmd_tips_post,
+    cmd_tips_preview,
+    open_conversation,
+)
 from bot.config import Settings
 from bot.conversation import Conversation, Message, Reply, ReplyKind
 from bot.errors import ConfigError, KnowledgeError, PolicybotError, Problem
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
-from bot.review import STALE_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +83,6 @@ def match_record(conversation: Conversation, question: str, lang: str | None) ->
 
 
 # ------------------------------------------------------------------------------------------- commands
-
-
-async def open_conversation(settings: Settings, knowledge: Path | None = None) -> Conversation:
-    directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
-    kb = await load_knowledge(directory)
-    return Conversation(kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact)
 
 
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,65 +169,10 @@ async def _chat(args: argparse.Namespace, settings: Settings, conversation: Conv
 
 
 def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
-    """Ask every example question of the knowledge base *without that example*.
+    """Warnings about a knowledge base that loads (see `bot.knowledge_check`): never errors."""
+    from bot.knowledge_check import self_test as check
 
-    If the other examples confidently route it to a different entry, it is in the wrong entry (an
-    error); if they only make it a "did you mean", the two entries are easily confused (a warning).
-    """
-    index = Conversation(kb).index
-    problems: list[Problem] = []
-    confusable: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    languages = {q: lang for e in kb.entries.values() for lang, qs in e.questions.items() for q in qs}
-    for position, question in enumerate(index.questions):
-        entry_id = index.entry_ids[index.question_entry[position]]
-        if entry_id not in kb.entries:  # an out-of-scope example
-            continue
-        entry = kb.entries[entry_id]
-        result = index.match(question, lang=languages[question], exclude=position)
-        if result.answer_id is not None and result.answer_id != entry_id:
-            problems.append(
-                Problem(
-                    entry.file,
-                    entry.line_of(question),
-                    None,
-                    entry_id,
-                    f"the example question '{question}' routes to '{result.answer_id}'",
-                    "reword it with the words of this entry, or move it to the entry that answers it",
-                )
-            )
-        elif result.answer_id is None and result.suggestions and result.suggestions[0] != entry_id:
-            pair = sorted((entry_id, result.suggestions[0]))
-            confusable.setdefault((pair[0], pair[1]), []).append((entry_id, question))
-    for (first, second), questions in sorted(confusable.items()):
-        owner, example = questions[0]
-        entry = kb.entries[owner]
-        problems.append(
-            Problem(
-                entry.file,
-                entry.line_of(example),
-                None,
-                owner,
-                f"'{first}' and '{second}' are easily confused "
-                f"({len(questions)} example(s), e.g. '{example}')",
-                "make the example questions of each use the words that set it apart",
-                severity="warning",
-            )
-        )
-    today = today or date.today()
-    for entry in kb.entries.values():
-        if entry.reviewed and today - entry.reviewed > STALE_AFTER:
-            problems.append(
-                Problem(
-                    entry.file,
-                    entry.line,
-                    None,
-                    entry.id,
-                    f"last reviewed {entry.reviewed.isoformat()}, more than 12 months ago",
-                    "review the answer and update 'reviewed'",
-                    severity="warning",
-                )
-            )
-    return problems
+    return check(kb, today=today)
 
 
 def folder_to_check(given: Path | None) -> Path | None:
@@ -260,16 +205,23 @@ async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
         errors = sum(p.severity == "error" for p in [*exc.problems, *extra])
         print(f"\n{directory}: {errors} error(s) — the bot would keep serving its previous knowledge base.")
         return 1
-    problems = [*kb.warnings, *schema, *await asyncio.to_thread(self_test, kb)]
+    from bot.knowledge_check import blocking
+    from bot.knowledge_check import self_test as check
+    from bot.matching import Index
+
+    index = await asyncio.to_thread(Index, kb)
+    problems = [*kb.warnings, *schema, *await asyncio.to_thread(check, kb, index)]
     for problem in problems:
         print(problem, file=sys.stderr)
-    errors = sum(p.severity == "error" for p in problems)
+    errors = len(blocking(problems))
     warnings = len(problems) - errors
     questions = sum(len(q) for e in kb.entries.values() for q in e.questions.values())
+    languages = ", ".join(kb.languages)
     print(
         f"{directory}: {len(kb.entries)} entries, {questions} example questions, {len(kb.tips)} tips, "
-        f"version {kb.version}: {errors} error(s), {warnings} warning(s)"
+        f"languages {languages}, version {kb.version}: {errors} error(s), {warnings} warning(s)"
     )
+    print(f"How sure the bot is, fitted on this knowledge base: {index.fit.summary()}.")
     return 1 if errors else 0
 
 
@@ -296,116 +248,6 @@ async def cmd_teams_package(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
-async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.database import engine_url
-    from bot.store import Store
-
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    await store.close()
-    where = engine_url(settings.database_url)[0].render_as_string(hide_password=True)
-    print(f"{where}: the database schema is up to date")
-    return 0
-
-
-async def cmd_tips_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store import Store
-    from bot.tips import TipScheduler
-
-    if args.days < 1:
-        raise ConfigError(f"--days {args.days}: give a number of days of at least 1")
-    conversation = await open_conversation(settings, args.knowledge)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    try:
-        scheduler = TipScheduler.from_settings(settings, store, conversation, [])
-        plan = await scheduler.preview(days=args.days)
-    finally:
-        await store.close()
-    if not plan:
-        print(
-            "No tips planned: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team, "
-            f"and check POLICYBOT_TIP_DAYS; the knowledge base has {len(conversation.kb.tips)} tips."
-        )
-    for item in plan:
-        print(f"{item.day:%a %Y-%m-%d}  {item.target.key} [{item.target.lang}]  {item.status:<8} "
-              f"{item.tip_id}: {item.text}")  # fmt: skip
-    return 0
-
-
-async def cmd_tips_post(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters import server  # the platforms' Deliverers come from the mounted adapters
-    from bot.store import Store
-    from bot.tips import TipScheduler, TipStatus
-
-    conversation = await open_conversation(settings, args.knowledge)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    try:
-        app = server.build_app(
-            server.ServerContext(settings=settings, conversation=conversation, store=store)
-        )
-        deliverers = server.tip_deliverers(app)
-        if not deliverers:
-            raise ConfigError("no chat platform is configured to post tips to (set Slack or Teams variables)")
-        scheduler = TipScheduler.from_settings(settings, store, conversation, deliverers)
-        outcomes = await scheduler.post_now(args.target)
-    finally:
-        await store.close()
-    for outcome in outcomes:
-        error = f" ({outcome.error})" if outcome.error else ""
-        print(f"{outcome.target.key} [{outcome.target.lang}]: {outcome.tip_id} {outcome.status}{error}")
-    if not outcomes:
-        print("No tip targets: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team.")
-    return 0 if all(o.status is TipStatus.POSTED for o in outcomes) else 1
-
-
-async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from zoneinfo import ZoneInfo
-
-    from bot.report import build_report
-    from bot.report_formats import render
-    from bot.store import Store
-
-    tz = ZoneInfo(settings.timezone)
-    today = datetime.now(tz).date()
-    if args.since is not None and args.since > today:
-        raise ConfigError(
-            f"--since {args.since.isoformat()} is after today ({today.isoformat()}): nothing to report"
-        )
-    conversation = await open_conversation(settings, args.knowledge)
-    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
-    try:
-        report = await build_report(
-            store,
-            conversation.kb,
-            since=args.since,
-            lang=settings.default_lang,
-            tz=tz,
-            index=conversation.index,
-        )
-    finally:
-        await store.close()
-    if args.knowledge is None and settings.knowledge_dir is None and _is_bundled(conversation.kb):
-        # Neither --knowledge, POLICYBOT_KNOWLEDGE nor ./knowledge: the report would show HR's entries
-        # as removed and point the paste targets into the installed package.
-        if report.unknown_entries:
-            raise ConfigError(
-                "the questions logged were answered from entries the default guidelines do not have "
-                f"({', '.join(report.unknown_entries[:3])}…): give your knowledge folder with --knowledge "
-                "or POLICYBOT_KNOWLEDGE"
-            )
-        print(f"policybot: using the default guidelines installed with policybot ({report.knowledge}); "
-              "give --knowledge for your own folder", file=sys.stderr)  # fmt: skip
-    text = render(report, args.format)
-    if args.out is None:
-        sys.stdout.write(text)
-        return 0
-    try:
-        args.out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
-    print(f"{args.out}: {report.total} questions, {len(report.gaps)} unanswered groups ({args.format})")
-    return 0
-
-
 def port_number(value: str, *, name: str = "--port") -> int:
     """A TCP port from the command line or `PORT`, with a message instead of a ValueError."""
     try:
@@ -422,13 +264,6 @@ def _port_argument(value: str) -> int:
         return port_number(value)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _is_bundled(kb: KnowledgeBase) -> bool:
-    """Whether `kb` is the default guidelines installed with policybot."""
-    from bot.knowledge_loader import default_knowledge_dir
-
-    return Path(kb.source_dir).resolve() == default_knowledge_dir().resolve()
 
 
 def since_date(value: str) -> date:
@@ -451,7 +286,7 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statement per option: the CLI reads as a list
     parser = argparse.ArgumentParser(
         prog="policybot",
         description="Answers employees' workplace-policy questions from an HR-owned knowledge base, "
@@ -562,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if getattr(args, "port", "absent") is None:
             args.port = port_number(os.environ.get("PORT") or "3000", name="PORT")
-        return asyncio.run(args.run(args, settings))
+        command: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = args.run
+        return asyncio.run(command(args, settings))
     except KnowledgeError as exc:
         print(f"policybot: the knowledge base has errors:\n{exc}", file=sys.stderr)
         return 1

@@ -191,20 +191,9 @@ class Rendered:
     blocks: list[dict[str, Any]]
 
 
-def render(reply: Reply, *, ask_hr: bool) -> Rendered:
-    """Block Kit for a reply. `ask_hr` shows the "Ask HR" button (only when an HR channel is configured)."""
-    labels = reply.labels
-    body = to_mrkdwn(reply.text)
-    if reply.title and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
-        body = f"{heading(reply.title)}\n{body}"
-    blocks = [section(chunk) for chunk in chunks(body)]
-
-    if reply.links:
-        links = "  ·  ".join(f"<{link.url}|{escape(link.title_in(reply.lang))}>" for link in reply.links)
-        blocks.append(section("🔗 " + links, "links"))
-    if reply.footer:
-        blocks.append(_context(to_mrkdwn(reply.footer), "footer"))
-
+def _choice_blocks(reply: Reply) -> list[dict[str, Any]]:
+    """The suggestions as buttons, or the topics: as buttons, or listed as text when there are too many."""
+    blocks: list[dict[str, Any]] = []
     if reply.kind is ReplyKind.SUGGESTIONS and reply.choices:
         buttons = [
             _button(
@@ -226,15 +215,13 @@ def render(reply: Reply, *, ask_hr: bool) -> Rendered:
                 for i, choice in enumerate(batch)
             ]
             blocks.append({"type": "actions", "block_id": f"topics_{start}", "elements": buttons})
+    return blocks
 
-    if reply.related and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
-        blocks.append(_context(to_mrkdwn(labels.get("related", "Related")), "related_label"))
-        buttons = [
-            _button(choice.title, f"related_{i}", _value(e=choice.entry_id, l=reply.lang))
-            for i, choice in enumerate(reply.related[:BUTTONS_PER_BLOCK])
-        ]
-        blocks.append({"type": "actions", "block_id": "related", "elements": buttons})
 
+def _feedback_blocks(reply: Reply, *, ask_hr: bool) -> list[dict[str, Any]]:
+    """👍/👎 under an answer (with their prompt) and the "Ask HR" button, in one actions block."""
+    labels = reply.labels
+    blocks: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     if reply.kind is ReplyKind.ANSWER and reply.entry_id:
         value = _value(e=reply.entry_id, l=reply.lang)
@@ -249,6 +236,35 @@ def render(reply: Reply, *, ask_hr: bool) -> Rendered:
         actions.append(_button(label, ASK_HR, ask_hr_value(reply.question, reply.lang, reply.entry_id)))
     if actions:
         blocks.append({"type": "actions", "block_id": "feedback", "elements": actions})
+
+    return blocks
+
+
+def render(reply: Reply, *, ask_hr: bool) -> Rendered:
+    """Block Kit for a reply. `ask_hr` shows the "Ask HR" button (only when an HR channel is configured)."""
+    labels = reply.labels
+    body = to_mrkdwn(reply.text)
+    if reply.title and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
+        body = f"{heading(reply.title)}\n{body}"
+    blocks = [section(chunk) for chunk in chunks(body)]
+
+    if reply.links:
+        links = "  ·  ".join(f"<{link.url}|{escape(link.title_in(reply.lang))}>" for link in reply.links)
+        blocks.append(section("🔗 " + links, "links"))
+    if reply.footer:
+        blocks.append(_context(to_mrkdwn(reply.footer), "footer"))
+
+    blocks.extend(_choice_blocks(reply))
+
+    if reply.related and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
+        blocks.append(_context(to_mrkdwn(labels.get("related", "Related")), "related_label"))
+        buttons = [
+            _button(choice.title, f"related_{i}", _value(e=choice.entry_id, l=reply.lang))
+            for i, choice in enumerate(reply.related[:BUTTONS_PER_BLOCK])
+        ]
+        blocks.append({"type": "actions", "block_id": "related", "elements": buttons})
+
+    blocks.extend(_feedback_blocks(reply, ask_hr=ask_hr))
 
     fallback = _clip(body, FALLBACK_TEXT_MAX)
     return Rendered(text=fallback, blocks=blocks[:BLOCKS_PER_MESSAGE])

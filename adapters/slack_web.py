@@ -1,7 +1,8 @@
 """Talking to the Slack Web API: the client, how its failures are told apart, sending, the daily tip.
 
 `web_client` makes the Web API client (429s and dropped connections retried); `SlackSender` is how
-adapters/slack.py's `SlackBot` sends (Web API calls, interaction response_urls, the ephemeral fallback);
+adapters/slack_platform.py's `SlackPlatform` sends (Web API calls, interaction response_urls, the
+ephemeral fallback);
 `SlackDeliverer` posts the daily tip. Failures are logged by their Slack error code only, never the token.
 """
 
@@ -63,16 +64,16 @@ CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
 class SlackSender:
-    """How `SlackBot` sends: one Web API call, a reply to an interaction's response_url, an ephemeral one.
+    """How Slack messages are sent: a Web API call, a reply to an interaction's response_url, an ephemeral.
 
-    A base class of `adapters.slack.SlackBot`, which sets `client` and `hr_channel` (whether answers get
-    an "Ask HR" button).
+    A base class of `adapters.slack_platform.SlackPlatform`, which sets `client` and `hr_channel`
+    (whether answers get an "Ask HR" button).
     """
 
     client: AsyncWebClient
     hr_channel: str | None
 
-    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+    async def call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
         """One Web API call (JSON body); failures are logged (error code only) and give None.
 
         `api_call` directly: our blocks are plain dicts already, so the per-method wrappers' conversion
@@ -115,7 +116,7 @@ class SlackSender:
         kwargs: dict[str, Any] = {"channel": channel, "text": message.text, "blocks": message.blocks}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
-        await self._call("chat.postMessage", unfurl_links=False, **kwargs)
+        await self.call("chat.postMessage", unfurl_links=False, **kwargs)
 
     async def _ephemeral(self, payload: dict[str, Any], reply: Reply, *, replace: bool = False) -> None:
         """A private reply to whoever sent a slash command or pressed a button."""
@@ -142,7 +143,7 @@ class SlackSender:
         channel = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
         user = payload.get("user_id") or (payload.get("user") or {}).get("id")
         if channel and user:
-            await self._call(
+            await self.call(
                 "chat.postEphemeral",
                 channel=channel,
                 user=user,

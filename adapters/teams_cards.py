@@ -61,6 +61,29 @@ def _pick_buttons(choices: tuple[Choice, ...], lang: str, question: str) -> list
     )
 
 
+def _content(reply: Reply, related_label: str, question: str) -> list[dict[str, Any]]:
+    """A card's links, suggestions, related entries and footer."""
+    body: list[dict[str, Any]] = []
+    if reply.links:
+        body.extend(
+            _action_sets(
+                [
+                    {"type": "Action.OpenUrl", "title": link.title_in(reply.lang), "url": link.url}
+                    for link in reply.links
+                ]
+            )
+        )
+    if reply.choices:
+        body.extend(_pick_buttons(reply.choices, reply.lang, question))
+    if reply.related:
+        body.append(_text(related_label, weight="Bolder", spacing="Medium"))
+        body.extend(_pick_buttons(reply.related, reply.lang, ""))
+    if reply.footer:
+        body.append(_text(reply.footer, size="Small", isSubtle=True, spacing="Medium"))
+
+    return body
+
+
 def render_card(
     reply: Reply,
     *,
@@ -82,22 +105,7 @@ def render_card(
     if reply.title:
         body.append(_text(reply.title, weight="Bolder", size="Medium"))
     body.append(_text(reply.text))
-    if reply.links:
-        body.extend(
-            _action_sets(
-                [
-                    {"type": "Action.OpenUrl", "title": link.title_in(reply.lang), "url": link.url}
-                    for link in reply.links
-                ]
-            )
-        )
-    if reply.choices:
-        body.extend(_pick_buttons(reply.choices, reply.lang, question))
-    if reply.related:
-        body.append(_text(label("related"), weight="Bolder", spacing="Medium"))
-        body.extend(_pick_buttons(reply.related, reply.lang, ""))
-    if reply.footer:
-        body.append(_text(reply.footer, size="Small", isSubtle=True, spacing="Medium"))
+    body.extend(_content(reply, label("related"), question))
 
     actions: list[dict[str, Any]] = []
     if thanks:

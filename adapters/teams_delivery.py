@@ -15,19 +15,21 @@ Known traps of botbuilder 4.17.1 stepped around here (adapters/teams.py lists th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from botbuilder.core import CardFactory, TurnContext
-from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, ConversationAccount, ConversationReference
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
+from adapters.teams_auth import make_authentication
 from adapters.teams_cards import render_card
 from bot.config import Settings
 from bot.conversation import Conversation, Reply
 from bot.errors import DeliveryError
+from bot.store import StoredReference
+from bot.tips import Target
 
 log = logging.getLogger(__name__)
 
@@ -37,31 +39,23 @@ PLATFORM = "teams"
 # SDK wiring
 
 
-@dataclass(frozen=True)
-class _SdkConfig:
-    """The configuration object botbuilder reads (attribute names are the SDK's)."""
-
-    APP_ID: str
-    APP_PASSWORD: str
-    APP_TYPE: str
-    APP_TENANTID: str | None
-
-
 def make_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter that validates every token when an app id is set, and is anonymous otherwise."""
-    teams = settings.teams
-    config = _SdkConfig(
-        APP_ID=teams.app_id if teams else "",
-        APP_PASSWORD=teams.app_password if teams else "",
-        APP_TYPE=teams.app_type if teams else "MultiTenant",
-        APP_TENANTID=teams.tenant_id if teams else None,
-    )
-    return CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
+    """A CloudAdapter that validates every token when an app id is set, and is anonymous otherwise.
+
+    The identity endpoints (cloud, app type) are chosen in adapters/teams_auth.py.
+    """
+    return CloudAdapter(make_authentication(settings))
 
 
 def card_activity(card: dict[str, Any]) -> Activity:
     """A message carrying one Adaptive Card (from adapters/teams_cards.py)."""
     return Activity(type=ActivityTypes.message, attachments=[CardFactory.adaptive_card(card)])
+
+
+class Installs(Protocol):
+    """The conversations the bot is installed in (bot.store.Store), to post into them."""
+
+    async def references(self, platform: str) -> list[StoredReference]: ...
 
 
 def _tenant_of_reference(reference: ConversationReference) -> str | None:
@@ -102,7 +96,7 @@ class TeamsDeliverer:
     def __init__(
         self,
         settings: Settings,
-        store: Any,
+        store: Installs | None,
         *,
         conversation: Conversation | None = None,
         adapter: CloudAdapter | None = None,
@@ -229,7 +223,7 @@ class TeamsDeliverer:
             raise _delivery_error(conversation_id, failure[0]) from failure[0]
         return sent[0] if sent else None
 
-    async def deliver(self, target: Any, reply: Reply) -> None:
+    async def deliver(self, target: Target, reply: Reply) -> None:
         """Send a reply (a daily tip) to `target` = Target("teams", conversation id, lang)."""
         found = await self.reference(target.id)
         if found is None:

@@ -3,8 +3,9 @@
     python bench/bench_matching.py [--sizes 100,1000,10000] [--queries 500]
 
 Beside it, the naive baseline timed in the same run: `rapidfuzz.process.extractOne(q, all_questions,
-scorer=WRatio)`. Targets: p99 under 2 ms per query at 10 000 entries, index build under 2 s, and
-`policybot ask` answering (process start to exit) in under 0.5 s.
+scorer=WRatio)`. Targets: p99 under 2 ms per query at 10 000 entries, index build (including fitting
+the confidence on the knowledge base's own examples) under 3 s, and `policybot ask` answering (process
+start to exit) in under 0.5 s.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def bench_size(size: int, count: int, naive_count: int) -> None:
         process.extractOne(question, all_questions, scorer=fuzz.WRatio)
         naive.append((time.perf_counter() - started) * 1000)
     print(
-        f"{size:>6} entries ({len(all_questions):>6} questions): build {build:.2f} s (target < 2 s) | "
+        f"{size:>6} entries ({len(all_questions):>6} questions): build + fit {build:.2f} s (target < 3 s) | "
         f"policybot p50 {statistics.median(timings):.3f} ms p99 {percentile(timings, 99):.3f} ms "
         f"over {len(timings)} queries (target p99 < 2 ms) | naive extractOne/WRatio p50 "
         f"{statistics.median(naive):.2f} ms p99 {percentile(naive, 99):.2f} ms over {len(naive)} queries"

@@ -3,7 +3,8 @@
     python bench/eval_matching.py [tests/bot/data/devset.yaml | bench/data/holdout.yaml] [--errors]
 
 Runs the shipped knowledge base through the same path as `policybot match` and prints the figures
-beside the targets (≥ 90 % in scope answered right, ≥ 90 % out of scope not answered).
+beside the targets (≥ 90 % in scope answered right, ≥ 90 % out of scope not answered). The confidence
+is fitted when the knowledge base loads (bot/calibration.py); nothing here is fitted to these sets.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import yaml
 from bot.conversation import Conversation
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import default_knowledge_dir, load_knowledge
-from bot.matching import OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,45 +83,6 @@ def leave_one_out(kb: KnowledgeBase) -> Score:
     return Score(total, hits, 0, 0, 0, tuple(errors))
 
 
-def observations(kb: KnowledgeBase, questions: list[dict[str, str | None]]) -> list[tuple[float, bool]]:
-    """(score of the best entry, whether it is the right answer) for every question of a set and every
-    example of the knowledge base asked leave-one-out. Questions whose closest match is an
-    out-of-scope example are left out: the threshold never decides those, the fallback does."""
-    index = Conversation(kb).index
-    asked = [(str(item["q"]), item.get("expect"), None) for item in questions]
-    asked += [
-        (question, index.entry_ids[index.question_entry[position]], position)
-        for position, question in enumerate(index.questions)
-        if index.entry_ids[index.question_entry[position]]
-    ]
-    seen: list[tuple[float, bool]] = []
-    for question, expect, position in asked:
-        ranked, _ = index.rank(question, exclude=position)
-        if ranked and ranked[0].entry_id != OUT_OF_SCOPE:
-            seen.append((ranked[0].score, ranked[0].entry_id == expect))
-    return seen
-
-
-def isotonic(seen: list[tuple[float, bool]], points: int = 8) -> list[tuple[float, float]]:
-    """Pool-adjacent-violators fit of P(right | score), reduced to a few (score, probability) points."""
-    blocks: list[list[float]] = []  # [total right, count, highest score]
-    for score, right in sorted(seen):
-        blocks.append([float(right), 1.0, score])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
-            right_sum, count, top = blocks.pop()
-            blocks[-1][0] += right_sum
-            blocks[-1][1] += count
-            blocks[-1][2] = top
-    curve = [(round(top, 3), round(right_sum / count, 3)) for right_sum, count, top in blocks]
-    step = max(1, len(curve) // points)
-    kept = [(0.0, 0.0), *curve[::step], curve[-1], (1.0, 1.0)]
-    out: list[tuple[float, float]] = []
-    for score, probability in kept:
-        if not out or (score > out[-1][0] and probability >= out[-1][1]):
-            out.append((score, probability))
-    return out
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -135,25 +96,9 @@ async def main() -> None:
         "--loo", action="store_true", help="leave-one-out over the knowledge base's own examples"
     )
     parser.add_argument("--knowledge", type=Path, default=None, help="knowledge folder (default: shipped)")
-    parser.add_argument(
-        "--calibrate",
-        action="store_true",
-        help="fit bot.matching.CALIBRATION on the dev set and the leave-one-out examples",
-    )
     args = parser.parse_args()
     kb = await load_knowledge(args.knowledge or default_knowledge_dir())
     conversation = Conversation(kb)
-    if args.calibrate:
-        devset = yaml.safe_load((ROOT / "tests/bot/data/devset.yaml").read_text(encoding="utf-8"))[
-            "questions"
-        ]
-        seen = observations(kb, devset)
-        print(f"# fitted on {len(seen)} observations (dev set + leave-one-out examples)")
-        print("CALIBRATION: tuple[tuple[float, float], ...] = (")
-        for score, probability in isotonic(seen):
-            print(f"    ({score}, {probability}),")
-        print(")")
-        return
     if args.loo:
         score = leave_one_out(kb)
         print(

@@ -16,15 +16,16 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.conversation import Conversation, clean
 from bot.errors import PolicybotError
 from bot.knowledge import KnowledgeBase
 from bot.matching import OUT_OF_SCOPE, Match
 
-if TYPE_CHECKING:  # only for annotations: the adapters pass what they have
+if TYPE_CHECKING:  # only for annotations
     from bot.reload import Reloader
+    from bot.report import InsightsStore
     from bot.tips import TipOutcome, TipScheduler
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Admin:
         *,
         reloader: Reloader | None = None,
         tips: TipScheduler | None = None,
-        store: Any = None,
+        store: InsightsStore | None = None,
     ) -> None:
         self.admins = admins
         self.conversation = conversation
@@ -81,16 +82,19 @@ class Admin:
             return self.conversation.say("not_allowed", lang)
         log.info("admin command '%s'", command.name)
         try:
-            if command.name == "reload":
-                return await self._reload(lang)
-            if command.name == "tip_now":
-                return await self._tip_now(lang)
-            if command.name == "report":
-                return await self._report(lang)
-            return self.why(command.argument, lang)
+            return await self._run(command, lang)
         except PolicybotError as exc:  # the database is down, no tip target…: say so, do not fail
             log.warning("admin command '%s' failed: %s", command.name, exc)
             return self.conversation.say("admin_failed", lang, command=_typed(command), error=str(exc))
+
+    async def _run(self, command: AdminCommand, lang: str) -> str:
+        if command.name == "reload":
+            return await self._reload(lang)
+        if command.name == "tip_now":
+            return await self._tip_now(lang)
+        if command.name == "report":
+            return await self._report(lang)
+        return self.why(command.argument, lang)
 
     async def _reload(self, lang: str) -> str:
         if self.reloader is None:
@@ -100,7 +104,7 @@ class Admin:
 
     async def _tip_now(self, lang: str) -> str:
         if self.tips is None:
-            return self.conversation.say("admin_unavailable", lang, command="tip now")
+            return self.conversation.say("tip_now_unavailable", lang)
         outcomes = await self.tips.post_now()
         if not outcomes:
             return self.conversation.say("tip_now_no_targets", lang)
@@ -119,14 +123,16 @@ class Admin:
         result = self.conversation.match(question)
         kb = self.conversation.kb
         say = functools.partial(kb.say, lang=lang)
-        confidence = f"{result.confidence:.2f}"
+        confidence, answer_at = f"{result.confidence:.0%}", f"{result.answer_at:.0%}"
         if result.answer_id is not None:
-            verdict = say("why_answers", entry=f"*{result.answer_id}*", confidence=confidence)
+            verdict = say(
+                "why_answers", entry=f"*{result.answer_id}*", confidence=confidence, answer_at=answer_at
+            )
         elif result.suggestions:
             entries = ", ".join(f"*{s}*" for s in result.suggestions)
-            verdict = say("why_suggests", entries=entries, confidence=confidence)
+            verdict = say("why_suggests", entries=entries, confidence=confidence, answer_at=answer_at)
         else:
-            verdict = say("why_falls_back", confidence=confidence)
+            verdict = say("why_falls_back", confidence=confidence, answer_at=answer_at)
         lines = [say("why_title", question=question, language=result.lang), verdict]
         if not result.specific:
             lines.append(say("why_not_specific"))
@@ -138,12 +144,16 @@ class Admin:
                     question=best.question,
                     entry=_name(best, kb, lang),
                     score=f"{best.score:.2f}",
+                    signals=_signals(best, kb, lang),
                 )
             )
             runners = result.ranked[1 : 1 + RUNNERS_UP]
             if runners:
                 lines.append(say("why_runners_up"))
-                lines += [f"• {_name(m, kb, lang)} {m.score:.2f} — “{m.question}”" for m in runners]
+                lines += [
+                    f"• {_name(m, kb, lang)} {m.score:.2f} ({_signals(m, kb, lang)}) — “{m.question}”"
+                    for m in runners
+                ]
             else:
                 lines.append(say("why_no_runners_up"))
         else:
@@ -177,6 +187,13 @@ def tip_now_reply(outcomes: Sequence[TipOutcome], kb: KnowledgeBase, lang: str) 
         statuses = ", ".join(f"{n} {status}" for (p, status), n in sorted(personal.items()) if p == platform)
         lines.append(kb.say("tip_now_personal", lang, platform=platform, statuses=statuses))
     return "\n".join(lines)
+
+
+def _signals(match: Match, kb: KnowledgeBase, lang: str) -> str:
+    """A score's two parts in HR's words: shared words, and resemblance to the entry's examples."""
+    if match.entry_id == OUT_OF_SCOPE:
+        return kb.say("why_signals_out_of_scope", lang, words=f"{match.words:.2f}")
+    return kb.say("why_signals", lang, words=f"{match.words:.2f}", resemblance=f"{match.resemblance:.2f}")
 
 
 def _name(match: Match, kb: KnowledgeBase, lang: str) -> str:

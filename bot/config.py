@@ -10,7 +10,7 @@ from datetime import time
 from pathlib import Path
 
 from bot.errors import ConfigError
-from bot.knowledge import LANGS
+from bot.languages import normalise
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -48,12 +48,28 @@ class SlackSettings:
     api_url: str | None = None
 
 
+TEAMS_CLOUDS = ("public", "gcc-high", "dod")
+
+
 @dataclass(frozen=True)
 class TeamsSettings:
+    """The bot's Microsoft app registration, and the cloud whose identity endpoints it uses.
+
+    `cloud` picks Bot Framework's documented endpoints (adapters/teams_auth.py); each of the four
+    endpoint fields, when set, replaces that cloud's value (a private deployment, or the tests'
+    local identity service). Their environment variables carry Bot Framework's own setting names.
+    """
+
     app_id: str
     app_password: str = field(repr=False)
     app_type: str = "MultiTenant"
     tenant_id: str | None = None
+    cloud: str = "public"
+    openid_metadata_url: str | None = None  # ToBotFromChannelOpenIdMetadataUrl: keys of incoming tokens
+    token_issuer: str | None = None  # ToBotFromChannelTokenIssuer: the `iss` of incoming tokens
+    login_url: str | None = None  # ToChannelFromBotLoginUrl: authority of the bot's own token
+    oauth_scope: str | None = None  # ToChannelFromBotOAuthScope: what the bot's own token is for
+    validate_authority: bool = True  # ValidateAuthority: MSAL's instance discovery of login_url
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,7 @@ class Settings:
         return self.environment == "development"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:  # noqa: C901, PLR0912 — one branch per variable, each with its own message
         """Read every setting, and report every half-configured platform in one message."""
         env = os.environ if env is None else env
         missing: list[str] = []
@@ -113,16 +129,34 @@ class Settings:
                 missing.append("Teams is half-configured: set MicrosoftAppPassword")
             if app_type in ("SingleTenant", "UserAssignedMSI") and not env.get("MicrosoftAppTenantId"):
                 missing.append(f"MicrosoftAppType={app_type} needs MicrosoftAppTenantId")
+            cloud = (env.get("POLICYBOT_TEAMS_CLOUD") or "public").strip().lower()
+            if cloud not in TEAMS_CLOUDS:
+                missing.append(f"POLICYBOT_TEAMS_CLOUD={cloud!r} must be one of {', '.join(TEAMS_CLOUDS)}")
+            if env.get("ChannelService") and not env.get("POLICYBOT_TEAMS_CLOUD"):
+                missing.append(
+                    "ChannelService is not read: set POLICYBOT_TEAMS_CLOUD (public, gcc-high, dod)"
+                )
+            validate = env.get("ValidateAuthority", "true").strip().lower()
+            if validate not in ("true", "false"):
+                missing.append(f"ValidateAuthority={validate!r} must be true or false")
             teams = TeamsSettings(
                 app_id=env["MicrosoftAppId"],
                 app_password=env.get("MicrosoftAppPassword", ""),
                 app_type=app_type,
                 tenant_id=env.get("MicrosoftAppTenantId") or None,
+                cloud=cloud,
+                openid_metadata_url=env.get("ToBotFromChannelOpenIdMetadataUrl") or None,
+                token_issuer=env.get("ToBotFromChannelTokenIssuer") or None,
+                login_url=env.get("ToChannelFromBotLoginUrl") or None,
+                oauth_scope=env.get("ToChannelFromBotOAuthScope") or None,
+                validate_authority=validate == "true",
             )
 
         default_lang = env.get("POLICYBOT_DEFAULT_LANG", "en")
-        if default_lang not in LANGS:
-            missing.append(f"POLICYBOT_DEFAULT_LANG={default_lang!r} must be one of {', '.join(LANGS)}")
+        if normalise(default_lang) != default_lang:  # the knowledge base's languages are checked on load
+            missing.append(
+                f"POLICYBOT_DEFAULT_LANG={default_lang!r} must be a language code such as en, nb, sv"
+            )
 
         tip_days = _list(env.get("POLICYBOT_TIP_DAYS", "mon,tue,wed,thu,fri"))
         bad_days = [d for d in tip_days if d.lower() not in WEEKDAYS]

@@ -11,11 +11,13 @@ import logging
 import random
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 
 from bot.knowledge import KnowledgeBase, Link
-from bot.matching import MAX_QUERY_CHARS, Index, Result, detect_language, fold, normalise_lang
+from bot.matching import MAX_QUERY_CHARS, Index, Result, fold, normalise_lang
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +140,15 @@ class Conversation:
         default_lang: str = "en",
         recorder: Recorder | None = None,
         hr_contact: str | None = None,
+        fit_cache: Path | None = None,
+        make_index: Callable[[KnowledgeBase], Index] | None = None,
     ) -> None:
         self.default_lang = default_lang
+        self.fit_cache = fit_cache  # where the fitted confidence is kept per version (the CLI's)
         self.recorder = recorder or Recorder()
         self.hr_contact = hr_contact
-        self._state = _State(kb, Index(kb))
+        self._make_index = make_index  # how a knowledge base is indexed (tests pass one that fails)
+        self._state = _State(kb, self._index(kb))
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -156,7 +162,12 @@ class Conversation:
     def reload(self, kb: KnowledgeBase) -> None:
         """Build the new index first, then swap in one assignment: a question in flight keeps the
         state it started with, so it is answered from the old or the new knowledge base, never a mix."""
-        self._state = _State(kb, Index(kb))
+        self._state = _State(kb, self._index(kb))
+
+    def _index(self, kb: KnowledgeBase) -> Index:
+        if self._make_index is not None:
+            return self._make_index(kb)
+        return Index(kb) if self.fit_cache is None else Index(kb, cache=self.fit_cache)
 
     def say(self, key: str, lang: str, **values: str) -> str:
         return self._state.kb.say(key, lang, **values)
@@ -169,7 +180,7 @@ class Conversation:
         """The matcher's verdict without side effects (for `policybot match` and `why`)."""
         state = self._state
         text = clean(text)[:MAX_QUERY_CHARS]
-        lang = detect_language(text, lang_hint, self.default_lang, state.index.analyzer)
+        lang = state.index.language(text, lang_hint or self.default_lang)
         return state.index.match(text, lang=lang)
 
     def command(self, text: str, lang_hint: str | None = None) -> tuple[ReplyKind, str] | None:
@@ -190,19 +201,20 @@ class Conversation:
             text = text[:MAX_QUERY_CHARS]
             long_note = "long_message"
         if not has_words(text):
-            lang = normalise_lang(message.lang_hint) or self.default_lang
+            lang = self._lang(state.kb, message.lang_hint)
             return self._help(state.kb, lang, key="empty")
 
         command = self.command(text, message.lang_hint)
         if command is not None:
-            kind, lang = command
+            kind, command_lang = command
+            lang = self._lang(state.kb, command_lang)
             if kind is ReplyKind.HELP:
                 return self._help(state.kb, lang)
             if kind is ReplyKind.TIP:
                 return self._tip(state.kb, lang)
             return self._topics(state.kb, lang)
 
-        lang = detect_language(text, message.lang_hint, self.default_lang, state.index.analyzer)
+        lang = state.index.language(text, message.lang_hint or self.default_lang)
         result = state.index.match(text, lang=lang)
         if result.answer_id is not None:
             reply = self._answer(
@@ -214,7 +226,7 @@ class Conversation:
                 lang=lang,
                 text=state.kb.say("did_you_mean", lang),
                 choices=tuple(
-                    Choice(entry_id, state.kb.entries[entry_id].title[lang])
+                    Choice(entry_id, state.kb.text(state.kb.entries[entry_id].title, lang))
                     for entry_id in result.suggestions
                 ),
                 confidence=result.confidence,
@@ -250,7 +262,7 @@ class Conversation:
     async def answer_entry(self, entry_id: str, lang: str, *, question: str = "") -> Reply:
         """The answer to one entry, e.g. when a "did you mean" suggestion was picked."""
         kb = self._state.kb
-        lang = normalise_lang(lang) or self.default_lang
+        lang = self._lang(kb, lang)
         if entry_id not in kb.entries:  # the entry was removed by a reload since the buttons were sent
             return self._topics(kb, lang)
         if question:
@@ -262,18 +274,29 @@ class Conversation:
 
     async def feedback(self, entry_id: str, helpful: bool, lang: str) -> str:
         """Record 👍/👎 for an answer (no identity) and return the thank-you sentence."""
-        lang = normalise_lang(lang) or self.default_lang
+        lang = self._lang(self._state.kb, lang)
         await self.recorder.record_feedback(entry_id, helpful)
         return self.say("feedback_thanks" if helpful else "feedback_thanks_unhelpful", lang)
 
     def help(self, lang: str) -> Reply:
-        return self._help(self._state.kb, lang)
+        kb = self._state.kb
+        return self._help(kb, self._lang(kb, lang))
 
     def topics(self, lang: str) -> Reply:
-        return self._topics(self._state.kb, lang)
+        kb = self._state.kb
+        return self._topics(kb, self._lang(kb, lang))
 
     def tip(self, lang: str, tip_id: str | None = None) -> Reply:
-        return self._tip(self._state.kb, lang, tip_id)
+        kb = self._state.kb
+        return self._tip(kb, self._lang(kb, lang), tip_id)
+
+    def _lang(self, kb: KnowledgeBase, hint: str | None) -> str:
+        """The language to reply in without a question to read it from: the hint's, if the knowledge
+        base speaks it, else the configured default, else the knowledge base's main language."""
+        for choice in (normalise_lang(hint), normalise_lang(self.default_lang)):
+            if choice in kb.languages:
+                return choice
+        return kb.languages[0]
 
     # ----------------------------------------------------------------------------------- building
 
@@ -282,10 +305,11 @@ class Conversation:
     ) -> Reply:
         entry = kb.entries[entry_id]
         if lang not in entry.answer:  # HR has not translated it yet: answer in the language there is
-            lang = self.default_lang if self.default_lang in entry.answer else next(iter(entry.answer))
+            lang = next((x for x in (self.default_lang, *kb.languages) if x in entry.answer), lang)
+            lang = lang if lang in entry.answer else next(iter(entry.answer))
         footer = []
         if entry.source:
-            footer.append(kb.say("footer_source", lang, source=entry.source.get(lang) or entry.source["en"]))
+            footer.append(kb.say("footer_source", lang, source=kb.text(entry.source, lang)))
         if entry.owner:
             footer.append(kb.say("footer_owner", lang, owner=entry.owner))
         if entry.reviewed:
@@ -294,11 +318,13 @@ class Conversation:
             kind=ReplyKind.ANSWER,
             lang=lang,
             text=entry.answer[lang],
-            title=entry.title[lang],
+            title=kb.text(entry.title, lang),
             entry_id=entry_id,
             links=entry.links,
             footer=" · ".join(footer) or None,
-            related=tuple(Choice(r, kb.entries[r].title[lang]) for r in entry.related if r in kb.entries),
+            related=tuple(
+                Choice(r, kb.text(kb.entries[r].title, lang)) for r in entry.related if r in kb.entries
+            ),
             confidence=confidence,
             question=question,
             labels=self.labels(lang, kb),
@@ -312,7 +338,7 @@ class Conversation:
             kind=ReplyKind.TOPICS,
             lang=lang,
             text=kb.say("topics", lang),
-            choices=tuple(Choice(e.id, e.title[lang]) for e in kb.entries.values()),
+            choices=tuple(Choice(e.id, kb.text(e.title, lang)) for e in kb.entries.values()),
             labels=self.labels(lang, kb),
         )
 
@@ -325,11 +351,11 @@ class Conversation:
             tip = random.choice(list(tips.values()))  # not security-relevant: any tip will do
         related: tuple[Choice, ...] = ()
         if tip.entry and tip.entry in kb.entries:
-            related = (Choice(tip.entry, kb.entries[tip.entry].title[lang]),)
+            related = (Choice(tip.entry, kb.text(kb.entries[tip.entry].title, lang)),)
         return Reply(
             kind=ReplyKind.TIP,
             lang=lang,
-            text=tip.text[lang],
+            text=kb.text(tip.text, lang),
             title=kb.say("tip", lang),
             entry_id=tip.id,
             related=related,

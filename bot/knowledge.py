@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.calibration import ANSWER_WHEN_SURE
 from bot.errors import Problem
 
 LANGS: tuple[str, ...] = ("en", "nb")
@@ -55,12 +56,15 @@ ADMIN_MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
     "tip_now_posted": ("count", "platforms"),
     "tip_now_personal": ("platform", "statuses"),
     "tip_now_no_targets": (),
+    "tip_now_unavailable": (),
     "why_title": ("question", "language"),
-    "why_answers": ("entry", "confidence"),
-    "why_suggests": ("entries", "confidence"),
-    "why_falls_back": ("confidence",),
+    "why_answers": ("entry", "confidence", "answer_at"),
+    "why_suggests": ("entries", "confidence", "answer_at"),
+    "why_falls_back": ("confidence", "answer_at"),
     "why_not_specific": (),
-    "why_closest": ("question", "entry", "score"),
+    "why_closest": ("question", "entry", "score", "signals"),
+    "why_signals": ("words", "resemblance"),
+    "why_signals_out_of_scope": ("words",),
     "why_runners_up": (),
     "why_no_runners_up": (),
     "why_no_example": (),
@@ -133,11 +137,19 @@ class KnowledgeBase:
     out_of_scope: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source_dir: str = ""
     warnings: tuple[Problem, ...] = ()
+    languages: tuple[str, ...] = LANGS  # the first is the main one: where a translation is missing
+    answer_when_sure: float = ANSWER_WHEN_SURE  # percent of confidence needed to answer outright
 
     def say(self, key: str, lang: str, **values: str) -> str:
         """One of the bot's own sentences in `lang`, with its placeholders filled in."""
-        template = self.messages[key].get(lang) or self.messages[key]["en"]
-        return template.format_map(_Blank(values))
+        return self.text(self.messages[key], lang).format_map(_Blank(values))
+
+    def text(self, texts: Mapping[str, str], lang: str) -> str:
+        """A text in `lang`, else in the main language, else English, else whichever there is."""
+        for choice in (lang, self.languages[0], "en"):
+            if texts.get(choice):
+                return texts[choice]
+        return next(iter(texts.values()), "")
 
 
 class _Blank(dict[str, str]):

@@ -14,18 +14,17 @@ import importlib.util
 import re
 import string
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import yaml
 from rapidfuzz import process
 
+from bot.calibration import ANSWER_WHEN_SURE
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge import (
-    ADMIN_MESSAGE_KEYS,
     ALL_MESSAGE_KEYS,
-    LANG_NAMES,
-    LANGS,
     MESSAGE_KEYS,
     OPTIONAL_PLACEHOLDERS,
     Entry,
@@ -33,6 +32,7 @@ from bot.knowledge import (
     Link,
     Tip,
 )
+from bot.languages import LANGUAGE_NAMES, available
 from bot.yaml_files import MAX_FILES, knowledge_files, read_yaml
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -50,8 +50,18 @@ ENTRY_FIELDS = {
     "owner",
     "reviewed",
 }
-TIP_FIELDS = {"id", "entry", *LANGS}
-TOP_LEVEL = {"entries", "tips", "messages", "synonyms", "out_of_scope"}
+TIP_FIELDS = {"id", "entry"}
+TOP_LEVEL = {"entries", "tips", "messages", "synonyms", "out_of_scope", "settings"}
+SETTINGS = {"languages", "answer_when_sure"}
+ANSWER_WHEN_SURE_RANGE = (50, 99)
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def _codes() -> str:
+    return ", ".join(sorted(available()))
 
 
 def default_knowledge_dir() -> Path:
@@ -104,7 +114,13 @@ class _Reader:
         self.messages: dict[str, dict[str, str]] = {}
         self.message_nodes: dict[str, yaml.Node] = {}
         self.synonyms: dict[str, tuple[str, ...]] = {}
-        self.out_of_scope: dict[str, list[str]] = {lang: [] for lang in LANGS}
+        self.out_of_scope: dict[str, list[str]] = {}
+        # (file, node, owner, what, languages written, what the bot does without the others)
+        self.translations: list[tuple[str, yaml.Node, str | None, str, frozenset[str], str]] = []
+        self.used: dict[str, int] = {}  # language -> entries written in it, in order of appearance
+        self.declared: tuple[str, ...] = ()
+        self.answer_when_sure: float | None = None
+        self.duplicates: list[tuple[str, str, int, int, int]] = []  # id, file, id line, entry lines
         self.related_nodes: list[tuple[str, str, yaml.Node]] = []
         self.tip_entry_nodes: list[tuple[str, str, yaml.Node]] = []
         self.question_places: dict[str, tuple[str, str, int]] = {}
@@ -168,38 +184,39 @@ class _Reader:
         what: str,
         *,
         both: bool = True,
-        missing: str = "error",
+        fallback: str = "shows it in {main}",
     ) -> dict[str, str]:
-        """A text per language; one plain string is accepted only where `both` is False.
+        """A text per language; one plain string is accepted (for every language) where `both` is False.
 
-        A language left out is reported with severity `missing` ("warning" where the bot can fall
-        back to the language it has).
+        A language of the knowledge base left out is a warning, given once the languages are known
+        (`cross_check`): the bot falls back to the main language, it never refuses the edit.
         """
         if isinstance(node, yaml.ScalarNode) and not both:
             value = self.text(node, owner, what)
-            return dict.fromkeys(LANGS, value) if value else {}
+            return {"*": value} if value else {}
         fields = self.mapping(node, owner, what)
         out: dict[str, str] = {}
         for lang, (key_node, value_node) in fields.items():
-            if lang not in LANGS:
-                self.add(
-                    key_node, owner, f"unknown language '{lang}' in {what}", f"use one of: {', '.join(LANGS)}"
-                )
+            if not self.language_key(lang, key_node, owner, what):
                 continue
             value = self.text(value_node, owner, f"{what} ({lang})")
             if value is not None:
                 out[lang] = value
-        if isinstance(node, yaml.MappingNode):  # anything else was reported by `mapping` already
-            for lang in LANGS:
-                if lang not in out and lang not in fields:
-                    self.add(
-                        node,
-                        owner,
-                        f"{what} is missing in {LANG_NAMES[lang]}",
-                        f"add a line '{lang}: …' under it",
-                        severity=missing,
-                    )
+        if isinstance(node, yaml.MappingNode) and fields:
+            self.translations.append((self.file, node, owner, what, frozenset(fields), fallback))
         return out
+
+    def language_key(self, lang: str, key_node: yaml.Node, owner: str | None, what: str) -> bool:
+        if lang in available():
+            return True
+        self.add(
+            key_node,
+            owner,
+            f"unknown language '{lang}' in {what}",
+            f"use a two-letter language code: {_codes()}"
+            + (" (Norwegian is 'nb')" if lang in ("no", "nn") else ""),
+        )
+        return False
 
     def unknown_fields(
         self,
@@ -228,6 +245,8 @@ class _Reader:
                 self.read_synonyms(value_node)
             elif key == "out_of_scope":
                 self.read_out_of_scope(value_node)
+            elif key == "settings":
+                self.read_settings(value_node)
             else:
                 guess = process.extractOne(key, sorted(TOP_LEVEL), score_cutoff=60)
                 hint = (
@@ -242,7 +261,10 @@ class _Reader:
         for item in node.value:
             self.read_entry(item)
 
-    def read_entry(self, node: yaml.Node) -> None:
+    def read_entry(self, node: yaml.Node) -> None:  # noqa: C901, PLR0912, PLR0915 — one branch per field of an entry, each with HR's message
+        if isinstance(node, yaml.MappingNode) and not node.value:  # `- {}`: the schema's rule too
+            self.add(node, None, "the entry is empty", "write its fields under '- id: …', or remove the line")
+            return
         fields = self.mapping(node, None, "an entry")
         if not fields:
             return
@@ -250,48 +272,58 @@ class _Reader:
         owner = entry_id or None
         self.unknown_fields(fields, ENTRY_FIELDS, owner, "an entry")
         title = self.localized(fields["title"][1], owner, "title") if "title" in fields else {}
-        # An answer in one language only is served in that language (a warning, so HR can publish
-        # before the translation is done); a title and examples in every language stay required.
+        if "title" in fields and not title and isinstance(fields["title"][1], yaml.MappingNode):
+            self.add(fields["title"][1], owner, "the title is empty", "add a line 'en: …' under it")
+        # A text missing in one of the knowledge base's languages is served in the main language (a
+        # warning, so HR can publish before the translation is done).
         answer: dict[str, str] = {}
         if "answer" in fields:
             answer_node = fields["answer"][1]
-            answer = self.localized(answer_node, owner, "answer", missing="warning")
+            answer = self.localized(answer_node, owner, "answer", fallback="answers in {main}")
             if not answer and isinstance(answer_node, yaml.MappingNode) and not answer_node.value:
-                self.add(answer_node, owner, "the answer is empty", "add an 'en:' and an 'nb:' line under it")
+                self.add(answer_node, owner, "the answer is empty", "add a line 'en: …' under it")
         for name in ("title", "answer"):
             if name not in fields:
                 self.add(
-                    node, owner, f"the entry has no {name}", f"add '{name}:' with an 'en:' and 'nb:' line"
+                    node, owner, f"the entry has no {name}", f"add '{name}:' with a line 'en: …' under it"
                 )
         questions: dict[str, tuple[str, ...]] = {}
         question_lines: dict[str, int] = {}
         if "questions" not in fields:
-            self.add(
-                node, owner, "the entry has no example questions", "add 'questions:' with en and nb lists"
-            )
+            self.add(node, owner, "the entry has no example questions", "add 'questions:' with an 'en:' list")
         else:
             qnode = fields["questions"][1]
-            for lang, (key_node, list_node) in self.mapping(qnode, owner, "questions").items():
-                if lang not in LANGS:
-                    self.add(
-                        key_node,
-                        owner,
-                        f"unknown language '{lang}' in questions",
-                        f"use one of: {', '.join(LANGS)}",
-                    )
+            qfields = self.mapping(qnode, owner, "questions")
+            for lang, (key_node, list_node) in qfields.items():
+                if not self.language_key(lang, key_node, owner, "questions"):
                     continue
                 items = self.text_list(list_node, owner, f"questions ({lang})")
                 for text, item_node in items:
                     self.note_question(text, entry_id, item_node)
                     question_lines[text] = item_node.start_mark.line + 1
-                questions[lang] = tuple(text for text, _ in items)
-            for lang in LANGS:
-                if not questions.get(lang) and isinstance(qnode, yaml.MappingNode):
+                if items:
+                    questions[lang] = tuple(text for text, _ in items)
+                    self.used[lang] = self.used.get(lang, 0) + 1
+                elif isinstance(list_node, yaml.SequenceNode):
                     self.add(
-                        qnode,
+                        list_node,
                         owner,
-                        f"no example questions in {LANG_NAMES[lang]}",
-                        f"add '{lang}:' with at least one question under 'questions'",
+                        f"no example questions in {language_name(lang)}",
+                        f"add at least one question under '{lang}:', or remove the line",
+                    )
+            if isinstance(qnode, yaml.MappingNode):
+                if not qfields:
+                    self.add(qnode, owner, "the entry has no example questions", "add an 'en:' list under it")
+                else:
+                    self.translations.append(
+                        (
+                            self.file,
+                            qnode,
+                            owner,
+                            "example questions",
+                            frozenset(questions),
+                            "finds this entry less often for questions in it",
+                        )
                     )
         tags = [t for t, _ in self.text_list(fields["tags"][1], owner, "tags")] if "tags" in fields else []
         related: list[str] = []
@@ -309,11 +341,15 @@ class _Reader:
             return
         if entry_id in self.entries:
             first = self.entries[entry_id]
+            id_line = fields["id"][1].start_mark.line + 1
             self.add(
                 fields["id"][1],
                 entry_id,
                 f"duplicate id '{entry_id}' (first used at {first.file}:{first.line})",
                 "give this entry a different id; ids must be unique across all files",
+            )
+            self.duplicates.append(
+                (entry_id, self.file, id_line, node.start_mark.line + 1, node.end_mark.line + 1)
             )
             return
         self.entries[entry_id] = Entry(
@@ -399,7 +435,7 @@ class _Reader:
                 if "title" in fields
                 else {}
             )
-            links.append(Link(url=url, title=title or dict.fromkeys(LANGS, url)))
+            links.append(Link(url=url, title=title or {"*": url}))
         return links
 
     def read_date(self, node: yaml.Node, owner: str | None) -> date | None:
@@ -413,26 +449,41 @@ class _Reader:
             self.add(node, owner, f"'{value}' is not a date", "write it as YYYY-MM-DD, e.g. 2026-11-01")
             return None
 
-    def read_tips(self, node: yaml.Node) -> None:
+    def read_tips(self, node: yaml.Node) -> None:  # noqa: C901 — one branch per field of a tip, each with HR's message
         if not isinstance(node, yaml.SequenceNode):
             self.add(node, None, "'tips' should be a list", "start each tip with '- id: …'")
             return
         for item in node.value:
+            if isinstance(item, yaml.MappingNode) and not item.value:  # `- {}`: the schema's rule too
+                self.add(
+                    item, None, "the tip is empty", "write its fields under '- id: …', or remove the line"
+                )
+                continue
             fields = self.mapping(item, None, "a tip")
             if not fields:
                 continue
             tip_id = self.read_id(fields, item, "tip")
-            self.unknown_fields(fields, TIP_FIELDS, tip_id, "a tip")
+            languages = {k: v for k, v in fields.items() if k not in TIP_FIELDS and k in available()}
+            others = {k: v for k, v in fields.items() if k not in languages}
+            self.unknown_fields(others, TIP_FIELDS | {"en", "nb"}, tip_id, "a tip")
             text: dict[str, str] = {}
-            for lang in LANGS:
-                if lang in fields:
-                    value = self.text(fields[lang][1], tip_id, f"the tip ({lang})")
-                    if value is not None:
-                        text[lang] = value
-                else:
-                    self.add(
-                        item, tip_id, f"the tip is missing in {LANG_NAMES[lang]}", f"add a line '{lang}: …'"
+            for lang, (_, value_node) in languages.items():
+                value = self.text(value_node, tip_id, f"the tip ({lang})")
+                if value is not None:
+                    text[lang] = value
+            if not languages:
+                self.add(item, tip_id, "the tip has no text", "add a line 'en: …' with the tip")
+            else:
+                self.translations.append(
+                    (
+                        self.file,
+                        item,
+                        tip_id,
+                        "the tip",
+                        frozenset(languages),
+                        "posts it in {main}",
                     )
+                )
             entry = None
             if "entry" in fields:
                 entry = self.text(fields["entry"][1], tip_id, "entry")
@@ -461,7 +512,12 @@ class _Reader:
             if key in self.messages:
                 self.add(key_node, None, f"message '{key}' is defined twice", "keep one of them")
                 continue
-            texts = self.localized(value_node, None, f"message '{key}'")
+            texts = self.localized(
+                value_node,
+                None,
+                f"message '{key}'",
+                fallback="says its built-in sentence, or the one in {main}",
+            )
             allowed = set(ALL_MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
             for lang, text in texts.items():
                 try:
@@ -502,17 +558,40 @@ class _Reader:
     def read_out_of_scope(self, node: yaml.Node) -> None:
         """Questions the bot must not answer (other HR matters, IT, how to use an app...)."""
         for lang, (key_node, list_node) in self.mapping(node, None, "out_of_scope").items():
-            if lang not in LANGS:
-                self.add(
-                    key_node,
-                    None,
-                    f"unknown language '{lang}' in out_of_scope",
-                    f"use one of: {', '.join(LANGS)}",
-                )
+            if not self.language_key(lang, key_node, None, "out_of_scope"):
                 continue
             for text, item_node in self.text_list(list_node, None, f"out_of_scope ({lang})"):
                 self.note_question(text, "(out of scope)", item_node)
-                self.out_of_scope[lang].append(text)
+                self.out_of_scope.setdefault(lang, []).append(text)
+
+    def read_settings(self, node: yaml.Node) -> None:
+        """`settings:` — the languages of the knowledge base (the first is the main one) and how sure
+        the bot must be to answer outright."""
+        fields = self.mapping(node, None, "settings")
+        self.unknown_fields(fields, SETTINGS, None, "settings")
+        if "languages" in fields:
+            codes: list[str] = []
+            for code, item in self.text_list(fields["languages"][1], None, "languages"):
+                if self.language_key(code, item, None, "settings") and code not in codes:
+                    codes.append(code)
+            if self.declared and codes:
+                self.add(fields["languages"][0], None, "the languages are set twice", "keep one 'languages:'")
+            self.declared = self.declared or tuple(codes)
+        if "answer_when_sure" in fields:
+            value_node = fields["answer_when_sure"][1]
+            value = (
+                str(value_node.value).strip().rstrip("%") if isinstance(value_node, yaml.ScalarNode) else ""
+            )
+            low, high = ANSWER_WHEN_SURE_RANGE
+            if not value.isdecimal() or not low <= int(value) <= high:
+                self.add(
+                    value_node,
+                    None,
+                    f"answer_when_sure should be a whole number from {low} to {high}, not '{value}'",
+                    "write e.g. 'answer_when_sure: 80' (lower answers more, higher asks more)",
+                )
+            else:
+                self.answer_when_sure = float(value)
 
     # -- checks across files
 
@@ -520,11 +599,12 @@ class _Reader:
         """Checks that span files; skipped where an unreadable file would only cause follow-on noise."""
         if unreadable:
             return
+        referenced = {str(n.value).strip() for _, _, n in (*self.related_nodes, *self.tip_entry_nodes)}
         for file, owner, node in self.related_nodes:
             self.file = file
             rid = str(node.value).strip()
             if rid not in self.entries:
-                self.add(node, owner, f"related id '{rid}' does not exist", _closest_id(rid, self.entries))
+                self.add(node, owner, f"related id '{rid}' does not exist", self._cause(rid, referenced))
             elif rid == owner:
                 self.add(node, owner, "an entry cannot be related to itself", "remove this line")
         for file, owner, node in self.tip_entry_nodes:
@@ -535,22 +615,96 @@ class _Reader:
                     node,
                     owner,
                     f"the tip refers to entry '{rid}', which does not exist",
-                    _closest_id(rid, self.entries),
+                    self._cause(rid, referenced),
                 )
-        missing = [k for k in MESSAGE_KEYS if k not in self.messages]
-        if missing:
-            self.file = "(all files)"
-            self.add(
-                None,
-                None,
-                f"the bot's sentences {', '.join(missing)} are not defined",
-                "add them under 'messages:' in messages.yaml, each with en and nb",
-            )
         if not self.entries:
             self.file = "(all files)"
             self.add(
                 None, None, "the knowledge base has no entries", "add at least one entry under 'entries:'"
             )
+        self._blame_duplicates()
+        self._check_translations()
+
+    def _cause(self, wrong: str, referenced: set[str]) -> str:
+        """Why a referenced id is missing: an entry nobody refers to with a close id was most likely
+        renamed (point at it); otherwise the reference itself has a typo."""
+        orphans = [i for i in self.entries if i not in referenced]
+        guess = process.extractOne(wrong, orphans, score_cutoff=60)
+        if guess is not None:
+            entry = self.entries[str(guess[0])]
+            return (
+                f"caused by line {entry.line} of {Path(entry.file).name}: that entry is now called "
+                f"'{entry.id}'; if you renamed '{wrong}', write the new id here too (or rename it back)"
+            )
+        return _closest_id(wrong, self.entries)
+
+    def _blame_duplicates(self) -> None:
+        """Problems inside an entry whose id is a duplicate follow from that id: say so."""
+        for entry_id, file, id_line, first, last in self.duplicates:
+            for number, problem in enumerate(self.problems):
+                inside = problem.file == file and problem.line is not None and first <= problem.line <= last
+                if inside and problem.entry_id == entry_id and problem.line != id_line:
+                    self.problems[number] = replace(
+                        problem,
+                        fix=f"caused by line {id_line}: the duplicate id '{entry_id}'; fix that first",
+                    )
+
+    def languages(self) -> tuple[str, ...]:
+        """The declared languages, else those the entries' examples use (most used first)."""
+        if self.declared:
+            return self.declared
+        used = sorted(self.used, key=lambda lang: -self.used[lang])  # stable: ties in order of use
+        return tuple(used) or ("en",)
+
+    def _check_translations(self) -> None:
+        languages = self.languages()
+        main = language_name(languages[0])
+        for file, node, owner, what, written, fallback in self.translations:
+            self.file = file
+            for lang in languages:
+                if lang not in written:
+                    does = fallback.format(main=main)
+                    self.add(
+                        node,
+                        owner,
+                        f"{what} is missing in {language_name(lang)}",
+                        f"add a line '{lang}: …' under it; until then the bot {does}",
+                        severity="warning",
+                    )
+            if self.declared:
+                for lang in sorted(written - set(languages)):
+                    self.add(
+                        node,
+                        owner,
+                        f"{what} is written in {language_name(lang)}, which the settings do not list",
+                        f"add '{lang}' to 'languages' in the settings, or remove the line",
+                        severity="warning",
+                    )
+
+    def fill_messages(self, builtin: Mapping[str, Mapping[str, str]]) -> None:
+        """The bot's own sentences HR did not write come from the built-in ones (English, Norwegian);
+        a language of the knowledge base they are not written in is one warning, not a refusal (the
+        admins' sentences, which a folder for an older policybot lacks, are not counted)."""
+        for key in ALL_MESSAGE_KEYS:
+            texts = dict(builtin.get(key, {}))
+            texts.update(self.messages.get(key, {}))
+            self.messages[key] = texts
+        languages = self.languages()
+        for lang in languages:
+            missing = [k for k in MESSAGE_KEYS if lang not in self.messages[k]]
+            if missing:
+                self.file = "(all files)"
+                fallback = next((x for x in (languages[0], "en") if x != lang), "en")
+                shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+                self.add(
+                    None,
+                    None,
+                    f"{len(missing)} of the bot's own sentences are not written in {language_name(lang)} "
+                    f"({shown})",
+                    f"add '{lang}:' lines under 'messages:'; until then the bot says them in "
+                    f"{language_name(fallback)}",
+                    severity="warning",
+                )
 
 
 def _closest_id(wrong: str, known: Mapping[str, object]) -> str:
@@ -566,17 +720,6 @@ def _kind(node: yaml.Node) -> str:
     if node.tag == "tag:yaml.org,2002:null":
         return "empty"
     return f"'{node.value}'"
-
-
-@functools.cache
-def shipped_admin_messages() -> dict[str, dict[str, str]]:
-    """The admin sentences (`ADMIN_MESSAGE_KEYS`) as shipped with policybot, for a folder without them."""
-    reader = _Reader()
-    reader.file = str(default_knowledge_dir() / "messages.yaml")
-    read = read_yaml(Path(reader.file), reader.problems)
-    if read.node is not None:
-        reader.read_file(read.node)
-    return {key: texts for key, texts in reader.messages.items() if key in ADMIN_MESSAGE_KEYS}
 
 
 def _load(directory: Path) -> KnowledgeBase:
@@ -604,11 +747,10 @@ def _load(directory: Path) -> KnowledgeBase:
         reader.file = str(directory)
         reader.add(None, None, "no .yaml files in the knowledge folder", "add the knowledge base files")
     reader.cross_check(unreadable)
+    reader.fill_messages(builtin_messages())
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise KnowledgeError(reader.problems)
-    for key, texts in shipped_admin_messages().items():
-        reader.messages.setdefault(key, texts)
     return KnowledgeBase(
         entries=dict(reader.entries),
         tips=tuple(reader.tips.values()),
@@ -618,4 +760,19 @@ def _load(directory: Path) -> KnowledgeBase:
         version=digest.hexdigest()[:12],
         source_dir=str(directory),
         warnings=tuple(reader.problems),
+        languages=reader.languages(),
+        answer_when_sure=reader.answer_when_sure or ANSWER_WHEN_SURE,
     )
+
+
+@functools.cache
+def builtin_messages() -> Mapping[str, Mapping[str, str]]:
+    """The bot's built-in sentences (bot/messages.yaml: English and Norwegian, naming no topic), for
+    those HR's folder leaves out."""
+    path = Path(__file__).with_name("messages.yaml")
+    reader = _Reader()
+    reader.file = str(path)
+    read = read_yaml(path, reader.problems)
+    if read.node is not None:
+        reader.read_file(read.node)
+    return {key: dict(texts) for key, texts in reader.messages.items()}

@@ -23,6 +23,7 @@ from watchfiles import awatch
 
 from bot.conversation import Conversation
 from bot.errors import KnowledgeError, Problem
+from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ReloadResult:
     changed: bool
     reason: str
     problems: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # advice on the edit that was loaded (confusable examples)
 
 
 Notify = Callable[[ReloadResult], Awaitable[None]]
@@ -130,7 +132,9 @@ class Reloader:
             )  # fmt: skip
             return self._reject(reason, (problem,))
         changed = kb.version != served
+        warnings: tuple[Problem, ...] = ()
         if changed:
+            previous = self.conversation.kb
             # The new index is built off the event loop; the swap itself is one attribute assignment.
             try:
                 await asyncio.to_thread(self.conversation.reload, kb)
@@ -148,10 +152,24 @@ class Reloader:
                 "knowledge base %s loaded (%s): %d entries, %d tips, %d warning(s); was %s",
                 kb.version, reason, len(kb.entries), len(kb.tips), len(kb.warnings), served,
             )  # fmt: skip
+            warnings = await asyncio.to_thread(self._advice, kb, previous)
         else:
             log.info("knowledge base %s is unchanged (%s)", served, reason)
         self.rejected = None
-        return ReloadResult(ok=True, version=kb.version, changed=changed, reason=reason)
+        return ReloadResult(ok=True, version=kb.version, changed=changed, reason=reason, warnings=warnings)
+
+    def _advice(self, kb: KnowledgeBase, previous: KnowledgeBase) -> tuple[Problem, ...]:
+        """What `kb check` would warn about the entries this edit changed (never blocks the edit)."""
+        from bot.knowledge_check import self_test
+
+        try:
+            found = tuple(self_test(kb, self.conversation.index, previous=previous))
+        except Exception:  # advice only: a failure here must not undo a good reload
+            log.exception("could not check the edit for confusable examples")
+            return ()
+        for problem in found:
+            log.warning("knowledge base %s: %s", kb.version, problem)
+        return found
 
     def _reject(self, reason: str, problems: tuple[Problem, ...]) -> ReloadResult:
         version = self.conversation.kb.version

@@ -42,7 +42,7 @@ from rapidfuzz import fuzz, process
 
 from bot.conversation import ReplyKind
 from bot.knowledge import KnowledgeBase
-from bot.matching import OUT_OF_SCOPE, STOPWORDS, SUGGEST_AT, Index, calibrated, fold, stem
+from bot.matching import OUT_OF_SCOPE, STOPWORDS, Index, fold, stem
 from bot.privacy import mask
 from bot.review import StaleEntry, stale_entries, stale_lines
 from bot.store import LoggedPick, LoggedQuestion
@@ -52,10 +52,9 @@ log = logging.getLogger(__name__)
 SIMILAR_AT = 85  # 0..100: keys at least this similar are "the same question" (see the module docstring)
 BLOCK = 512  # rows of the similarity matrix computed at once (memory: BLOCK x distinct questions bytes)
 MAX_VARIANTS = 3  # other phrasings shown per group
-# An entry is named "closest" to an unanswered question only if the bot itself would have found it a
-# plausible suggestion (calibrated confidence at SUGGEST_AT or more); below that the closeness is noise
-# (a score of 0.06 shares a stop word or two), and "no close entry" tells HR the topic is missing.
-CLOSEST_AT = SUGGEST_AT
+# An entry is named "closest" to an unanswered question only if the bot itself would answer with it or
+# offer it (its confidence fitted on this knowledge base); below that the closeness is noise (a score of
+# 0.06 shares a stop word or two), and "no close entry" tells HR the topic is missing.
 NOT_ANSWERED = (str(ReplyKind.SUGGESTIONS), str(ReplyKind.FALLBACK))
 
 # ------------------------------------------------------------------------------------------ grouping
@@ -305,8 +304,8 @@ def _gaps(records: list[LoggedQuestion], kb: KnowledgeBase, index: Index, lang: 
         best = next(
             (m for m in result.ranked if m.entry_id != OUT_OF_SCOPE and m.entry_id in kb.entries), None
         )
-        if best is not None and calibrated(best.score) < CLOSEST_AT:
-            best = None
+        if result.answer_id is None and not result.suggestions:
+            best = None  # not even a plausible suggestion: the closeness is noise
         gaps.append(
             Gap(
                 question=ordered[0],

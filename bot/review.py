@@ -6,7 +6,8 @@ them, and `ReviewReminder` posts `stale_notice` to the HR channel once a week, o
 after Monday at the tip time (local time), exactly once across replicas (the week is claimed in the
 database the way a Slack event id is).
 
-Platform-neutral: the Slack and Teams adapters register how they post to HR with `on_notice`.
+Platform-neutral: the router (bot/router.py) registers each platform's `tell_hr` with `on_notice`
+when the platform has an HR conversation; the composition root (adapters/services.py) builds it.
 """
 
 from __future__ import annotations

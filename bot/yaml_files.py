@@ -98,7 +98,7 @@ def _plain_yaml(problems: list[Problem], file: str, text: str) -> bool:
     return len(problems) == before
 
 
-def _compose(problems: list[Problem], file: str, raw: bytes) -> yaml.Node | None:
+def _compose(problems: list[Problem], file: str, raw: bytes) -> yaml.Node | None:  # noqa: C901, PLR0911 — one return per way a YAML file can be unreadable
     """Parse one file to a node tree with the safe loader, refusing tabs, anchors and aliases, tags
     outside YAML's core schema, and huge trees."""
     try:

@@ -9,8 +9,9 @@ import pytest
 
 from bot.knowledge import MESSAGE_KEYS
 
-# Fakes of the chat platforms' HTTP APIs, as fixtures for every test (`slack_api`).
-pytest_plugins = ["tests.fakes.slack_api"]
+# Fakes of the chat platforms' HTTP APIs (`slack_api`, `bot_connector`), and the end-to-end harness that
+# starts policybot against them (`start_bot`), as fixtures for every test.
+pytest_plugins = ["tests.fakes.slack_api", "tests.fakes.bot_connector", "tests.adapters.slack_harness"]
 
 ENTRIES = """\
 entries:

@@ -1,5 +1,5 @@
 """The project's own checks run as part of the suite: formatting, lint (with the core's import
-boundary) and strict typing of the core."""
+boundary and complexity limits), strict typing of the core and the adapters, and module length."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_MODULE_LINES = 420  # "~400": a module readable in one sitting
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -17,27 +18,45 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_code_is_formatted() -> None:
-    result = run("ruff", "format", "--check", ".")
+    result = run("ruff", "format", "--check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_lint_passes_including_the_core_import_boundary() -> None:
-    result = run("ruff", "check", ".")
+    result = run("ruff", "check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_core_may_not_import_platform_code(tmp_path: Path) -> None:
-    """The boundary rule really bites: a bot/ module importing slack_bolt is rejected."""
-    probe = ROOT / "bot" / "_boundary_probe.py"
-    probe.write_text("import slack_bolt  # noqa: F401\nfrom adapters import cli  # noqa: F401\n")
-    try:
-        result = run("ruff", "check", "--no-cache", str(probe))
-    finally:
-        probe.unlink()
+def test_the_core_may_not_import_platform_code() -> None:
+    """The boundary rule really bites: a bot/ module importing slack_bolt is rejected.
+
+    The probe is given on stdin, named as a file in bot/, so that the suite writes nothing into the
+    checkout (it must pass on a read-only one).
+    """
+    probe = "import slack_bolt  # noqa: F401\nfrom adapters import cli  # noqa: F401\n"
+    command = ["ruff", "check", "--no-cache", "--stdin-filename", "bot/_boundary_probe.py", "-"]
+    result = subprocess.run(
+        [sys.executable, "-m", *command], input=probe, capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert result.returncode == 1
     assert result.stdout.count("TID251") == 2, result.stdout
 
 
-def test_the_core_type_checks_strictly() -> None:
-    result = run("mypy")
+def test_the_core_and_the_adapters_type_check_strictly(tmp_path: Path) -> None:
+    """mypy --strict over bot/ and adapters/ (pyproject.toml), its cache outside the checkout."""
+    result = run("mypy", "--cache-dir", str(tmp_path / "mypy-cache"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_module_is_longer_than_one_sitting() -> None:
+    """~400 lines at most per module of bot/ and adapters/ (bot/matching.py and bot/knowledge_loader.py
+    are being split in their own issue and are held to their current size meanwhile)."""
+    limits = {"bot/matching.py": 600, "bot/knowledge_loader.py": 780}
+    too_long = {
+        str(path.relative_to(ROOT)): n
+        for folder in ("bot", "adapters")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines()))
+        > limits.get(str(path.relative_to(ROOT)), MAX_MODULE_LINES)
+    }
+    assert too_long == {}

@@ -22,7 +22,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.server import ServerContext, build_app
+from adapters.server import build_app
+from adapters.services import Services
 from adapters.slack_blocks import to_mrkdwn
 from bot.config import Settings
 from bot.conversation import Conversation
@@ -30,10 +31,10 @@ from bot.knowledge_loader import load_knowledge
 from bot.reload import Reloader
 from bot.report import summary
 from bot.store import Store
-from tests.adapters.test_slack import SECRET, cli_env, free_port, payload, signed
-from tests.adapters.test_teams import activity
+from tests.adapters.slack_harness import SECRET, cli_env, free_port, payload, signed
+from tests.adapters.teams_harness import activity
 from tests.conftest import ENTRIES
-from tests.fakes.bot_connector import FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
+from tests.fakes.bot_connector import FakeBotConnector
 from tests.fakes.slack_api import BOT_TOKEN, Call, FakeSlackApi
 
 SLACK_ADMIN = "U0HRADMIN"
@@ -59,7 +60,7 @@ def edited(directory: Path) -> None:
 @dataclass
 class Running:
     url: str
-    ctx: ServerContext
+    services: Services
     http: aiohttp.ClientSession
     kb_dir: Path
 
@@ -76,13 +77,13 @@ async def running(env: dict[str, str], tmp_path: Path, kb_dir: Path) -> AsyncIte
     store = await Store.open(settings.database_url)
     conversation = Conversation(await load_knowledge(kb_dir), recorder=store)
     reloader = Reloader(conversation, kb_dir, debounce_ms=50, step_ms=10)
-    ctx = ServerContext(settings, conversation, store, reloader=reloader)
-    runner = web.AppRunner(build_app(ctx), access_log=None)
+    services = Services.assemble(settings, conversation, store, reloader=reloader)
+    runner = web.AppRunner(build_app(services), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         async with aiohttp.ClientSession() as http:
-            yield Running(f"http://127.0.0.1:{runner.addresses[0][1]}", ctx, http, kb_dir)
+            yield Running(f"http://127.0.0.1:{runner.addresses[0][1]}", services, http, kb_dir)
     finally:
         await runner.cleanup()
         await conversation.drain()
@@ -126,7 +127,7 @@ async def slack(tiny_kb_dir: Path, tmp_path: Path, slack_api: FakeSlackApi) -> A
         "POLICYBOT_TIP_SLACK_CHANNELS": TIP_CHANNEL,
     }
     async with running(env, tmp_path, tiny_kb_dir) as bot:
-        yield SlackPolicybot(bot.url, bot.ctx, bot.http, bot.kb_dir, slack_api)
+        yield SlackPolicybot(bot.url, bot.services, bot.http, bot.kb_dir, slack_api)
 
 
 @pytest.mark.parametrize("command", ["reload", "report", "tip now", "Reload!", "/reload"])
@@ -168,10 +169,10 @@ async def test_an_admin_reloads_from_slack_and_healthz_shows_the_new_version(sla
 async def test_a_broken_edit_reaches_the_hr_channel_and_the_bot_keeps_answering(
     slack: SlackPolicybot,
 ) -> None:
-    assert slack.ctx.reloader is not None
+    assert slack.services.reloader is not None
     served = (await slack.health())["knowledge"]["version"]
     stop = asyncio.Event()
-    watcher = asyncio.create_task(slack.ctx.reloader.watch(stop))
+    watcher = asyncio.create_task(slack.services.reloader.watch(stop))
     try:
         await asyncio.sleep(0.2)  # the watch is set up
         broken(slack.kb_dir)  # HR saves; nobody types anything
@@ -201,9 +202,12 @@ async def test_an_admin_asks_why_a_question_gets_its_answer(slack: SlackPolicybo
 
     lines = answer.params["text"].splitlines()
     assert lines[0] == "*why* “my boss in photos on facebook” (en)"
-    assert lines[1].startswith("The bot answers with *friend-manager* — confidence 0.")
+    assert lines[1].startswith("The bot answers with *friend-manager* — ")
+    assert lines[1].endswith("% (answer_when_sure, fitted on this knowledge base's own examples).")
     assert lines[2].startswith("Closest example: “") and "” in *friend-manager* (score 0." in lines[2]
-    assert lines[3:5] == ["Runners-up:", "• *workplace-photos* 0.33 — “Can I post photos from work?”"]
+    assert "words shared with the entry 0." in lines[2] and "resembles its examples 0." in lines[2]
+    assert lines[3] == "Runners-up:"
+    assert lines[4].startswith("• *workplace-photos* 0.") and "“Can I post photos from work?”" in lines[4]
     assert lines[5] == "Words understood: `manager`, `photo`, `facebook`"
 
 
@@ -218,11 +222,11 @@ async def test_an_admin_posts_the_tip_now_to_every_tip_channel(slack: SlackPolic
 async def test_an_admin_gets_the_report_summary_in_chat(slack: SlackPolicybot) -> None:
     await slack.command("Can I add my manager on Facebook?", SLACK_EMPLOYEE)
     await slack.command("how do I reset my password", SLACK_EMPLOYEE)
-    await slack.ctx.conversation.drain()
+    await slack.services.conversation.drain()
 
     answer = await slack.command("report", SLACK_ADMIN)
 
-    expected = await summary(slack.ctx.store, slack.ctx.conversation.kb, "en")
+    expected = await summary(slack.services.store, slack.services.conversation.kb, "en")
     assert answer.params["text"] == to_mrkdwn(expected)
 
 
@@ -251,7 +255,7 @@ class TeamsPolicybot(Running):
 async def teams(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
 ) -> AsyncIterator[TeamsPolicybot]:
     env = {
         "POLICYBOT_ENV": "development",
@@ -259,7 +263,7 @@ async def teams(
         "POLICYBOT_HR_TEAMS_CONVERSATION": HR_CONVERSATION,
     }
     async with running(env, tmp_path, tiny_kb_dir) as bot:
-        yield TeamsPolicybot(bot.url, bot.ctx, bot.http, bot.kb_dir, bot_connector)
+        yield TeamsPolicybot(bot.url, bot.services, bot.http, bot.kb_dir, bot_connector)
 
 
 async def install_in_hr_team(bot: TeamsPolicybot) -> None:

@@ -118,24 +118,24 @@ def test_kb_check_passes_a_good_folder_and_prints_a_summary(tiny_kb_dir: Path) -
     assert "0 error(s)" in run.stdout
 
 
-def test_kb_check_lists_every_error_with_its_place_and_exits_1(tiny_kb_dir: Path) -> None:
+def test_kb_check_lists_every_problem_with_its_place_and_exits_1(tiny_kb_dir: Path) -> None:
     entries = tiny_kb_dir / "entries.yaml"
     entries.write_text(
         entries.read_text()
         .replace("related: [workplace-photos]", "related: [nope]")
         .replace("    owner: HR", "\towner: HR")
     )
-    (tiny_kb_dir / "more.yaml").write_text("tips:\n  - id: x\n    en: only English\n")
+    (tiny_kb_dir / "more.yaml").write_text("tips:\n  - id: x\n    tekst: a misspelt field\n")
 
     run = policybot("kb", "check", str(tiny_kb_dir))
 
     assert run.returncode == 1
     assert f"{entries}:21:1: error: the line is indented with a tab" in run.stderr
-    assert "more.yaml:2:5: error [x]: the tip is missing in Norwegian (nb)" in run.stderr
+    assert "more.yaml:3:5: error [x]: unknown field 'tekst' in a tip" in run.stderr
     assert "the bot would keep serving its previous knowledge base" in run.stdout
 
 
-def test_kb_check_self_test_reports_an_example_that_routes_elsewhere(tiny_kb_dir: Path) -> None:
+def test_kb_check_warns_about_an_example_that_routes_elsewhere_but_does_not_block(tiny_kb_dir: Path) -> None:
     entries = tiny_kb_dir / "entries.yaml"
     entries.write_text(
         entries.read_text().replace(
@@ -146,11 +146,15 @@ def test_kb_check_self_test_reports_an_example_that_routes_elsewhere(tiny_kb_dir
 
     run = policybot("kb", "check", str(tiny_kb_dir))
 
-    assert run.returncode == 1
+    assert run.returncode == 0  # the running bot loads it too: one rule for both
     assert (
-        f"{entries}:31: error [workplace-photos]: the example question "
-        "'Should I accept a friend request from my boss on Facebook?' routes to 'friend-manager'"
+        "warning [friend-manager]: 2 of 12 examples of 'friend-manager' and 'workplace-photos' are "
+        "confusable — the bot will offer both (and answer 2 of them with the other entry)"
     ) in run.stderr
+    assert "'Should I accept a friend request from my boss on Facebook?'" in run.stderr
+    assert (
+        "How sure the bot is, fitted on this knowledge base: asked its own 12 example questions" in run.stdout
+    )
 
 
 def test_the_shipped_knowledge_base_passes_kb_check() -> None:

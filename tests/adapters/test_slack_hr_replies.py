@@ -12,20 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.test_slack import (
-    ASKER,
-    HR_CHANNEL,
-    Policybot,
-    StartBot,
-    payload,
-    signed,
-    start_bot,  # noqa: F401 (a fixture)
-)
+from tests.adapters.slack_harness import ASKER, HR_CHANNEL, Policybot, StartBot, payload, signed
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, Call
 
 
 @pytest.fixture
-async def bot(start_bot: StartBot) -> Policybot:  # noqa: F811 (the fixture)
+async def bot(start_bot: StartBot) -> Policybot:
     """policybot with an HR channel, as in test_slack.py."""
     return await start_bot()
 

@@ -14,7 +14,7 @@ from bot.conversation import Conversation
 from bot.errors import DeliveryError
 from bot.knowledge_loader import load_knowledge
 from bot.tips import Target
-from tests.adapters.test_slack import SECRET, free_port
+from tests.adapters.slack_harness import SECRET, free_port
 from tests.fakes.slack_api import BOT_TOKEN, FakeSlackApi
 
 

@@ -7,88 +7,34 @@ is visible in its text.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from adapters import teams
-from adapters.server import ServerContext, build_app
-from bot.config import Settings
-from bot.conversation import Conversation
 from bot.errors import DeliveryError
-from bot.knowledge_loader import load_knowledge
-from bot.store import Store
 from bot.tips import Target
-from tests.fakes.bot_connector import FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
-
-PAYLOADS = Path(__file__).parent / "payloads" / "teams"
-HR_CONVERSATION = "19:hr-questions@thread.tacv2"
-PERSONAL = "a:1-personal-kari"
-CHANNEL = "19:general@thread.tacv2"
-APP_ID = "00000000-0000-4000-8000-000000000123"
-
-
-def activity(name: str, connector: FakeBotConnector, **changes: Any) -> dict[str, Any]:
-    """A hand-written Teams activity from payloads/teams, pointed at the fake connector."""
-    body = json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
-    body["serviceUrl"] = connector.url
-    body.update(copy.deepcopy(changes))
-    return body
-
-
-@dataclass
-class Policybot:
-    """The running server, its store and the fake Bot Connector it talks to."""
-
-    url: str
-    app: web.Application
-    store: Store
-    conversation: Conversation
-    connector: FakeBotConnector
-    http: aiohttp.ClientSession
-
-    async def post(self, body: Any, *, headers: dict[str, str] | None = None) -> tuple[int, str]:
-        data = body if isinstance(body, str | bytes) else json.dumps(body)
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        async with self.http.post(f"{self.url}/api/messages", data=data, headers=sent) as response:
-            return response.status, await response.text()
-
-
-@asynccontextmanager
-async def start_policybot(
-    env: dict[str, str], kb_dir: Path, tmp_path: Path, connector: FakeBotConnector
-) -> AsyncIterator[Policybot]:
-    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'policybot.db'}", **env})
-    store = await Store.open(settings.database_url)
-    conversation = Conversation(await load_knowledge(kb_dir), default_lang="en", recorder=store)
-    app = build_app(ServerContext(settings, conversation, store))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # no public accessor
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Policybot(f"http://127.0.0.1:{port}", app, store, conversation, connector, http)
-    finally:
-        await runner.cleanup()
-        await store.close()
+from tests.adapters.teams_harness import (
+    APP_ID,
+    CHANNEL,
+    HR_CONVERSATION,
+    PERSONAL,
+    Policybot,
+    activity,
+    start_policybot,
+)
+from tests.fakes.bot_connector import FakeBotConnector
 
 
 @pytest.fixture
 async def policybot(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
 ) -> AsyncIterator[Policybot]:
     """policybot in development mode (anonymous Teams endpoint), with an HR conversation for Teams."""
     messages = tiny_kb_dir / "messages.yaml"  # name the asker in the HR message (an optional placeholder)
@@ -471,7 +417,7 @@ async def test_a_100000_character_message_is_answered_with_a_note(policybot: Pol
 async def test_with_an_app_id_an_unauthenticated_request_gets_401_and_causes_nothing(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
 ) -> None:
     env = {"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "not-a-real-secret"}
     async with start_policybot(env, tiny_kb_dir, tmp_path, bot_connector) as running:
@@ -496,7 +442,7 @@ async def test_with_an_app_id_an_unauthenticated_request_gets_401_and_causes_not
 async def test_without_an_app_id_outside_development_teams_is_not_mounted_and_the_log_says_why(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="adapters.teams")

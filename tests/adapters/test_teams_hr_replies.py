@@ -19,7 +19,7 @@ from botbuilder.schema import ConversationReference
 from adapters.teams import TEAMS_BOT
 from adapters.teams_delivery import TeamsDeliverer
 from bot.config import TeamsSettings
-from tests.adapters.test_teams import (
+from tests.adapters.teams_harness import (
     CHANNEL,
     HR_CONVERSATION,
     PERSONAL,
@@ -28,14 +28,14 @@ from tests.adapters.test_teams import (
     start_policybot,
 )
 from tests.conftest import ENTRIES
-from tests.fakes.bot_connector import ConnectorCall, FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
+from tests.fakes.bot_connector import ConnectorCall, FakeBotConnector
 
 
 @pytest.fixture
 async def bot(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
 ) -> AsyncIterator[Policybot]:
     """policybot in development mode (anonymous Teams endpoint) with an HR channel in Teams."""
     env = {"POLICYBOT_ENV": "development", "POLICYBOT_HR_TEAMS_CONVERSATION": HR_CONVERSATION}
@@ -121,7 +121,7 @@ KARI = "6b1f7c1e-0000-4000-8000-00000000000a"  # the sender of payloads/teams/pe
 async def admin_bot(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
 ) -> AsyncIterator[Policybot]:
     """As `bot`, with Kari an HR admin (she may `reload`)."""
     env = {
@@ -294,7 +294,7 @@ async def test_a_note_to_hr_prefers_a_team_of_the_configured_tenant(
     await install_in_team(admin_bot, "19:general-a@thread.tacv2", TENANT_A)
     await install_in_team(admin_bot, "19:general-b@thread.tacv2", TENANT_B)
     teams = TeamsSettings(app_id="00000000-0000-4000-8000-000000000123", app_password="x", tenant_id=TENANT_B)
-    settings = dataclasses.replace(admin_bot.app[TEAMS_BOT].settings, teams=teams)
+    settings = dataclasses.replace(admin_bot.app[TEAMS_BOT].platform.settings, teams=teams)
 
     found = await TeamsDeliverer(settings, admin_bot.store).hr_reference(HR_CONVERSATION)
 

@@ -11,8 +11,8 @@ from adapters import teams
 from bot.config import Settings
 from bot.store import TipStatus
 from bot.tips import TipScheduler
-from tests.adapters.test_teams import CHANNEL, activity, start_policybot
-from tests.fakes.bot_connector import FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
+from tests.adapters.teams_harness import CHANNEL, activity, start_policybot
+from tests.fakes.bot_connector import FakeBotConnector
 
 
 def oslo(day: int, hour: int, minute: int = 0) -> datetime:
@@ -22,7 +22,7 @@ def oslo(day: int, hour: int, minute: int = 0) -> datetime:
 async def test_a_scheduled_tip_reaches_every_installed_team_once_a_day(
     tiny_kb_dir: Path,
     tmp_path: Path,
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    bot_connector: FakeBotConnector,
 ) -> None:
     env = {"POLICYBOT_ENV": "development", "POLICYBOT_DEFAULT_LANG": "nb"}
     async with start_policybot(env, tiny_kb_dir, tmp_path, bot_connector) as policybot:

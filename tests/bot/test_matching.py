@@ -10,7 +10,8 @@ import pytest
 
 from bot.conversation import Conversation, Message
 from bot.knowledge_loader import load_knowledge
-from bot.matching import Analyzer, detect_language, fold, normalise_lang, stem
+from bot.languages import detect, fold, normalise, stem
+from bot.matching import Analyzer
 from tests.conftest import write_kb
 
 
@@ -24,10 +25,12 @@ def test_folding_treats_norwegian_letters_and_their_ascii_spellings_alike() -> N
     assert fold("Være") == "vaere"
 
 
-def test_stemming_meets_inflected_forms_on_both_sides() -> None:
-    assert stem("sjefen") == stem("sjefer") == "sjef"
-    assert stem("photos") == stem("photo")
-    assert stem("posting") == stem("posted") == stem("post")
+def test_stemming_is_snowball_in_the_language_of_the_text() -> None:
+    assert stem("sjefen", "nb") == stem("sjefer", "nb") == "sjef"
+    assert stem("photos", "en") == stem("photo", "en")
+    assert stem("posting", "en") == stem("posted", "en") == stem("post", "en")
+    assert stem("chefens", "sv") == stem("chefen", "sv") == "chef"
+    assert stem("arbeitgebers", "de") == stem("arbeitgeber", "de")
 
 
 def test_synonyms_and_nicknames_become_one_term() -> None:
@@ -63,16 +66,20 @@ def test_typos_are_corrected_towards_known_words_but_real_words_are_left_alone()
     assert analyzer.terms("instagarm") == ["instagram"]
     assert analyzer.terms("kolegaer") == ["colleague"]
     assert analyzer.terms("photso") == ["photo"]
-    assert analyzer.terms("parking") == [stem("parking")]  # not "corrected" into something it isn't
+    assert analyzer.terms("parking") == [stem("parking", "en")]  # not "corrected" into something it isn't
 
 
-def test_language_comes_from_the_words_then_the_hint_then_the_default() -> None:
-    assert detect_language("Kan jeg legge til sjefen min?", None, "en") == "nb"
-    assert detect_language("Can I add my boss?", "nb-NO", "nb") == "en"
-    assert detect_language("fb?", "nb_NO", "en") == "nb"
-    assert detect_language("fb?", None, "nb") == "nb"
-    assert detect_language("blåbær", None, "en") == "nb"
-    assert normalise_lang("nn-NO") == "nb" and normalise_lang("de-DE") is None
+def test_language_comes_from_the_words_then_the_hint_then_the_main_language() -> None:
+    both = ("en", "nb")
+    assert detect("Kan jeg legge til sjefen min?", both, None) == "nb"
+    assert detect("Can I add my boss?", both, "nb-NO") == "en"
+    assert detect("fb?", both, "nb_NO") == "nb"
+    assert detect("fb?", ("nb", "en"), None) == "nb"
+    assert detect("fb?", both, None) == "en"
+    assert detect("blåbær", both, None) == "nb"
+    assert detect("Får jag lägga till min chef på Facebook?", ("en", "sv"), None) == "sv"
+    assert detect("anything at all", ("de",), "en") == "de"  # a one-language bot never guesses
+    assert normalise("nn-NO") == "nb" and normalise("de-DE") == "de" and normalise("xx-YY") is None
 
 
 async def test_casual_questions_find_their_entry_in_either_language(conversation: Conversation) -> None:

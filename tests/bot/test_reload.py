@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import Conversation, Message, ReplyKind
+from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge
+from bot.matching import Index
 from bot.reload import Reloader, ReloadResult, problem_lines
 from tests.conftest import ENTRIES
 
@@ -155,20 +157,25 @@ async def test_a_file_that_cannot_be_read_is_a_rejected_edit_not_a_crash(tiny_kb
 
 
 async def test_an_index_that_cannot_be_built_is_a_rejected_edit_and_its_traceback_is_logged(
-    tiny_kb_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tiny_kb_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    conversation, reloader = await started(tiny_kb_dir)
+    built: list[KnowledgeBase] = []
+
+    def fails_after_the_first(kb: KnowledgeBase) -> Index:
+        built.append(kb)
+        if len(built) > 1:
+            raise ValueError("zip() argument 2 is shorter than argument 1")
+        return Index(kb)
+
+    conversation = Conversation(await load_knowledge(tiny_kb_dir), make_index=fails_after_the_first)
+    reloader = Reloader(conversation, tiny_kb_dir, clock=Clock(), debounce_ms=50, step_ms=10)
     served = conversation.kb.version
     told: list[ReloadResult] = []
 
     async def tell_hr(result: ReloadResult) -> None:
         told.append(result)
 
-    def fails(kb: object) -> None:
-        raise ValueError("zip() argument 2 is shorter than argument 1")
-
     reloader.on_result(tell_hr)
-    monkeypatch.setattr("bot.conversation.Index", fails)
     version_b(tiny_kb_dir)
     result = await reloader.reload("changed: entries.yaml")
 

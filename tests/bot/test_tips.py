@@ -12,7 +12,7 @@ import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -108,9 +108,10 @@ class World:
         settings: Settings = SETTINGS,
         *,
         platforms: tuple[str, ...] = ("slack", "teams"),
+        store_type: type[Store] = Store,
         **options: object,
     ) -> TipScheduler:
-        store = await Store.open(self.url, clock=self.clock)  # type: ignore[arg-type]
+        store = await store_type.open(self.url, clock=self.clock)  # type: ignore[arg-type]
         self.stores.append(store)
         deliverers = [Recorder(p, self.sent) for p in platforms]
         return TipScheduler.from_settings(
@@ -289,7 +290,7 @@ def test_bad_schedule_settings_are_reported_clearly():
     with pytest.raises(ConfigError, match="POLICYBOT_TIP_HOLIDAYS"):
         Schedule.from_settings(replace(SETTINGS, tip_holidays="XX"))
     with pytest.raises(ConfigError, match="POLICYBOT_TIP_SLACK_CHANNELS"):
-        TipScheduler.from_settings(replace(SETTINGS, tip_slack_channels=("C1:fr",)), None, None, [])  # type: ignore[arg-type]
+        TipScheduler.from_settings(replace(SETTINGS, tip_slack_channels=("C1:xx",)), None, None, [])  # type: ignore[arg-type]
 
 
 async def test_each_target_sees_every_tip_before_any_repeats_in_its_own_order(world, clock):
@@ -510,13 +511,18 @@ async def naps(replica: TipScheduler, clock, *, count: int, advance: bool = Fals
     return slept
 
 
-def always_overdue(replica: TipScheduler, clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store reports a tip due five minutes ago, whenever asked."""
+class OverdueStore(Store):
+    """A store that reports a tip due five minutes ago, whenever asked."""
 
-    async def overdue(**_: object) -> object:
-        return clock() - timedelta(minutes=5)
+    async def next_tip_attempt(self, *, platforms: object = None) -> datetime:
+        return self._clock() - timedelta(minutes=5)
 
-    monkeypatch.setattr(replica.store, "next_tip_attempt", overdue)
+
+class RunFailsStore(OverdueStore):
+    """The database answers, but a tip run fails (a permission error, say) while a tip is overdue."""
+
+    async def expire_tips(self, **_: object) -> list[int]:
+        raise RuntimeError("permission denied for table tip_posts")
 
 
 async def test_a_replica_sleeps_instead_of_spinning_on_another_platforms_overdue_tip(world, clock):
@@ -545,28 +551,19 @@ async def test_a_replica_sleeps_instead_of_spinning_on_another_platforms_overdue
     assert await slack_only.store.next_tip_attempt(platforms=["teams"]) == clock.oslo(2028, 5, 15, 9, 0)
 
 
-async def test_the_scheduler_never_sleeps_less_than_the_minimum(world, clock, monkeypatch):
+async def test_the_scheduler_never_sleeps_less_than_the_minimum(world, clock):
     """Whatever the store says (a clock step back, a row this replica cannot take), no busy loop."""
     clock.at(2028, 5, 15, 9, 0)
-    replica = await world.replica()
+    replica = await world.replica(store_type=OverdueStore)
     await replica.run_once()
-    always_overdue(replica, clock, monkeypatch)
 
     assert await naps(replica, clock, count=1) == [MIN_SLEEP.total_seconds()]
 
 
-async def test_a_run_that_keeps_failing_is_retried_every_ten_minutes_not_every_second(
-    world, clock, monkeypatch
-):
+async def test_a_run_that_keeps_failing_is_retried_every_ten_minutes_not_every_second(world, clock):
     """The database answers, but the run fails (a permission error, say) while a tip is overdue."""
     clock.at(2028, 5, 15, 9, 0)
-    replica = await world.replica()
-
-    async def fails(now: object = None) -> object:
-        raise RuntimeError("permission denied for table tip_posts")
-
-    monkeypatch.setattr(replica, "run_once", fails)
-    always_overdue(replica, clock, monkeypatch)
+    replica = await world.replica(store_type=RunFailsStore)
 
     assert await naps(replica, clock, count=1) == [DUE_SLEEP.total_seconds()]
 

@@ -58,8 +58,10 @@ def test_the_schema_is_valid_draft_2020_12_and_knows_every_message_and_language(
     assert set(messages) == set(ALL_MESSAGE_KEYS), (
         "a new message key needs its entry in knowledge.schema.json"
     )
-    assert all(m["required"] == list(LANGS) for m in messages.values())
-    assert schema["$defs"]["bilingual"]["required"] == list(LANGS)
+    language = {"$ref": "#/$defs/language"}
+    assert all(m["propertyNames"] == language for m in messages.values())
+    assert schema["$defs"]["bilingual"]["propertyNames"] == language
+    assert set(schema["$defs"]["language"]["enum"]) >= {*LANGS, "sv", "de", "da"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
@@ -100,29 +102,32 @@ INVALID = {
     "bad date": entry(reviewed="reviewed: 2026-13-01"),
     "impossible date": entry(reviewed="reviewed: 2026-02-30"),
     "date not YYYY-MM-DD": entry(reviewed="reviewed: 20261101"),
-    "missing language in title": entry(title="title:\n  en: Fixture topic"),
     "empty title": entry(title="title: {}"),
     "title as one string": entry(title="title: Fixture topic"),
     "no title": entry(title=""),
     "no answer": entry(answer=""),
     "answer in no language": entry(answer="answer: {}"),
     "empty answer text": entry(answer='answer:\n  en: ""\n  nb: Testsvaret.'),
-    "missing language in questions": entry(questions="questions:\n  en:\n    - what is the fixture rule"),
     "no questions in a language": entry(
         questions="questions:\n  en:\n    - what is the fixture rule\n  nb: []"
     ),
-    "unknown language": entry(questions="questions:\n  en: [a fixture question]\n  nb: [et]\n  de: [eine]"),
+    "unknown language": entry(questions="questions:\n  en: [a fixture question]\n  nb: [et]\n  xx: [eine]"),
+    "Norwegian written as no": entry(questions="questions:\n  en: [a fixture question]\n  no: [et]"),
+    "an empty entry": "entries:\n  - {}\n",
+    "an empty tip": "tips:\n  - {}\n",
+    "questions in no language": entry(questions="questions: {}"),
+    "a language that is not one": "settings:\n  languages: [english]\n",
+    "answer_when_sure out of range": "settings:\n  answer_when_sure: 101\n",
+    "an unknown setting": "settings:\n  language: [en]\n",
     "empty owner": entry(tags="owner:"),
     "bad url": entry(tags="links:\n  - url: intranet.example.com/photos"),
     "link without url": entry(tags="links:\n  - title: Photos"),
     "unknown link field": entry(tags="links:\n  - url: https://x.example\n    href: https://y.example"),
-    "source missing a language": entry(tags="source:\n  en: Guidelines 2.1"),
     "no id": entry(id=""),
     "entries not a list": "entries:\n  id: fixture-entry\n",
     "unknown section": "entrys: []\n",
     "file is a list": "- entries\n",
     "unknown message key": "messages:\n  greting:\n    en: Hi\n    nb: Hei\n",
-    "message missing a language": "messages:\n  greeting:\n    en: Hi\n",
     "message without its placeholder": (
         "messages:\n  fallback:\n    en: Ask HR.\n    nb: 'Spør HR: {hr_contact}'\n"
     ),
@@ -130,13 +135,12 @@ INVALID = {
         'messages:\n  fallback:\n    en: "{hr_contact} {name}"\n    nb: "{hr_contact}"\n'
     ),
     "message with a lone brace": 'messages:\n  greeting:\n    en: "Hi {"\n    nb: Hei\n',
-    "tip missing a language": "tips:\n  - id: fixture-tip\n    en: Only English\n",
     "tip with a bad id": "tips:\n  - id: Fixture Tip\n    en: A tip\n    nb: Et tips\n",
     "tip with an unknown field": (
-        "tips:\n  - id: fixture-tip\n    en: A tip\n    nb: Et tips\n    de: Ein Tipp\n"
+        "tips:\n  - id: fixture-tip\n    en: A tip\n    nb: Et tips\n    tekst: Ein Tipp\n"
     ),
     "synonyms not a list": "synonyms:\n  boss: sjef\n",
-    "out of scope in an unknown language": "out_of_scope:\n  sv:\n    - Hur mycket semester har jag?\n",
+    "out of scope in an unknown language": "out_of_scope:\n  xx:\n    - Hur mycket semester har jag?\n",
     "empty out-of-scope question": 'out_of_scope:\n  en:\n    - ""\n',
 }
 
@@ -175,6 +179,17 @@ VALID = {
         "tips:\n  - id: fixture-tip\n    entry: friend-manager\n    en: A tip\n    nb: Et tips\n"
     ),
     "out of scope in one language": "out_of_scope:\n  en:\n    - How many vacation days do I have?\n",
+    # A missing translation is a warning (the bot falls back to the main language), never a refusal.
+    "a title missing a language": entry(title="title:\n  en: Fixture topic"),
+    "questions in one language": entry(questions="questions:\n  en:\n    - what is the fixture rule"),
+    "a source missing a language": entry(tags="source:\n  en: Guidelines 2.1"),
+    "a tip missing a language": "tips:\n  - id: fixture-tip\n    en: Only English\n",
+    "a third language": entry(questions="questions:\n  en: [a fixture question]\n  nb: [et]\n  de: [eine]"),
+    "a tip in a third language": (
+        "tips:\n  - id: fixture-tip\n    en: A tip\n    nb: Et tips\n    de: Ein Tipp\n"
+    ),
+    "settings": "settings:\n  languages: [nb, en]\n  answer_when_sure: 80\n",
+    "out of scope in Swedish": "out_of_scope:\n  sv:\n    - Hur mycket semester har jag?\n",
 }
 
 
