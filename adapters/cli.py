@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
@@ -25,7 +26,7 @@ from adapters.cli_commands import (
 )
 from bot.config import Settings
 from bot.conversation import Conversation, Message, Reply, ReplyKind
-from bot.errors import KnowledgeError, PolicybotError, Problem
+from bot.errors import ConfigError, KnowledgeError, PolicybotError, Problem
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 
@@ -57,6 +58,19 @@ def render(reply: Reply) -> str:
 
 
 def match_record(conversation: Conversation, question: str, lang: str | None) -> dict[str, Any]:
+    """The matcher's verdict as `match --json` writes it; a command ("help", "tips") is no question:
+    it has no answer_id and names the command."""
+    command = conversation.command(question, lang)
+    if command is not None:
+        kind, command_lang = command
+        return {
+            "question": question,
+            "answer_id": None,
+            "confidence": 1.0,
+            "suggestions": [],
+            "lang": command_lang,
+            "command": str(kind),
+        }
     result = conversation.match(question, lang)
     return {
         "question": question,
@@ -64,6 +78,7 @@ def match_record(conversation: Conversation, question: str, lang: str | None) ->
         "confidence": round(result.confidence, 4),
         "suggestions": list(result.suggestions),
         "lang": result.lang,
+        "command": None,
     }
 
 
@@ -94,10 +109,35 @@ async def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    conversation = await open_conversation(settings, args.knowledge)
+    if not args.record:
+        return await _chat(args, settings, await open_conversation(settings, args.knowledge))
+    from bot.database import engine_url
+    from bot.store import Store
+
+    # What the bot in Slack or Teams records, and nothing more: the question (masked), its language,
+    # outcome and entry, votes and picks; never who asked. `policybot report` then has something to show.
+    store = await Store.open(settings.database_url, retention_days=settings.retention_days)
+    try:
+        kb = await load_knowledge(resolve_knowledge_dir(args.knowledge or settings.knowledge_dir))
+        conversation = Conversation(
+            kb, default_lang=settings.default_lang, recorder=store, hr_contact=settings.hr_contact
+        )
+        where = engine_url(settings.database_url)[0].render_as_string(hide_password=True)
+        print(f"(recording to {where} for `policybot report`: what is asked, never who asks)")
+        try:
+            return await _chat(args, settings, conversation)
+        finally:
+            await conversation.drain()
+    finally:
+        await store.close()
+
+
+async def _chat(args: argparse.Namespace, settings: Settings, conversation: Conversation) -> int:
     print(render(conversation.help(args.lang or settings.default_lang)))
-    print("(Ctrl-D or 'quit' to leave)\n")
+    print("(pick a suggestion by its number; + or - rates the last answer; Ctrl-D or 'quit' to leave)\n")
     choices: list[str] = []
+    asked = ""  # the question the choices were offered for
+    answered: str | None = None  # the entry of the last answer, for + / -
     lang = args.lang or settings.default_lang
     while True:
         try:
@@ -108,9 +148,13 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         if line.strip().lower() in ("quit", "exit", "q", "avslutt"):
             return 0
         picked = line.strip()
+        if picked in ("+", "-") and answered is not None:
+            print(await conversation.feedback(answered, picked == "+", lang) + "\n")
+            answered = None
+            continue
         # isdecimal, not isdigit: "²" is a digit that int() refuses.
         if picked.isdecimal() and 0 < int(picked) <= len(choices):
-            reply = await conversation.answer_entry(choices[int(picked) - 1], lang)
+            reply = await conversation.answer_entry(choices[int(picked) - 1], lang, question=asked)
         else:
             reply = await conversation.handle(Message(text=line, lang_hint=args.lang))
         lang = reply.lang
@@ -119,6 +163,8 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             if reply.kind in (ReplyKind.SUGGESTIONS, ReplyKind.TOPICS)
             else []
         )
+        asked = reply.question if reply.kind is ReplyKind.SUGGESTIONS else ""
+        answered = reply.entry_id if reply.kind is ReplyKind.ANSWER else None
         print(render(reply) + "\n")
 
 
@@ -129,10 +175,23 @@ def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
     return check(kb, today=today)
 
 
+def folder_to_check(given: Path | None) -> Path | None:
+    """The folder `kb check` loads: HR often names the file they just edited, and the bot loads (and
+    merges) its whole folder."""
+    if given is not None and given.is_file():
+        print(f"{given} is a file: checking its folder, {given.parent}, as the bot loads it", file=sys.stderr)
+        return given.parent
+    if given is not None and not given.exists():
+        raise ConfigError(
+            f"{given} does not exist: give the knowledge folder, e.g. policybot kb check knowledge"
+        )
+    return given
+
+
 async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.schema import schema_problems  # jsonschema is only needed here
 
-    directory = resolve_knowledge_dir(args.directory or settings.knowledge_dir)
+    directory = resolve_knowledge_dir(folder_to_check(args.directory) or settings.knowledge_dir)
     # The JSON Schema editors use: its findings agree with the loader's (tests hold them to it), so
     # one the loader already reported at the same line is not printed twice.
     schema = await schema_problems(directory)
@@ -183,9 +242,28 @@ async def cmd_teams_package(args: argparse.Namespace, settings: Settings) -> int
         website=args.website,
         privacy_url=args.privacy_url,
         terms_url=args.terms_url,
+        version=args.app_version,
     )
     print(f"{out}: upload it in Teams (Apps → Manage your apps → Upload an app) or the Teams admin center.")
     return 0
+
+
+def port_number(value: str, *, name: str = "--port") -> int:
+    """A TCP port from the command line or `PORT`, with a message instead of a ValueError."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={value!r} is not a port number: give a whole number from 1 to 65535")
+    return port
+
+
+def _port_argument(value: str) -> int:
+    try:
+        return port_number(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def since_date(value: str) -> date:
@@ -198,6 +276,16 @@ def since_date(value: str) -> date:
 # ----------------------------------------------------------------------------------------------- main
 
 
+def package_version() -> str:
+    """The installed policybot's version (pyproject.toml's, via the package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("policybot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statement per option: the CLI reads as a list
     parser = argparse.ArgumentParser(
         prog="policybot",
@@ -205,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statemen
         "in the terminal, in Slack and in Microsoft Teams.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--version", action="version", version=f"policybot {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     knowledge = argparse.ArgumentParser(add_help=False)
     knowledge.add_argument("--knowledge", type=Path, help="knowledge folder (default: $POLICYBOT_KNOWLEDGE)")
@@ -219,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statemen
     ask.set_defaults(run=cmd_ask)
 
     chat = sub.add_parser("chat", parents=[knowledge, lang], help="talk to the bot in the terminal")
+    chat.add_argument(
+        "--record",
+        action="store_true",
+        help="record the questions, picks and votes in the database ($DATABASE_URL) as the bot in Slack "
+        "or Teams does (never who asked), e.g. to try `policybot report`",
+    )
     chat.set_defaults(run=cmd_chat)
 
     match = sub.add_parser(
@@ -236,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statemen
     check.set_defaults(run=cmd_kb_check)
 
     serve = sub.add_parser("serve", help="run the Slack/Teams server")
-    serve.add_argument("--port", type=int, default=None, help="port (default: $PORT, else 3000)")
+    serve.add_argument("--port", type=_port_argument, default=None, help="port (default: $PORT, else 3000)")
     serve.add_argument("--slack-socket-mode", action="store_true", help="connect to Slack over Socket Mode")
     serve.set_defaults(run=cmd_serve)
 
@@ -244,9 +339,14 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statemen
     package.add_argument("--app-id", required=True, help="the bot's Microsoft app id (MicrosoftAppId)")
     package.add_argument("--out", type=Path, help="zip file to write (default: policybot-teams.zip)")
     package.add_argument("--domain", action="append", default=[], help="a validDomains entry (repeatable)")
-    package.add_argument("--website", help="developer website shown in Teams (https)")
+    package.add_argument(
+        "--website", required=True, help="your organisation's page about the bot, shown in Teams (https)"
+    )
     package.add_argument("--privacy-url", help="privacy statement URL (default: the website)")
     package.add_argument("--terms-url", help="terms of use URL (default: the website)")
+    package.add_argument(
+        "--app-version", help="the app's version in Teams, e.g. 1.0.1 (default: policybot's version)"
+    )
     package.set_defaults(run=cmd_teams_package)
 
     db = sub.add_parser("db", help="database tools")
@@ -296,9 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if getattr(args, "port", "absent") is None:
-            import os
-
-            args.port = int(os.environ.get("PORT") or 3000)
+            args.port = port_number(os.environ.get("PORT") or "3000", name="PORT")
         command: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = args.run
         return asyncio.run(command(args, settings))
     except KnowledgeError as exc:
@@ -309,6 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`policybot ask … | head -3`): nothing more can be written to it, and
+        # Python would otherwise report the same failure again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("policybot: the output was closed before everything was written", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

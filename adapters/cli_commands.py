@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import ConfigError
+from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 
 
@@ -98,6 +100,12 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.report_formats import render
     from bot.store import Store
 
+    tz = ZoneInfo(settings.timezone)
+    today = datetime.now(tz).date()
+    if args.since is not None and args.since > today:
+        raise ConfigError(
+            f"--since {args.since.isoformat()} is after today ({today.isoformat()}): nothing to report"
+        )
     conversation = await open_conversation(settings, args.knowledge)
     store = await Store.open(settings.database_url, retention_days=settings.retention_days)
     try:
@@ -106,11 +114,22 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             conversation.kb,
             since=args.since,
             lang=settings.default_lang,
-            tz=ZoneInfo(settings.timezone),
+            tz=tz,
             index=conversation.index,
         )
     finally:
         await store.close()
+    if args.knowledge is None and settings.knowledge_dir is None and _is_bundled(conversation.kb):
+        # Neither --knowledge, POLICYBOT_KNOWLEDGE nor ./knowledge: the report would show HR's entries
+        # as removed and point the paste targets into the installed package.
+        if report.unknown_entries:
+            raise ConfigError(
+                "the questions logged were answered from entries the default guidelines do not have "
+                f"({', '.join(report.unknown_entries[:3])}…): give your knowledge folder with --knowledge "
+                "or POLICYBOT_KNOWLEDGE"
+            )
+        print(f"policybot: using the default guidelines installed with policybot ({report.knowledge}); "
+              "give --knowledge for your own folder", file=sys.stderr)  # fmt: skip
     text = render(report, args.format)
     if args.out is None:
         sys.stdout.write(text)
@@ -121,3 +140,10 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
     print(f"{args.out}: {report.total} questions, {len(report.gaps)} unanswered groups ({args.format})")
     return 0
+
+
+def _is_bundled(kb: KnowledgeBase) -> bool:
+    """Whether `kb` is the default guidelines installed with policybot."""
+    from bot.knowledge_loader import default_knowledge_dir
+
+    return Path(kb.source_dir).resolve() == default_knowledge_dir().resolve()

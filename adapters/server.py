@@ -85,6 +85,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
     socket_mode: AsyncSocketModeHandler | None = None
     tips: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
+    review: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -99,7 +100,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         # aiohttp's access log (a formatted INFO line per request) only when asked for: POLICYBOT_ACCESS_LOG.
         runner = web.AppRunner(app, access_log=access_logger if settings.access_log else None)
         await runner.setup()
-        await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
+        await _listen(runner, port)
         log.info(
             "policybot %s serving on port %s: %s",
             services.conversation.kb.version, port,
@@ -114,24 +115,40 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
             log.info("connected to Slack over Socket Mode")
         # The daily tip: every replica runs a scheduler; the database makes each post happen once.
         tips = asyncio.create_task(services.tips.run_forever(stop), name="policybot-tips")
+        review = asyncio.create_task(services.review.run_forever(stop), name="policybot-review-notice")
         await stop.wait()
         log.info("shutting down")
     finally:
         stop.set()  # also when leaving through an error or cancellation: the tips must not wait for it
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
-        if tips is not None:  # `stop` is set: the tip being delivered is finished, the rest wait
-            finished, _ = await asyncio.wait({tips}, timeout=TIPS_STOP_GRACE)
-            if not finished:
-                log.error("the tip being delivered did not finish within %.0f s; it is left unknown",
-                          TIPS_STOP_GRACE)  # fmt: skip
-            tips.cancel()
-            await asyncio.gather(tips, return_exceptions=True)
+        await _stop_tasks(watcher, review, tips=tips)
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]  # as connect_async
         if runner is not None:
             await runner.cleanup()
         await services.close()  # questions still being recorded are not lost
+
+
+async def _listen(runner: web.AppRunner, port: int) -> None:
+    try:
+        await web.TCPSite(runner, "0.0.0.0", port).start()  # a server listens on all interfaces
+    except OSError as exc:  # e.g. the port is taken: one line for the operator, not a traceback
+        raise ConfigError(
+            f"cannot listen on port {port}: {exc.strerror or exc} (set PORT or --port to a free port)"
+        ) from exc
+
+
+async def _stop_tasks(*background: asyncio.Task[None] | None, tips: asyncio.Task[None] | None) -> None:
+    """Cancel the background tasks; the tip being delivered gets `TIPS_STOP_GRACE` to finish first."""
+    for task in background:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if tips is not None:  # `stop` is set: the tip being delivered is finished, the rest wait
+        finished, _ = await asyncio.wait({tips}, timeout=TIPS_STOP_GRACE)
+        if not finished:
+            log.error("the tip being delivered did not finish within %.0f s; it is left unknown",
+                      TIPS_STOP_GRACE)  # fmt: skip
+        tips.cancel()
+        await asyncio.gather(tips, return_exceptions=True)

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 from bot.reload import Reloader
+from bot.review import ReviewReminder
 from bot.router import Router
 from bot.store import Store
 from bot.tips import Deliverer, TipScheduler, local_zone
@@ -46,6 +47,7 @@ class Services:
     reloader: Reloader | None
     router: Router
     tips: TipScheduler
+    review: ReviewReminder
     deliverers: tuple[Deliverer, ...]
     slack: SlackBot | None = None
     teams: TeamsBot | None = None
@@ -91,6 +93,7 @@ class Services:
         if teams_parts is not None:
             deliverers.append(teams_parts[1])
         tips = TipScheduler.from_settings(settings, store, conversation, deliverers)
+        review = ReviewReminder(lambda: conversation.kb, store, tz=local_zone(settings), at=settings.tip_time)
         router = Router(
             conversation,
             default_lang=settings.default_lang,
@@ -101,6 +104,7 @@ class Services:
             insights=store,
             reloader=reloader,
             tips=tips,
+            review=review,
         )
         slack = teams = None
         if slack_parts is not None and settings.slack is not None:
@@ -120,7 +124,9 @@ class Services:
             teams_platform = TeamsPlatform(settings, conversation, teams_deliverer)
             teams = TeamsBot(router, teams_platform, adapter)
             router.attach(teams_platform)
-        return cls(settings, store, conversation, reloader, router, tips, tuple(deliverers), slack, teams)
+        return cls(
+            settings, store, conversation, reloader, router, tips, review, tuple(deliverers), slack, teams
+        )
 
     async def close(self) -> None:
         """Write the questions still being recorded, then close the store."""

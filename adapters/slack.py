@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 
 from adapters.slack_blocks import ASK_HR, FEEDBACK_NO, FEEDBACK_YES, PICK, RELATED, home_view, neutralise
@@ -96,6 +97,10 @@ USER_MESSAGE_SUBTYPES = (None, "thread_broadcast", "file_share")
 Listener = Callable[..., Awaitable[None]]
 
 
+def _client_wins_over_token(record: logging.LogRecord) -> bool:
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
 class SlackBot:
     """The bolt app and its listeners: Slack requests in, the router's events out (sent by `platform`)."""
 
@@ -105,14 +110,21 @@ class SlackBot:
         self.client = platform.client
         self.default_lang = router.default_lang
         self._locales: OrderedDict[str, str] = OrderedDict()  # user id -> language, from users.info
-        self.app = AsyncApp(
-            client=self.client,
-            signing_secret=settings.signing_secret,
-            process_before_response=False,
-            request_verification_enabled=True,
-            logger=logging.getLogger("adapters.slack.bolt"),
-            name="policybot",
-        )
+        bolt_log = logging.getLogger("adapters.slack.bolt")
+        # bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns on every start that
+        # the client we pass wins over it; our client holds that very token, so the warning says nothing.
+        bolt_log.addFilter(_client_wins_over_token)
+        try:
+            self.app = AsyncApp(
+                client=self.client,
+                signing_secret=settings.signing_secret,
+                process_before_response=False,
+                request_verification_enabled=True,
+                logger=bolt_log,
+                name="policybot",
+            )
+        finally:
+            bolt_log.removeFilter(_client_wins_over_token)
         self.app.middleware(self._dedupe)
         self._in_progress: set[asyncio.Future[Any]] = set()  # listeners still working after the ack
         self.app.event("message")(self._finished_at_shutdown(self._on_message))

@@ -169,6 +169,16 @@ def _context(mrkdwn: str, block_id: str) -> dict[str, Any]:
     return {"type": "context", "block_id": block_id, "elements": [{"type": "mrkdwn", "text": mrkdwn}]}
 
 
+_MRKDWN_BOLD = re.compile(r"\*[^*\n]+\*")
+
+
+def heading(title: str) -> str:
+    """A title in bold, unless HR's wording already bolds it (the tip's title is `💡 *Tip of the day*`):
+    bold inside bold shows as stray asterisks in Slack."""
+    text = to_mrkdwn(title)
+    return text if _MRKDWN_BOLD.search(text) else f"*{text}*"
+
+
 def _with_emoji(label: str, emoji: str) -> str:
     return label if label.startswith(emoji) else f"{emoji} {label}"
 
@@ -235,7 +245,7 @@ def render(reply: Reply, *, ask_hr: bool) -> Rendered:
     labels = reply.labels
     body = to_mrkdwn(reply.text)
     if reply.title and reply.kind in (ReplyKind.ANSWER, ReplyKind.TIP):
-        body = f"*{to_mrkdwn(reply.title)}*\n{body}"
+        body = f"{heading(reply.title)}\n{body}"
     blocks = [section(chunk) for chunk in chunks(body)]
 
     if reply.links:

@@ -29,7 +29,8 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters.server import ServerContext, build_app  # noqa: E402 (after the path)
+from adapters.server import build_app  # noqa: E402 (after the path)
+from adapters.services import Services  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.conversation import Conversation  # noqa: E402
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir  # noqa: E402
@@ -48,7 +49,7 @@ async def run(env: dict[str, str], directory: Path, replies: int, identity: Fake
     store = await Store.open(settings.database_url)
     kb = await load_knowledge(resolve_knowledge_dir(None))  # the shipped guidelines
     conversation = Conversation(kb, default_lang="en", recorder=store)
-    runner = web.AppRunner(build_app(ServerContext(settings, conversation, store)))
+    runner = web.AppRunner(build_app(Services.assemble(settings, conversation, store)))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -11,14 +11,16 @@ render the markdown that comes back.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.conversation import Conversation, clean
 from bot.errors import PolicybotError
+from bot.knowledge import KnowledgeBase
 from bot.matching import OUT_OF_SCOPE, Match
 
 if TYPE_CHECKING:  # only for annotations
@@ -83,92 +85,95 @@ class Admin:
             return await self._run(command, lang)
         except PolicybotError as exc:  # the database is down, no tip target…: say so, do not fail
             log.warning("admin command '%s' failed: %s", command.name, exc)
-            return f"⚠️ `{command.name.replace('_', ' ')}` failed: {exc}"
+            return self.conversation.say("admin_failed", lang, command=_typed(command), error=str(exc))
 
     async def _run(self, command: AdminCommand, lang: str) -> str:
         if command.name == "reload":
             return await self._reload(lang)
         if command.name == "tip_now":
-            return await self._tip_now()
+            return await self._tip_now(lang)
         if command.name == "report":
             return await self._report(lang)
-        return self.why(command.argument)
+        return self.why(command.argument, lang)
 
     async def _reload(self, lang: str) -> str:
         if self.reloader is None:
-            return "⚠️ Reloading is not available in this process."
+            return self.conversation.say("admin_unavailable", lang, command="reload")
         result = await self.reloader.reload("reload command")
         return self.reloader.message(result, lang)
 
-    async def _tip_now(self) -> str:
+    async def _tip_now(self, lang: str) -> str:
         if self.tips is None:
-            return "⚠️ Tips need the database; none is configured in this process."
+            return self.conversation.say("tip_now_unavailable", lang)
         outcomes = await self.tips.post_now()
         if not outcomes:
-            return (
-                "No tip targets: set POLICYBOT_TIP_SLACK_CHANNELS, or install the bot in a Teams team "
-                "(see `policybot tips preview`)."
-            )
-        return tip_now_reply(outcomes)
+            return self.conversation.say("tip_now_no_targets", lang)
+        return tip_now_reply(outcomes, self.conversation.kb, lang)
 
     async def _report(self, lang: str) -> str:
         if self.store is None:
-            return "⚠️ The report needs the database; none is configured in this process."
+            return self.conversation.say("admin_unavailable", lang, command="report")
         from bot.report import summary  # the insights module is only needed here
 
         return await summary(self.store, self.conversation.kb, lang, index=self.conversation.index)
 
-    def why(self, question: str) -> str:
-        """Why a question gets the reply it gets: the verdict, the matching example and the runners-up."""
+    def why(self, question: str, lang: str = "en") -> str:
+        """Why a question gets the reply it gets: the verdict, the matching example and the runners-up.
+        In the admin's language `lang`, with the sentences from messages.yaml."""
         result = self.conversation.match(question)
         kb = self.conversation.kb
+        say = functools.partial(kb.say, lang=lang)
+        confidence, answer_at = f"{result.confidence:.0%}", f"{result.answer_at:.0%}"
         if result.answer_id is not None:
-            verdict = f"answers with *{result.answer_id}*"
-        elif result.suggestions:
-            verdict = "offers “did you mean”: " + ", ".join(f"*{s}*" for s in result.suggestions)
-        else:
-            verdict = "does not answer (fallback: how to reach HR)"
-        lines = [
-            f"*why* “{question}” ({result.lang})",
-            f"The bot {verdict} — {result.confidence:.0%} sure; it answers outright from "
-            f"{result.answer_at:.0%} (answer_when_sure, fitted on this knowledge base's own examples).",
-        ]
-        if not result.specific:
-            lines.append(
-                "It is never answered outright: its words are ones nearly every entry uses, so it could "
-                "mean several of them."
+            verdict = say(
+                "why_answers", entry=f"*{result.answer_id}*", confidence=confidence, answer_at=answer_at
             )
+        elif result.suggestions:
+            entries = ", ".join(f"*{s}*" for s in result.suggestions)
+            verdict = say("why_suggests", entries=entries, confidence=confidence, answer_at=answer_at)
+        else:
+            verdict = say("why_falls_back", confidence=confidence, answer_at=answer_at)
+        lines = [say("why_title", question=question, language=result.lang), verdict]
+        if not result.specific:
+            lines.append(say("why_not_specific"))
         if result.ranked:
             best = result.ranked[0]
             lines.append(
-                f"Closest example: “{best.question}” in {_name(best, kb.entries)} (score {best.score:.2f}: "
-                f"{_signals(best)})"
+                say(
+                    "why_closest",
+                    question=best.question,
+                    entry=_name(best, kb, lang),
+                    score=f"{best.score:.2f}",
+                    signals=_signals(best, kb, lang),
+                )
             )
             runners = result.ranked[1 : 1 + RUNNERS_UP]
             if runners:
-                lines.append("Runners-up:")
+                lines.append(say("why_runners_up"))
                 lines += [
-                    f"• {_name(m, kb.entries)} {m.score:.2f} ({_signals(m)}) — “{m.question}”"
+                    f"• {_name(m, kb, lang)} {m.score:.2f} ({_signals(m, kb, lang)}) — “{m.question}”"
                     for m in runners
                 ]
             else:
-                lines.append("Runners-up: none (no other entry shares a word with it).")
+                lines.append(say("why_no_runners_up"))
         else:
-            lines.append("No example question shares a word with it.")
+            lines.append(say("why_no_example"))
         if result.terms:
-            lines.append("Words understood: " + ", ".join(f"`{t}`" for t in result.terms))
-        lines.append(
-            "To change the outcome, add the question (or its words) as an example of the right entry."
-        )
+            lines.append(say("why_words", words=", ".join(f"`{t}`" for t in result.terms)))
+        lines.append(say("why_advice"))
         return "\n".join(lines)
 
 
-def tip_now_reply(outcomes: Sequence[TipOutcome]) -> str:
+def _typed(command: AdminCommand) -> str:
+    return command.name.replace("_", " ")
+
+
+def tip_now_reply(outcomes: Sequence[TipOutcome], kb: KnowledgeBase, lang: str) -> str:
     """What `tip now` tells HR: counts per platform, each channel by name, and personal chats only
     counted (their ids point at people, and there may be hundreds)."""
     per_platform = Counter(o.target.platform for o in outcomes)
     counts = ", ".join(f"{platform} {n}" for platform, n in sorted(per_platform.items()))
-    lines = [f"*Tip of the day, posted now* ({len(outcomes)} target(s): {counts}):"]
+    lines = [kb.say("tip_now_posted", lang, count=str(len(outcomes)), platforms=counts)]
     personal: Counter[tuple[str, str]] = Counter()
     for outcome in outcomes:
         if outcome.target.personal:
@@ -180,18 +185,19 @@ def tip_now_reply(outcomes: Sequence[TipOutcome]) -> str:
         )
     for platform in sorted({platform for platform, _ in personal}):
         statuses = ", ".join(f"{n} {status}" for (p, status), n in sorted(personal.items()) if p == platform)
-        lines.append(f"• {platform} personal chats: {statuses}")
+        lines.append(kb.say("tip_now_personal", lang, platform=platform, statuses=statuses))
     return "\n".join(lines)
 
 
-def _signals(match: Match) -> str:
+def _signals(match: Match, kb: KnowledgeBase, lang: str) -> str:
     """A score's two parts in HR's words: shared words, and resemblance to the entry's examples."""
     if match.entry_id == OUT_OF_SCOPE:
-        return f"words shared with an out-of-scope example {match.words:.2f}"
-    return f"words shared with the entry {match.words:.2f}, resembles its examples {match.resemblance:.2f}"
+        return kb.say("why_signals_out_of_scope", lang, words=f"{match.words:.2f}")
+    return kb.say("why_signals", lang, words=f"{match.words:.2f}", resemblance=f"{match.resemblance:.2f}")
 
 
-def _name(match: Match, entries: Any) -> str:
+def _name(match: Match, kb: KnowledgeBase, lang: str) -> str:
     if match.entry_id == OUT_OF_SCOPE:
-        return "*(out of scope)*"
-    return f"*{match.entry_id}*" if match.entry_id in entries else f"*{match.entry_id}* (removed)"
+        return kb.say("why_out_of_scope", lang)
+    name = f"*{match.entry_id}*"
+    return name if match.entry_id in kb.entries else kb.say("why_removed", lang, entry=name)

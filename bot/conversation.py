@@ -94,13 +94,14 @@ class Recorder:
         """Someone picked a "did you mean" suggestion: `question` is a candidate example for the entry."""
 
 
-# Commands are whole messages; each word also tells the language it was typed in (None: either).
-COMMANDS: dict[str, tuple[ReplyKind, str | None]] = {
+# Commands are whole messages; each word also tells the language it was typed in. A word in
+# `EITHER_LANGUAGE` is a command in both: the platform's language hint decides, else the language given.
+COMMANDS: dict[str, tuple[ReplyKind, str]] = {
     "help": (ReplyKind.HELP, "en"),
     "hjelp": (ReplyKind.HELP, "nb"),
     "tip": (ReplyKind.TIP, "en"),
     "tip of the day": (ReplyKind.TIP, "en"),
-    "tips": (ReplyKind.TIP, None),
+    "tips": (ReplyKind.TIP, "nb"),  # the documented Norwegian command, and also English
     "dagens tips": (ReplyKind.TIP, "nb"),
     "topics": (ReplyKind.TOPICS, "en"),
     "topic": (ReplyKind.TOPICS, "en"),
@@ -108,6 +109,7 @@ COMMANDS: dict[str, tuple[ReplyKind, str | None]] = {
     "tema": (ReplyKind.TOPICS, "nb"),
     "temaer": (ReplyKind.TOPICS, "nb"),
 }
+EITHER_LANGUAGE = frozenset({"tips"})
 FEEDBACK_LABELS = ("feedback_prompt", "feedback_yes", "feedback_no", "ask_hr", "related", "tip", "topics")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
@@ -181,6 +183,15 @@ class Conversation:
         lang = state.index.language(text, lang_hint or self.default_lang)
         return state.index.match(text, lang=lang)
 
+    def command(self, text: str, lang_hint: str | None = None) -> tuple[ReplyKind, str] | None:
+        """The command (help, tip, topics) a whole message is, and the language to reply in."""
+        word = fold(clean(text)).strip(" !.?/")
+        if word not in COMMANDS:
+            return None
+        kind, lang = COMMANDS[word]
+        hint = normalise_lang(lang_hint)
+        return kind, (hint or lang) if word in EITHER_LANGUAGE else lang
+
     async def handle(self, message: Message) -> Reply:
         state = self._state
         raw = message.text or ""
@@ -193,10 +204,10 @@ class Conversation:
             lang = self._lang(state.kb, message.lang_hint)
             return self._help(state.kb, lang, key="empty")
 
-        command = COMMANDS.get(fold(text).strip(" !.?/"))
+        command = self.command(text, message.lang_hint)
         if command is not None:
             kind, command_lang = command
-            lang = self._lang(state.kb, command_lang or message.lang_hint)
+            lang = self._lang(state.kb, command_lang)
             if kind is ReplyKind.HELP:
                 return self._help(state.kb, lang)
             if kind is ReplyKind.TIP:

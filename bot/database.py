@@ -193,9 +193,7 @@ def engine_url(url: str) -> tuple[URL, dict[str, Any]]:
         # Wait for a busy database instead of failing at once: replicas on one file take turns.
         connect_args["timeout"] = 30
     else:
-        raise StoreError(
-            f"DATABASE_URL uses {parsed.drivername!r}; use sqlite+aiosqlite:///file.db or postgresql://…"
-        )
+        raise StoreError(f"DATABASE_URL uses {parsed.drivername!r}; use sqlite:///file.db or postgresql://…")
     return parsed, connect_args
 
 
@@ -323,7 +321,25 @@ async def migrate(engine: AsyncEngine) -> None:
             # On SQLite, BEGIN IMMEDIATE (see create_engine) already serialises replicas.
             await conn.run_sync(upgrade)
     except (SQLAlchemyError, OSError) as exc:
-        raise StoreError(f"could not migrate the database: {exc}") from exc
+        raise StoreError(f"could not migrate the database: {await _why(engine, exc)}") from exc
+
+
+async def _why(engine: AsyncEngine, exc: Exception) -> str:
+    """The database's own one-line reason, without SQLAlchemy's quoted SQL and background link; for
+    PostgreSQL's "no schema has been selected", which schema is missing and what to do about it."""
+    cause = getattr(exc, "orig", None) or exc
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    if "no schema has been selected" not in reason:
+        return reason
+    try:
+        async with engine.connect() as conn:
+            path = (await conn.execute(text("SHOW search_path"))).scalar_one()
+    except SQLAlchemyError:
+        path = "?"
+    return (
+        f"the schema in DATABASE_URL's search_path ({path}) does not exist; create it first "
+        f"(e.g. CREATE SCHEMA {str(path).split(',')[0].strip()};) or leave out the options"
+    )
 
 
 def dialect_insert(conn: AsyncConnection | Connection, table: Table) -> Any:

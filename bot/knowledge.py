@@ -47,6 +47,44 @@ MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
     "unknown_command": ("command",),
     "long_message": (),
 }
+# What HR admins are told (replies to `why`, `report`, `tip now`, the weekly review notice). A folder
+# written for an earlier policybot may lack them: the loader then takes the wording shipped with
+# policybot, so an upgrade never makes HR's knowledge base invalid.
+ADMIN_MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "admin_failed": ("command", "error"),
+    "admin_unavailable": ("command",),
+    "tip_now_posted": ("count", "platforms"),
+    "tip_now_personal": ("platform", "statuses"),
+    "tip_now_no_targets": (),
+    "tip_now_unavailable": (),
+    "why_title": ("question", "language"),
+    "why_answers": ("entry", "confidence", "answer_at"),
+    "why_suggests": ("entries", "confidence", "answer_at"),
+    "why_falls_back": ("confidence", "answer_at"),
+    "why_not_specific": (),
+    "why_closest": ("question", "entry", "score", "signals"),
+    "why_signals": ("words", "resemblance"),
+    "why_signals_out_of_scope": ("words",),
+    "why_runners_up": (),
+    "why_no_runners_up": (),
+    "why_no_example": (),
+    "why_words": ("words",),
+    "why_advice": (),
+    "why_out_of_scope": (),
+    "why_removed": ("entry",),
+    "report_title": ("period", "total", "answered"),
+    "report_since": ("date",),
+    "report_all": (),
+    "report_top": (),
+    "report_worst": (),
+    "report_gaps": (),
+    "report_closest": ("entry",),
+    "report_none": (),
+    "report_stale": (),
+    "report_more": (),
+    "stale_notice": ("count",),
+}
+ALL_MESSAGE_KEYS: dict[str, tuple[str, ...]] = {**MESSAGE_KEYS, **ADMIN_MESSAGE_KEYS}
 # Placeholders a message may use beyond the required ones.
 OPTIONAL_PLACEHOLDERS: dict[str, tuple[str, ...]] = {"escalation_to_hr": ("user",)}
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 
 from bot.errors import Problem
 from bot.knowledge import Entry, KnowledgeBase
 from bot.matching import OUT_OF_SCOPE, Index
+from bot.review import STALE_AFTER
 
-STALE_AFTER = timedelta(days=365)
 SHOWN_EXAMPLES = 2  # example questions quoted per pair
 
 

@@ -24,6 +24,7 @@ from rapidfuzz import process
 from bot.calibration import ANSWER_WHEN_SURE
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge import (
+    ALL_MESSAGE_KEYS,
     MESSAGE_KEYS,
     OPTIONAL_PLACEHOLDERS,
     Entry,
@@ -503,8 +504,8 @@ class _Reader:
 
     def read_messages(self, node: yaml.Node) -> None:
         for key, (key_node, value_node) in self.mapping(node, None, "messages").items():
-            if key not in MESSAGE_KEYS:
-                guess = process.extractOne(key, sorted(MESSAGE_KEYS), score_cutoff=60)
+            if key not in ALL_MESSAGE_KEYS:
+                guess = process.extractOne(key, sorted(ALL_MESSAGE_KEYS), score_cutoff=60)
                 hint = f"did you mean '{guess[0]}'?" if guess else "remove it; the bot never says it"
                 self.add(key_node, None, f"unknown message '{key}'", hint)
                 continue
@@ -517,7 +518,7 @@ class _Reader:
                 f"message '{key}'",
                 fallback="says its built-in sentence, or the one in {main}",
             )
-            allowed = set(MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
+            allowed = set(ALL_MESSAGE_KEYS[key]) | set(OPTIONAL_PLACEHOLDERS.get(key, ()))
             for lang, text in texts.items():
                 try:
                     used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
@@ -536,7 +537,7 @@ class _Reader:
                         f"message '{key}' ({lang}) uses unknown placeholder {{{name}}}",
                         f"allowed here: {', '.join('{' + a + '}' for a in sorted(allowed)) or 'none'}",
                     )
-                for name in MESSAGE_KEYS[key]:
+                for name in ALL_MESSAGE_KEYS[key]:
                     if name not in used:
                         self.add(
                             value_node,
@@ -682,8 +683,9 @@ class _Reader:
 
     def fill_messages(self, builtin: Mapping[str, Mapping[str, str]]) -> None:
         """The bot's own sentences HR did not write come from the built-in ones (English, Norwegian);
-        a language of the knowledge base they are not written in is one warning, not a refusal."""
-        for key in MESSAGE_KEYS:
+        a language of the knowledge base they are not written in is one warning, not a refusal (the
+        admins' sentences, which a folder for an older policybot lacks, are not counted)."""
+        for key in ALL_MESSAGE_KEYS:
             texts = dict(builtin.get(key, {}))
             texts.update(self.messages.get(key, {}))
             self.messages[key] = texts

@@ -17,6 +17,7 @@ _TEAMS_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
 _USER_ID = re.compile(r"\b(?:[UWB](?=[A-Z]*\d)[A-Z0-9]{7,}|\d{2}:[\w-]{6,})\b")
 _GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _AT_NAME = re.compile(r"@\s?[\w.-]+")  # "@ola", and "@ ola": a Slack mention after the core cleaned it
+_AT_PLACEHOLDER = re.compile(r"@\s?(\[(?:someone|email|id)\])")
 _PHONE = re.compile(r"\+?\d[\d ()-]{6,}\d")
 _BROADCAST = {"channel", "here", "everyone"}
 
@@ -34,4 +35,5 @@ def mask(text: str) -> str:
         return match.group(0) if name in _BROADCAST else "[someone]"
 
     text = _AT_NAME.sub(at_name, text)
+    text = _AT_PLACEHOLDER.sub(r"\1", text)  # "@U0123ABCD" became "@[someone]": one placeholder, no "@"
     return _PHONE.sub(lambda m: "[number]" if sum(c.isdigit() for c in m.group(0)) >= 8 else m.group(0), text)

@@ -44,6 +44,7 @@ from bot.conversation import ReplyKind
 from bot.knowledge import KnowledgeBase
 from bot.matching import OUT_OF_SCOPE, STOPWORDS, Index, fold, stem
 from bot.privacy import mask
+from bot.review import StaleEntry, stale_entries, stale_lines
 from bot.store import LoggedPick, LoggedQuestion
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 SIMILAR_AT = 85  # 0..100: keys at least this similar are "the same question" (see the module docstring)
 BLOCK = 512  # rows of the similarity matrix computed at once (memory: BLOCK x distinct questions bytes)
 MAX_VARIANTS = 3  # other phrasings shown per group
+# An entry is named "closest" to an unanswered question only if the bot itself would answer with it or
+# offer it (its confidence fitted on this knowledge base); below that the closeness is noise (a score of
+# 0.06 shares a stop word or two), and "no close entry" tells HR the topic is missing.
 NOT_ANSWERED = (str(ReplyKind.SUGGESTIONS), str(ReplyKind.FALLBACK))
 
 # ------------------------------------------------------------------------------------------ grouping
@@ -174,6 +178,15 @@ class Report:
     ratings: tuple[Rating, ...]  # least helpful first
     gaps: tuple[Gap, ...]  # most asked first
     candidates: tuple[Candidate, ...]
+    stale: tuple[StaleEntry, ...] = ()  # entries due for review (last reviewed over a year ago)
+    knowledge: str = ""  # the knowledge folder the titles and paste targets come from, and its version
+    unknown_entries: tuple[str, ...] = ()  # entry ids in the log that this knowledge base does not have
+
+    @property
+    def not_answered(self) -> int:
+        """Questions that got "did you mean" suggestions or the fallback: what every table calls
+        "not answered"."""
+        return self.outcomes["suggestions"] + self.outcomes["fallback"]
 
     @property
     def total(self) -> int:
@@ -260,6 +273,8 @@ async def build_report(
     )
     gaps = await asyncio.to_thread(_gaps, unanswered, kb, index, lang)
     candidates = await asyncio.to_thread(_candidates, picks, kb, lang)
+    logged = {r.entry_id for r in asked if r.outcome == str(ReplyKind.ANSWER) and r.entry_id}
+    logged |= set(votes) | {p.entry_id for p in picks}
     return Report(
         generated=now,
         since=since,
@@ -272,6 +287,9 @@ async def build_report(
         ratings=tuple(ratings),
         gaps=tuple(gaps),
         candidates=tuple(candidates),
+        stale=tuple(stale_entries(kb, now.astimezone(tz).date(), lang)),
+        knowledge=f"{kb.source_dir or 'the knowledge base'}, version {kb.version}",
+        unknown_entries=tuple(sorted(logged - set(kb.entries))),
     )
 
 
@@ -286,6 +304,8 @@ def _gaps(records: list[LoggedQuestion], kb: KnowledgeBase, index: Index, lang: 
         best = next(
             (m for m in result.ranked if m.entry_id != OUT_OF_SCOPE and m.entry_id in kb.entries), None
         )
+        if result.answer_id is None and not result.suggestions:
+            best = None  # not even a plausible suggestion: the closeness is noise
         gaps.append(
             Gap(
                 question=ordered[0],
@@ -343,30 +363,6 @@ def _indent_of(cache: dict[str, list[str]], file: str, line: int) -> str:
 
 # ------------------------------------------------------------------------------------ chat summary
 
-_WORDS = {
-    "en": {
-        "title": "*policybot report* ({period}): {total} questions, {answered} answered",
-        "since": "since {date}",
-        "all": "everything logged",
-        "top": "*Most asked topics*",
-        "worst": "*Least helpful answers*",
-        "gaps": "*Not answered yet*",
-        "closest": "closest: {entry}",
-        "none": "none",
-        "more": "Full report: `policybot report --format html`",
-    },
-    "nb": {
-        "title": "*policybot-rapport* ({period}): {total} spørsmål, {answered} besvart",
-        "since": "siden {date}",
-        "all": "alt som er logget",
-        "top": "*Mest spurte emner*",
-        "worst": "*Minst nyttige svar*",
-        "gaps": "*Ikke besvart ennå*",
-        "closest": "nærmest: {entry}",
-        "none": "ingen",
-        "more": "Hele rapporten: `policybot report --format html`",
-    },
-}
 _CHAT_SPECIAL = re.compile(r"[*_~`>]")
 
 
@@ -381,24 +377,31 @@ def _chat(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_summary(report: Report, lang: str, *, top: int = 5) -> str:
-    words = _WORDS.get(lang, _WORDS["en"])
-    period = words["since"].format(date=report.since.isoformat()) if report.since else words["all"]
+def render_summary(report: Report, kb: KnowledgeBase, lang: str, *, top: int = 5) -> str:
+    """The chat-sized report, in `lang`, with the sentences from messages.yaml."""
+
+    def say(key: str, **values: str) -> str:
+        return kb.say(key, lang, **values)
+
+    period = say("report_since", date=report.since.isoformat()) if report.since else say("report_all")
     answered = f"{report.outcomes['answer']} ({pct(report.outcomes['answer'], report.total)})"
-    lines = [words["title"].format(period=period, total=report.total, answered=answered), "", words["top"]]
-    lines += [f"• {_chat(t.title)}: {t.total}" for t in report.topics[:top]] or [f"• {words['none']}"]
+    lines = [say("report_title", period=period, total=str(report.total), answered=answered), ""]
+    lines.append(say("report_top"))
+    lines += [f"• {_chat(t.title)}: {t.total}" for t in report.topics[:top]] or [f"• {say('report_none')}"]
     worst = [r for r in report.ratings if r.unhelpful][:3]
-    lines += ["", words["worst"]]
+    lines += ["", say("report_worst")]
     lines += [f"• {_chat(r.title)}: {r.helpful} 👍 / {r.unhelpful} 👎 ({r.ratio:.0%})" for r in worst] or [
-        f"• {words['none']}"
+        f"• {say('report_none')}"
     ]
-    lines += ["", words["gaps"]]
+    lines += ["", say("report_gaps")]
     for number, gap in enumerate(report.gaps[:top], start=1):
-        closest = f" ({words['closest'].format(entry=gap.closest)})" if gap.closest else ""
+        closest = f" ({say('report_closest', entry=gap.closest)})" if gap.closest else ""
         lines.append(f'{number}. "{_chat(gap.question)}" ×{gap.count}{closest}')
     if not report.gaps:
-        lines.append(f"• {words['none']}")
-    lines += ["", words["more"]]
+        lines.append(f"• {say('report_none')}")
+    if report.stale:
+        lines += ["", say("report_stale"), *stale_lines(list(report.stale), limit=top)]
+    lines += ["", say("report_more")]
     return "\n".join(lines)
 
 
@@ -412,4 +415,4 @@ async def summary(
 ) -> str:
     """A chat-sized Markdown summary for `/policy report`: top topics, worst-rated answers, top gaps."""
     report = await build_report(store, kb, since=since, lang=lang, index=index)
-    return render_summary(report, lang)
+    return render_summary(report, kb, lang)

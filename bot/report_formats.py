@@ -7,7 +7,8 @@ Markdown and HTML, and kept from running as a spreadsheet formula in CSV.
 CSV is one tidy ("long") table, one value per row:
 `section,week,entry_id,title,question,lang,metric,value`, with sections `totals`, `questions_per_week`,
 `questions_per_topic`, `feedback`, `unanswered` (metrics `asked`, `fallback`, `suggestions`,
-`closest_score`) and `candidate_example` (metric `picked`).
+`closest_score`), `review` (metric `reviewed`, an entry due for review) and `candidate_example`
+(metric `picked`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def render(report: Report, fmt: str) -> str:
     raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
+def _totals(report: Report) -> str:
+    """The one sentence of totals every format starts with; "not answered" is what the tables count."""
+    o = report.outcomes
+    return (
+        f"{report.total} questions: {o['answer']} answered ({pct(o['answer'], report.total)}), "
+        f'{report.not_answered} not answered ({o["suggestions"]} got "did you mean" suggestions, '
+        f'{o["fallback"]} got "I don\'t know").'
+    )
+
+
 def _period(report: Report) -> str:
     start = report.since.isoformat() if report.since else "the start of the log"
     return f"{start} to {report.generated.date().isoformat()}"
@@ -51,59 +62,134 @@ def md(text: str) -> str:
 
 def render_markdown(report: Report) -> str:
     out: list[str] = [f"# policybot insights: {_period(report)}", ""]
-    o = report.outcomes
-    out.append(
-        f"{report.total} questions: {o['answer']} answered ({pct(o['answer'], report.total)}), "
-        f"{o['suggestions']} offered suggestions, {o['fallback']} not answered."
-    )
+    out.append(md(_totals(report)))
+    if report.knowledge:
+        out.append(f"Titles and paste targets: {md(report.knowledge)}.")
     if report.retention_days:
         out.append(
             f"Questions are kept {report.retention_days} days, so the log starts no earlier than that."
         )
-    out += ["", "## Questions per topic, per week", ""]
-    if report.topics or report.total:
-        weeks = [f"{w:%d %b}" for w in report.weeks]
-        out.append("| Topic | " + " | ".join(weeks) + " | Total |")
-        out.append("|---|" + "---:|" * (len(weeks) + 1))
-        rows = [(f"{md(t.title)} (`{t.entry_id}`)", t.weekly) for t in report.topics]
-        rows.append(("*not answered*", report.weekly_unanswered))
-        rows.append(("**all questions**", report.weekly_total))
-        for label, weekly in rows:
-            out.append(f"| {label} | " + " | ".join(map(str, weekly)) + f" | {sum(weekly)} |")
-    else:
-        out.append("No questions in this period.")
-    out += ["", "## Helpful / unhelpful per answer (least helpful first)", ""]
-    if report.ratings:
-        out += ["| Answer | 👍 | 👎 | Helpful |", "|---|---:|---:|---:|"]
-        out += [
-            f"| {md(r.title)} (`{r.entry_id}`) | {r.helpful} | {r.unhelpful} | {r.ratio:.0%} |"
-            for r in report.ratings
-        ]
-    else:
-        out.append("No votes in this period.")
-    out += ["", "## Unanswered and low-confidence questions (most asked first)", ""]
+    for section in (_md_topics, _md_ratings, _md_gaps, _md_stale, _md_candidates):
+        out += section(report)
+    return "\n".join(out) + "\n"
+
+
+def _md_topics(report: Report) -> list[str]:
+    out = ["", "## Questions per topic, per week", ""]
+    if not (report.topics or report.total):
+        return [*out, "No questions in this period."]
+    weeks = [f"{w:%d %b}" for w in report.weeks]
+    out.append("| Topic | " + " | ".join(weeks) + " | Total |")
+    out.append("|---|" + "---:|" * (len(weeks) + 1))
+    rows = [(f"{md(t.title)} (`{t.entry_id}`)", t.weekly) for t in report.topics]
+    rows.append(("*not answered*", report.weekly_unanswered))
+    rows.append(("**all questions**", report.weekly_total))
+    for label, weekly in rows:
+        out.append(f"| {label} | " + " | ".join(map(str, weekly)) + f" | {sum(weekly)} |")
+    return out
+
+
+def _md_ratings(report: Report) -> list[str]:
+    out = ["", "## Helpful / unhelpful per answer (least helpful first)", ""]
+    if not report.ratings:
+        return [*out, "No votes in this period."]
+    out += ["| Answer | 👍 | 👎 | Helpful |", "|---|---:|---:|---:|"]
+    out += [
+        f"| {md(r.title)} (`{r.entry_id}`) | {r.helpful} | {r.unhelpful} | {r.ratio:.0%} |"
+        for r in report.ratings
+    ]
+    return out
+
+
+def _md_gaps(report: Report) -> list[str]:
+    out = ["", "## Unanswered and low-confidence questions (most asked first)", ""]
+    if not report.gaps:
+        return [*out, "Every question got an answer."]
+    out += ["| Asked | Question | Also asked as | Closest entry |", "|---:|---|---|---|"]
+    for gap in report.gaps:
+        closest = f"`{gap.closest}` ({md(gap.closest_title or '')}, {gap.score:.2f})" if gap.closest else "–"
+        variants = "; ".join(md(v) for v in gap.variants) or ""
+        out.append(f"| {gap.count} | {md(gap.question)} | {variants} | {closest} |")
+    return out
+
+
+def _md_stale(report: Report) -> list[str]:
+    out = ["", "## Answers due for review", ""]
+    if not report.stale:
+        return [*out, "Every answer with a `reviewed` date was reviewed within the last 12 months."]
+    out.append("Last reviewed more than 12 months ago; employees still get them. Review each answer and "
+               "update its `reviewed` date.")  # fmt: skip
+    out += ["", "| Answer | Last reviewed | Where |", "|---|---|---|"]
+    out += [
+        f"| {md(s.title)} (`{s.entry_id}`) | {s.reviewed.isoformat()} | {md(s.file)}:{s.line} |"
+        for s in report.stale
+    ]
+    return out
+
+
+def _md_candidates(report: Report) -> list[str]:
+    out = ["", "## Candidate example questions", ""]
+    if not report.candidates:
+        return [*out, 'No "did you mean" picks with new wording in this period.']
+    out.append(
+        'People typed these, then picked the entry from "did you mean". To teach the bot, paste the '
+        "lines after the line named (the entry's last example in that language)."
+    )
+    for c in report.candidates:
+        out += ["", f"### `{c.entry_id}`: {md(c.title)} ({c.lang}), after {c.file}:{c.after_line}", ""]
+        out += ["```yaml", c.yaml(), "```"]
+    return out
+
+
+def _html_gaps(report: Report) -> list[str]:
+    out: list[str] = []
+    out.append("<h2>Unanswered and low-confidence questions</h2>")
     if report.gaps:
-        out += ["| Asked | Question | Also asked as | Closest entry |", "|---:|---|---|---|"]
+        out.append(
+            '<p class="muted">Near-identical questions are one line; most asked first. "Closest entry" is '
+            "where the bot looked: extend it, or write a new entry.</p>"
+        )
+        out.append(
+            '<table><tr><th class="n">Asked</th><th>Question</th><th>Also asked as</th>'
+            "<th>Closest entry</th></tr>"
+        )
         for gap in report.gaps:
             closest = (
-                f"`{gap.closest}` ({md(gap.closest_title or '')}, {gap.score:.2f})" if gap.closest else "–"
+                f"{_e(gap.closest_title)} <code>{_e(gap.closest)}</code> ({gap.score:.2f})"
+                if gap.closest
+                else "–"
             )
-            variants = "; ".join(md(v) for v in gap.variants) or ""
-            out.append(f"| {gap.count} | {md(gap.question)} | {variants} | {closest} |")
+            variants = "<br>".join(_e(v) for v in gap.variants)
+            out.append(
+                f'<tr><td class="n">{gap.count}</td><td>{_e(gap.question)}</td><td>{variants}</td>'
+                f"<td>{closest}</td></tr>"
+            )
+        out.append("</table>")
     else:
-        out.append("Every question got an answer.")
-    out += ["", "## Candidate example questions", ""]
-    if report.candidates:
+        out.append("<p>Every question got an answer.</p>")
+    return out
+
+
+def _html_stale(report: Report) -> list[str]:
+    out: list[str] = []
+    out.append("<h2>Answers due for review</h2>")
+    if report.stale:
         out.append(
-            'People typed these, then picked the entry from "did you mean". To teach the bot, paste the '
-            "lines after the line named (the entry's last example in that language)."
+            '<p class="muted">Last reviewed more than 12 months ago; employees still get them. Review each '
+            "answer and update its <code>reviewed</code> date.</p>"
         )
-        for c in report.candidates:
-            out += ["", f"### `{c.entry_id}`: {md(c.title)} ({c.lang}), after {c.file}:{c.after_line}", ""]
-            out += ["```yaml", c.yaml(), "```"]
+        out.append("<table><tr><th>Answer</th><th>Last reviewed</th><th>Where</th></tr>")
+        out.extend(
+            f"<tr><td>{_e(s.title)} <code>{_e(s.entry_id)}</code></td><td>{s.reviewed.isoformat()}</td>"
+            f"<td><code>{_e(s.file)}:{s.line}</code></td></tr>"
+            for s in report.stale
+        )
+        out.append("</table>")
     else:
-        out.append('No "did you mean" picks with new wording in this period.')
-    return "\n".join(out) + "\n"
+        out.append(
+            "<p>Every answer with a <code>reviewed</code> date was reviewed within the last 12 months.</p>"
+        )
+    return out
 
 
 # -- CSV ------------------------------------------------------------------------------------------------
@@ -156,6 +242,10 @@ def render_csv(report: Report) -> str:  # noqa: C901 — one branch per section 
         ):
             row = ["unanswered", "", gap.closest or "", gap.closest_title or "", gap.question, gap.lang]
             writer.writerow([*row, metric, value])
+    for stale in report.stale:
+        writer.writerow(
+            ["review", "", stale.entry_id, stale.title, "", "", "reviewed", stale.reviewed.isoformat()]
+        )
     for c in report.candidates:
         for question, n in c.questions:
             writer.writerow(["candidate_example", "", c.entry_id, c.title, question, c.lang, "picked", n])
@@ -260,16 +350,14 @@ pre{background:#f6f8fa;padding:.8rem;overflow-x:auto;border:1px solid #ddd}
 
 
 def render_html(report: Report) -> str:
-    o = report.outcomes
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>policybot insights: {_e(_period(report))}</title><style>{_CSS}</style></head><body>",
         f"<h1>policybot insights: {_e(_period(report))}</h1>",
-        f"<p><strong>{report.total}</strong> questions: {o['answer']} answered "
-        f"({pct(o['answer'], report.total)}), {o['suggestions']} offered suggestions, "
-        f"{o['fallback']} not answered.</p>",
+        f"<p>{_e(_totals(report))}</p>",
+        f'<p class="muted">Titles and paste targets: {_e(report.knowledge)}.</p>' if report.knowledge else "",
         '<p class="muted">Nobody who asked can be identified here: the bot stores no identities, and '
         "mentions, user ids, e-mail addresses and phone numbers in questions are replaced with placeholders "
         "(plain names are not: they go when the question is deleted at the end of the retention period).</p>",
@@ -284,19 +372,20 @@ def render_html(report: Report) -> str:
         ),
         "<h2>Questions per topic</h2>",
     ]
-    if report.topics:
-        out.append(bars_svg([(t.title, t.total) for t in report.topics]))
+    if report.topics or report.total:
+        if report.topics:
+            out.append(bars_svg([(t.title, t.total) for t in report.topics]))
         head = "".join(f'<th class="n">{w:%d %b}</th>' for w in report.weeks)
         out.append(f'<table><tr><th>Topic</th>{head}<th class="n">Total</th></tr>')
-        for t in report.topics:
-            cells = "".join(f'<td class="n">{n}</td>' for n in t.weekly)
-            out.append(
-                f"<tr><td>{_e(t.title)} <code>{_e(t.entry_id)}</code></td>{cells}"
-                f'<td class="n">{t.total}</td></tr>'
-            )
+        rows = [(f"{_e(t.title)} <code>{_e(t.entry_id)}</code>", t.weekly) for t in report.topics]
+        rows.append(("<em>not answered</em>", report.weekly_unanswered))
+        rows.append(("<strong>all questions</strong>", report.weekly_total))
+        for label, weekly in rows:
+            cells = "".join(f'<td class="n">{n}</td>' for n in weekly)
+            out.append(f'<tr><td>{label}</td>{cells}<td class="n">{sum(weekly)}</td></tr>')
         out.append("</table>")
     else:
-        out.append("<p>No answered questions in this period.</p>")
+        out.append("<p>No questions in this period.</p>")
     out.append("<h2>Helpful / unhelpful per answer</h2>")
     if report.ratings:
         out.append(
@@ -311,30 +400,8 @@ def render_html(report: Report) -> str:
         out.append("</table>")
     else:
         out.append("<p>No votes in this period.</p>")
-    out.append("<h2>Unanswered and low-confidence questions</h2>")
-    if report.gaps:
-        out.append(
-            '<p class="muted">Near-identical questions are one line; most asked first. "Closest entry" is '
-            "where the bot looked: extend it, or write a new entry.</p>"
-        )
-        out.append(
-            '<table><tr><th class="n">Asked</th><th>Question</th><th>Also asked as</th>'
-            "<th>Closest entry</th></tr>"
-        )
-        for gap in report.gaps:
-            closest = (
-                f"{_e(gap.closest_title)} <code>{_e(gap.closest)}</code> ({gap.score:.2f})"
-                if gap.closest
-                else "–"
-            )
-            variants = "<br>".join(_e(v) for v in gap.variants)
-            out.append(
-                f'<tr><td class="n">{gap.count}</td><td>{_e(gap.question)}</td><td>{variants}</td>'
-                f"<td>{closest}</td></tr>"
-            )
-        out.append("</table>")
-    else:
-        out.append("<p>Every question got an answer.</p>")
+    out += _html_gaps(report)
+    out += _html_stale(report)
     out.append("<h2>Candidate example questions</h2>")
     if report.candidates:
         out.append(

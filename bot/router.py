@@ -33,6 +33,7 @@ from bot.platform import (
 if TYPE_CHECKING:
     from bot.reload import Reloader, ReloadResult
     from bot.report import InsightsStore
+    from bot.review import ReviewReminder
     from bot.tips import TipScheduler
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ class Router:
         insights: InsightsStore | None = None,
         reloader: Reloader | None = None,
         tips: TipScheduler | None = None,
+        review: ReviewReminder | None = None,
     ) -> None:
         self.conversation = conversation
+        self.review = review  # the weekly "due for review" notice, posted to each platform's HR
         self.default_lang = default_lang or conversation.default_lang  # for events that bring no language
         self.claims = claims or Claims(None)
         self.escalations = escalations
@@ -92,9 +95,14 @@ class Router:
         self.admin = Admin(admins, conversation, reloader=reloader, tips=tips, store=insights)
 
     def attach(self, platform: Platform[Any]) -> None:
-        """Tell `platform`'s HR conversation when a knowledge-base edit is rejected, and when it is fixed."""
+        """Tell `platform`'s HR conversation when a knowledge-base edit is rejected, and when it is fixed,
+        and post the weekly list of answers due for review there."""
+        if not platform.has_hr:
+            return
+        if self.review is not None:
+            self.review.on_notice(platform.tell_hr)
         reloader = self.reloader
-        if reloader is None or not platform.has_hr:
+        if reloader is None:
             return
 
         async def notify(result: ReloadResult) -> None:

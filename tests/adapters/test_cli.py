@@ -85,7 +85,8 @@ def test_match_writes_one_json_object_per_question_read(tiny_kb_dir: Path) -> No
     assert [r["answer_id"] for r in records] == ["friend-manager", None, None]
     assert records[1]["suggestions"] == []
     assert set(records[2]["suggestions"]) == {"friend-manager", "workplace-photos"}
-    assert set(records[0]) == {"question", "answer_id", "confidence", "suggestions", "lang"}
+    assert set(records[0]) == {"question", "answer_id", "confidence", "suggestions", "lang", "command"}
+    assert records[0]["command"] is None
 
 
 def test_chat_lets_the_user_pick_a_suggestion_by_number(tiny_kb_dir: Path) -> None:
@@ -177,3 +178,201 @@ def test_a_broken_knowledge_folder_is_a_clear_error_not_a_traceback(tmp_path: Pa
 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "bad.yaml:2:1" in run.stderr
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1] if text.strip() else ""
+
+
+@pytest.mark.parametrize(("args", "env"), [(["serve"], {"PORT": "abc"}), (["serve", "--port", "99999"], {})])
+def test_a_port_that_is_not_a_number_is_one_clear_line_and_a_failure(
+    args: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    run = policybot(*args, env={**env, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db"})
+
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert "is not a port number: give a whole number from 1 to 65535" in last_line(run.stderr)
+
+
+def test_a_port_already_in_use_is_one_clear_line_and_a_failure(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = policybot(
+            "serve",
+            "--port",
+            str(port),
+            env={"DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "POLICYBOT_KNOWLEDGE": str(tiny_kb_dir)},
+        )
+
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert last_line(run.stderr).startswith(f"policybot: cannot listen on port {port}: ")
+
+
+def test_output_closed_early_by_head_is_one_clear_line_not_a_traceback(tiny_kb_dir: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "Microsoft", "POLICYBOT_"))}
+    reader, writer = os.pipe()
+    os.close(reader)  # like `| head -3` that has already exited: every write fails with EPIPE
+    try:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "adapters.cli",
+                "ask",
+                "Can I add my boss on fb?",
+                "--knowledge",
+                str(tiny_kb_dir),
+            ],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+
+    assert run.returncode != 0
+    assert run.stderr.strip() == "policybot: the output was closed before everything was written"
+
+
+def test_kb_check_of_a_file_checks_the_folder_it_is_in(tiny_kb_dir: Path) -> None:
+    run = policybot("kb", "check", str(tiny_kb_dir / "messages.yaml"))
+
+    assert run.returncode == 0, run.stderr
+    assert f"messages.yaml is a file: checking its folder, {tiny_kb_dir}" in run.stderr
+    assert "2 entries" in run.stdout
+
+
+def test_kb_check_of_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    run = policybot("kb", "check", str(tmp_path / "knowledg"))
+
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        f"policybot: {tmp_path / 'knowledg'} does not exist: give the knowledge folder, "
+        "e.g. policybot kb check knowledge"
+    )
+
+
+def test_version_is_the_package_s_and_the_licence_file_says_what_pyproject_says() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    run = policybot("--version")
+
+    assert run.returncode == 0
+    assert run.stdout.strip() == f"policybot {project['version']}"
+    assert project["license"] == {"text": "MIT"}
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License\n")
+
+
+def test_match_reports_a_command_as_a_command_not_as_a_question(tiny_kb_dir: Path) -> None:
+    run = policybot("match", "--json", "--knowledge", str(tiny_kb_dir), stdin="help\nhjelp\ntips\n")
+
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(r["command"], r["lang"], r["answer_id"]) for r in records] == [
+        ("help", "en", None),
+        ("help", "nb", None),
+        ("tip", "nb", None),
+    ]
+
+
+def test_chat_record_fills_the_database_so_hr_can_try_the_report(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+    typed = (
+        "Can I add my boss on fb?\n-\nmy boss in photos\n2\nmay I share kari@example.com's salary?\nquit\n"
+    )
+
+    chat = policybot("chat", "--record", "--knowledge", str(tiny_kb_dir), stdin=typed, env=env)
+    report = policybot("report", "--knowledge", str(tiny_kb_dir), env=env)
+
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.startswith(f"(recording to sqlite+aiosqlite:///{tmp_path / 'demo.db'} for `policybot")
+    assert "EN feedback_thanks_unhelpful" in chat.stdout
+    assert report.returncode == 0, report.stderr
+    assert "3 questions: 1 answered (33%), 2 not answered (2 got" in report.stdout
+    assert "| Adding your manager on social media (`friend-manager`) | 0 | 1 | 0% |" in report.stdout
+    assert '- "my boss in photos"' in report.stdout  # the picked suggestion: a candidate example
+    assert "may I share \\[email\\]'s salary?" in report.stdout and "kari" not in report.stdout
+
+
+def test_chat_without_record_writes_no_database(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+
+    run = policybot("chat", "--knowledge", str(tiny_kb_dir), stdin="Can I add my boss on fb?\n+\n", env=env)
+
+    assert run.returncode == 0 and "EN feedback_thanks\n" in run.stdout
+    assert not (tmp_path / "demo.db").exists()
+
+
+def command_paths() -> list[list[str]]:
+    """Every command and subcommand of `policybot`, read from the parser itself."""
+    import argparse
+
+    from adapters.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for action in parser._actions:  # argparse keeps its subparsers only here
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += walk(child, [*path, name])
+        return found
+
+    return walk(build_parser(), [])
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "policybot")
+def test_every_command_has_help(path: list[str]) -> None:
+    run = policybot(*path, "--help")
+
+    assert run.returncode == 0 and run.stderr == ""
+    assert run.stdout.startswith(f"usage: {' '.join(['policybot', *path])}")
+
+
+def test_the_command_list_is_what_the_docs_describe() -> None:
+    assert sorted(" ".join(p) for p in command_paths() if p) == [
+        "ask", "chat", "db", "db upgrade", "kb", "kb check", "match", "report", "serve",
+        "teams-package", "tips", "tips post", "tips preview",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (
+            ["db", "upgrade"],
+            {"DATABASE_URL": "mysql://bot@db/policy"},
+            "policybot: DATABASE_URL uses 'mysql'; use ",
+        ),
+        (
+            ["teams-package", "--app-id", "my-bot", "--website", "https://x.example"],
+            {},
+            "policybot: --app-id 'my-bot'",
+        ),
+        (["serve"], {"POLICYBOT_TIP_DAYS": "mon,funday"}, "policybot: POLICYBOT_TIP_DAYS has unknown days"),
+    ],
+    ids=["unsupported-database", "bad-app-id", "bad-setting"],
+)
+def test_an_error_is_one_line_on_stderr_and_exit_2(args: list[str], env: dict[str, str], line: str) -> None:
+    run = policybot(*args, env=env)
+
+    assert run.returncode == 2 and run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith(line)
+
+
+def test_teams_package_without_the_website_names_it(tmp_path: Path) -> None:
+    run = policybot("teams-package", "--app-id", "00000000-0000-4000-8000-000000000000")
+
+    assert run.returncode == 2
+    assert last_line(run.stderr) == (
+        "policybot teams-package: error: the following arguments are required: --website"
+    )

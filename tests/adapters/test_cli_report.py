@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import os
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 from bot.conversation import ReplyKind
+from bot.report_formats import md
 from bot.store import Store
 from tests.adapters.test_cli import policybot
 
@@ -33,7 +38,9 @@ async def test_report_prints_markdown_with_grouped_questions(tiny_kb_dir: Path, 
 
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("# policybot insights: the start of the log to ")
-    assert "4 questions: 1 answered (25%), 0 offered suggestions, 3 not answered." in run.stdout
+    assert (
+        '4 questions: 1 answered (25%), 3 not answered (0 got "did you mean" suggestions, 3 got' in run.stdout
+    )
     assert "| 2 | Can I post on TikTok about work? |" in run.stdout
     assert '- "can i friend my boss on snapchat"' in run.stdout
 
@@ -55,14 +62,59 @@ async def test_report_writes_html_and_csv_files(tiny_kb_dir: Path, tmp_path: Pat
     }
 
 
-async def test_report_since_leaves_out_older_questions(tiny_kb_dir: Path, tmp_path: Path) -> None:
+async def test_report_since_today_keeps_today_and_a_future_day_is_refused(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
     url = await filled_database(tmp_path)
-    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    today, later = date.today(), date.today() + timedelta(days=2)  # the test's zone is the CLI's: UTC
 
-    run = policybot("report", "--since", tomorrow, "--knowledge", str(tiny_kb_dir), env={"DATABASE_URL": url})
+    kept = policybot("report", "--since", today.isoformat(), "--knowledge", str(tiny_kb_dir), env=env(url))
+    future = policybot("report", "--since", later.isoformat(), "--knowledge", str(tiny_kb_dir), env=env(url))
 
-    assert run.returncode == 0, run.stderr
-    assert "0 questions" in run.stdout and "Every question got an answer." in run.stdout
+    assert kept.returncode == 0 and "4 questions" in kept.stdout, kept.stderr
+    assert future.returncode == 2 and future.stdout == ""
+    assert future.stderr == f"policybot: --since {later} is after today ({today}): nothing to report\n"
+
+
+def env(url: str) -> dict[str, str]:
+    return {"DATABASE_URL": url, "POLICYBOT_TIMEZONE": "UTC"}
+
+
+async def test_report_without_a_knowledge_folder_refuses_to_show_hr_s_entries_as_removed(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'policybot.db'}"
+    store = await Store.open(url)
+    await store.record_question("vacation days?", "en", ReplyKind.ANSWER, "vacation-days", 0.9)
+    await store.close()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "Microsoft", "POLICYBOT_"))}
+    script = Path(sys.executable).parent / "policybot"
+
+    run = await asyncio.to_thread(  # in a folder without ./knowledge, as HR on a laptop
+        subprocess.run,
+        [str(script), "report"],
+        capture_output=True,
+        text=True,
+        env={**clean, **env(url)},
+        cwd=tmp_path,
+        check=False,
+    )
+
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == (
+        "policybot: the questions logged were answered from entries the default guidelines do not have "
+        "(vacation-days…): give your knowledge folder with --knowledge or POLICYBOT_KNOWLEDGE\n"
+    )
+
+
+async def test_report_says_which_knowledge_base_its_titles_come_from(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
+    url = await filled_database(tmp_path)
+
+    run = policybot("report", "--knowledge", str(tiny_kb_dir), env=env(url))
+
+    assert f"Titles and paste targets: {md(str(tiny_kb_dir))}, version " in run.stdout
 
 
 def test_report_explains_a_bad_date_or_format(tiny_kb_dir: Path) -> None:

@@ -18,16 +18,19 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from sqlalchemy import event
 
+from adapters.services import Services
 from adapters.slack import incoming_text
 from adapters.slack_web import SlackDeliverer, web_client
-from bot.config import SlackSettings
+from bot.config import Settings, SlackSettings
 from bot.conversation import Conversation
 from bot.knowledge_loader import load_knowledge
 from bot.store import Store
@@ -617,3 +620,41 @@ async def test_questions_answered_just_before_a_sigterm_are_all_in_the_database(
     finally:
         await store.close()
     assert asked == sorted(f"Can I post photos {n}?" for n in range(12))
+
+
+async def test_starting_with_the_token_in_the_environment_logs_no_warning_about_it(
+    start_bot: StartBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)  # as under `policybot serve`: bolt reads it too
+    with caplog.at_level(logging.WARNING):
+        bot = await start_bot()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert await bot.dm("Can I add my manager on Facebook?") == 200
+    [answer] = await bot.fake.wait_for("chat.postMessage")
+    assert answer.token == BOT_TOKEN  # the client the bot was given is the one that answers
+
+
+async def test_the_weekly_review_notice_reaches_the_hr_channel(
+    tmp_path: Path, slack_api: FakeSlackApi
+) -> None:
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack_api.api_url,
+        "POLICYBOT_HR_CHANNEL": HR_CHANNEL,
+    }
+    store = await Store.open(f"sqlite:///{tmp_path}/policybot.db")
+    try:
+        kb = await load_knowledge(write_kb(tmp_path / "knowledge"))  # friend-manager: reviewed 2026-11-01
+        services = Services.assemble(Settings.from_env(env), Conversation(kb), store)
+        assert services.slack is not None  # the composition root wired the Slack HR channel to the notice
+
+        monday = datetime(2028, 5, 15, 9, 30, tzinfo=ZoneInfo("Europe/Oslo"))
+        assert await services.review.run_once(monday) is True
+    finally:
+        await store.close()
+
+    [notice] = await slack_api.wait_for("chat.postMessage")
+    assert notice.params["channel"] == HR_CHANNEL
+    assert "1 answer(s) were last reviewed more than 12 months ago" in notice.text
+    assert "Adding your manager on social media (`friend-manager`): 2026-11-01" in notice.text

@@ -84,3 +84,16 @@ def test_a_cut_question_keeps_as_much_as_fits_however_it_escapes(question: str) 
     assert 1900 <= len(value) <= BUTTON_VALUE_MAX
     cut = json.loads(value)["q"]
     assert cut.endswith("…") and question.startswith(cut[:-1])
+
+
+def test_the_tip_title_that_hr_already_bolds_is_not_bolded_twice() -> None:
+    tip = Reply(ReplyKind.TIP, "en", "Think before you post.", title="💡 *Tip of the day*")
+    message = render(tip, ask_hr=False)
+    first = message.blocks[0]["text"]["text"]
+    assert first.startswith("💡 *Tip of the day*\nThink before you post.")
+    assert "**" not in first and "*💡" not in first
+
+
+def test_a_plain_answer_title_is_shown_in_bold() -> None:
+    answer = Reply(ReplyKind.ANSWER, "en", "Yes, you may.", title="Adding your manager", entry_id="x")
+    assert render(answer, ask_hr=False).blocks[0]["text"]["text"].startswith("*Adding your manager*\n")

@@ -5,6 +5,7 @@ there), and the icon rules Teams checks at upload, read straight from the PNG by
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import struct
 import zipfile
@@ -21,6 +22,7 @@ from bot.errors import ConfigError
 
 SCHEMAS = Path(__file__).parent / "payloads" / "teams_manifest_schema"
 APP_ID = "00000000-0000-4000-8000-000000000123"
+WEBSITE = "https://intranet.example.com/policybot"
 
 # Microsoft's schemas declare draft-04, which has no `const`, so a plain Draft4Validator would let any
 # manifestVersion through; Microsoft's own tooling (Ajv) applies `const` anyway, and so does this one.
@@ -92,7 +94,22 @@ def test_teams_package_holds_the_manifest_and_both_icons(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "policybot.zip"
-    assert main(["teams-package", "--app-id", APP_ID, "--out", str(out), "--domain", "bot.example.com"]) == 0
+    assert (
+        main(
+            [
+                "teams-package",
+                "--app-id",
+                APP_ID,
+                "--out",
+                str(out),
+                "--domain",
+                "bot.example.com",
+                "--website",
+                WEBSITE,
+            ]
+        )
+        == 0
+    )
     assert str(out) in capsys.readouterr().out
 
     manifest, color, outline = read_package(out)
@@ -118,9 +135,13 @@ def test_teams_package_holds_the_manifest_and_both_icons(
         [],
         ["--domain", "bot.example.com"],
         [
-            *("--domain", "bot.example.com", "--domain", "*.example.org"),
-            *("--website", "https://hr.example.com", "--privacy-url", "https://hr.example.com/privacy"),
-            *("--terms-url", "https://hr.example.com/terms"),
+            *("--domain", "bot.example.com", "--domain", "*.example.org", "--app-version", "2.0.1"),
+            *(
+                "--privacy-url",
+                "https://hr.example.com/privacy",
+                "--terms-url",
+                "https://hr.example.com/terms",
+            ),
         ],
     ],
     ids=["defaults", "one-domain", "every-option"],
@@ -129,13 +150,15 @@ def test_teams_package_manifest_is_valid_against_microsofts_schema(
     tmp_path: Path, options: list[str]
 ) -> None:
     out = tmp_path / "policybot.zip"
-    assert main(["teams-package", "--app-id", APP_ID, "--out", str(out), *options]) == 0
+    assert main(["teams-package", "--app-id", APP_ID, "--out", str(out), "--website", WEBSITE, *options]) == 0
     manifest, _, _ = read_package(out)
     assert schema_problems(manifest) == []
 
 
 def test_the_schema_check_catches_what_teams_would_reject(tmp_path: Path) -> None:
-    manifest, _, _ = read_package(teams_package.write_teams_package(APP_ID, tmp_path / "policybot.zip"))
+    manifest, _, _ = read_package(
+        teams_package.write_teams_package(APP_ID, tmp_path / "policybot.zip", website=WEBSITE)
+    )
     manifest["bots"][0]["scopes"] = ["personal", "groupchat"]  # v1.17 spells it groupChat
     manifest["developer"]["privacyUrl"] = "example.com/privacy"
     del manifest["accentColor"]
@@ -153,7 +176,9 @@ def test_the_schema_check_catches_what_teams_would_reject(tmp_path: Path) -> Non
 
 def test_icons_follow_the_teams_rules(tmp_path: Path) -> None:
     """Color: 192x192. Outline: 32x32, white on a transparent background, nothing else."""
-    _, color, outline = read_package(teams_package.write_teams_package(APP_ID, tmp_path / "policybot.zip"))
+    _, color, outline = read_package(
+        teams_package.write_teams_package(APP_ID, tmp_path / "policybot.zip", website=WEBSITE)
+    )
     assert png_size(color) == (192, 192)
     assert png_size(outline) == (32, 32)
     outline_pixels = png_pixels(outline)
@@ -165,7 +190,7 @@ def test_icons_follow_the_teams_rules(tmp_path: Path) -> None:
 
 def test_teams_package_refuses_an_app_id_that_is_not_a_guid(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a Microsoft app id"):
-        teams_package.write_teams_package("my-bot", tmp_path / "x.zip")
+        teams_package.write_teams_package("my-bot", tmp_path / "x.zip", website=WEBSITE)
     assert not (tmp_path / "x.zip").exists()
 
 
@@ -178,6 +203,36 @@ def test_teams_package_refuses_an_app_id_that_is_not_a_guid(tmp_path: Path) -> N
     ],
 )
 def test_teams_package_refuses_options_teams_would_reject(
+    tmp_path: Path, options: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        teams_package.write_teams_package(APP_ID, tmp_path / "x.zip", **{"website": WEBSITE, **options})
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_teams_package_uses_the_organisation_s_urls_and_policybot_s_version(tmp_path: Path) -> None:
+    out = teams_package.write_teams_package(
+        APP_ID, tmp_path / "p.zip", website=WEBSITE, privacy_url="https://hr.example.com/privacy"
+    )
+
+    manifest, _, _ = read_package(out)
+    assert manifest["developer"]["websiteUrl"] == WEBSITE
+    assert manifest["developer"]["privacyUrl"] == "https://hr.example.com/privacy"
+    assert manifest["developer"]["termsOfUseUrl"] == WEBSITE
+    assert "github.com" not in json.dumps(manifest)  # no placeholder address shown to employees
+    assert manifest["version"] == importlib.metadata.version("policybot")
+    again = teams_package.write_teams_package(APP_ID, tmp_path / "q.zip", website=WEBSITE, version="1.4.2")
+    assert read_package(again)[0]["version"] == "1.4.2"
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({}, "--website is required: your organisation's page about the bot"),
+        ({"website": WEBSITE, "version": "v2"}, "--app-version 'v2' is not a version Teams accepts"),
+    ],
+)
+def test_teams_package_refuses_without_a_website_or_with_a_bad_version(
     tmp_path: Path, options: dict[str, Any], problem: str
 ) -> None:
     with pytest.raises(ConfigError, match=problem):

@@ -4,6 +4,7 @@ fills it."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -32,7 +33,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'policybot.db'}"
         return
-    schema = f"test_{uuid.uuid4().hex[:12]}"
+    async with postgres_schema("test") as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema(prefix: str) -> AsyncIterator[str]:
+    """The URL of a fresh schema of PostgreSQL's `test` database, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_SERVER)
     try:
         await admin.execute(f'CREATE SCHEMA "{schema}"')

@@ -138,6 +138,11 @@ async def test_an_ambiguous_command_follows_the_platform_language(bot: Conversat
     assert reply.title == "NB tip"
 
 
+async def test_tips_without_a_platform_language_is_the_norwegian_command(bot: Conversation) -> None:
+    assert (await bot.handle(Message("tips"))).lang == "nb"  # `policybot ask tips`, as documented
+    assert (await bot.handle(Message("tips", lang_hint="en-US"))).lang == "en"
+
+
 async def test_topics_list_every_entry_by_title(bot: Conversation) -> None:
     reply = bot.topics("nb")
 

@@ -317,3 +317,21 @@ async def test_a_failing_write_names_no_parameter_values_in_its_error_or_the_log
     for shown in (str(reference_error.value), caplog.text):
         assert "Ola Nordmann" not in shown and "quarterly" not in shown
         assert secret_chat not in shown
+
+
+async def test_a_search_path_schema_that_does_not_exist_is_named_without_any_sql():
+    schema = f"policybot_missing_{uuid.uuid4().hex[:12]}"
+    with pytest.raises(StoreError) as failure:
+        await Store.open(f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}")
+
+    assert str(failure.value) == (
+        f"could not migrate the database: the schema in DATABASE_URL's search_path ({schema}) does not "
+        f"exist; create it first (e.g. CREATE SCHEMA {schema};) or leave out the options"
+    )
+
+
+def test_an_unsupported_url_suggests_the_urls_the_docs_show():
+    with pytest.raises(StoreError) as failure:
+        engine_url("mysql://bot@db/policy")
+
+    assert str(failure.value) == "DATABASE_URL uses 'mysql'; use sqlite:///file.db or postgresql://…"

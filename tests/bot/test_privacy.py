@@ -18,3 +18,8 @@ def test_mentions_user_ids_emails_and_numbers_are_masked() -> None:
         "before 2028 @channel"
     )
     assert mask("Can I post about WHATSAPP groups at 10:30?") == "Can I post about WHATSAPP groups at 10:30?"
+
+
+def test_a_mention_written_as_at_and_an_id_is_one_placeholder_without_the_at() -> None:
+    assert mask("can I tag @U0SECRET01 or @ 29:1abcdefghij?") == "can I tag [someone] or [someone]?"
+    assert mask("write to @kari.n@example.com") == "write to [email]"

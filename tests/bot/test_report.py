@@ -14,9 +14,9 @@ import pytest
 
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge
-from bot.report import group_similar, summary
+from bot.report import group_similar, render_summary, summary
 from bot.store import Store
-from tests.bot.conftest import Clock, fill, report_of
+from tests.bot.conftest import ANSWER, FALLBACK, Clock, ask, fill, report_of
 
 
 def paste(file: Path, after_line: int, text: str) -> None:
@@ -149,3 +149,43 @@ async def test_the_chat_summary_is_short_and_in_the_asked_language(
     assert len([line for line in text.splitlines() if line[:2].rstrip(".").isdigit()]) == 5
     assert "U0SECRET01" not in text and "example.com" not in text
     assert len(text) < 1500
+
+
+async def test_an_entry_is_closest_to_an_unanswered_question_only_when_it_is_a_plausible_match(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    clock.at(2028, 5, 16, 10)
+    await ask(store, "customer complaint procedure", FALLBACK)  # shares one answer word with photos
+    await ask(store, "what does my colleague earn", FALLBACK)  # a little more than that
+
+    report = await report_of(store, kb, clock)
+
+    closest = {g.question: (g.closest, round(g.score, 2)) for g in report.gaps}
+    assert closest == {
+        "customer complaint procedure": (None, 0.0),
+        "what does my colleague earn": (None, 0.0),
+    }
+
+
+async def test_the_report_names_its_knowledge_base_and_the_logged_entries_it_does_not_have(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    clock.at(2028, 5, 16, 10)
+    await ask(store, "how many vacation days do I have?", ANSWER, "vacation-days")  # HR's own entry
+    await ask(store, "Can I add my boss on Facebook?", ANSWER, "friend-manager")
+
+    report = await report_of(store, kb, clock)
+
+    assert report.knowledge == f"{kb.source_dir}, version {kb.version}"
+    assert report.unknown_entries == ("vacation-days",)
+
+
+async def test_the_chat_summary_lists_the_answers_due_for_review(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    report = await report_of(store, kb, clock)  # 2028-05-17: friend-manager was reviewed 2026-11-01
+
+    text = render_summary(report, kb, "nb")
+
+    assert "*Bør gjennomgås* (sist gjennomgått for mer enn 12 måneder siden)" in text
+    assert "• Adding your manager on social media (`friend-manager`): 2026-11-01, `entries.yaml:2`" in text

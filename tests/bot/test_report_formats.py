@@ -4,6 +4,7 @@ PostgreSQL) filled the way the bot fills it (tests/bot/conftest.py)."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import date
@@ -34,7 +35,12 @@ async def test_markdown_has_every_section(store: Store, kb: KnowledgeBase, clock
     text = render(await report_of(store, kb, clock), "md")
 
     assert text.startswith("# policybot insights: the start of the log to 2028-05-17\n")
-    assert "15 questions: 6 answered (40%), 2 offered suggestions, 7 not answered." in text
+    assert (
+        '15 questions: 6 answered (40%), 9 not answered (2 got "did you mean" suggestions, '
+        '7 got "I don\'t know").' in text
+    )
+    assert "| *not answered* | 1 | 3 | 5 | 9 |" in text  # the same 9 as the sentence above
+    assert "| **all questions** | 2 | 6 | 7 | 15 |" in text
     assert "| Adding your manager on social media (`friend-manager`) | 1 | 3 | 0 | 4 |" in text
     assert "| Adding your manager on social media (`friend-manager`) | 1 | 3 | 25% |" in text
     assert "| 3 | can i post on tiktok about work |" in text
@@ -91,3 +97,37 @@ async def test_an_empty_log_still_makes_a_report(store: Store, kb: KnowledgeBase
     for fmt in ("md", "csv", "html"):
         assert render(report, fmt)
     assert "Every question got an answer." in render(report, "md")
+
+
+async def test_the_html_topic_table_has_the_not_answered_and_total_rows_of_the_markdown(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    await fill(store, clock)
+
+    page = render(await report_of(store, kb, clock), "html")
+
+    rows = [
+        [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
+        for row in re.findall(r"<tr>.*?</tr>", page)
+    ]
+    assert ["not answered", "1", "3", "5", "9"] in rows  # the same 9 as the sentence above the table
+    assert ["all questions", "2", "6", "7", "15"] in rows
+    assert '9 not answered (2 got "did you mean" suggestions, 7 got "I don' in html.unescape(page)
+
+
+async def test_every_format_lists_the_answers_due_for_review(
+    store: Store, kb: KnowledgeBase, clock: Clock
+) -> None:
+    report = await report_of(store, kb, clock)  # 2028-05-17: friend-manager was reviewed 2026-11-01
+
+    assert [s.entry_id for s in report.stale] == ["friend-manager"]
+    text = render(report, "md")
+    assert "## Answers due for review" in text
+    assert "| Adding your manager on social media (`friend-manager`) | 2026-11-01 | " in text
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
+    assert {(r["section"], r["entry_id"], r["value"]) for r in rows if r["section"] == "review"} == {
+        ("review", "friend-manager", "2026-11-01")
+    }
+    assert "<td>Adding your manager on social media <code>friend-manager</code></td><td>2026-11-01</td>" in (
+        render(report, "html")
+    )

@@ -6,7 +6,9 @@ These are the tests of the shipped knowledge base, so they read `knowledge/` its
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -116,3 +118,69 @@ async def test_a_one_word_question_that_fits_one_topic_only_is_answered(
 ) -> None:
     """A "did you mean" with a single choice is no choice: a vague word only one entry fits is answered."""
     assert Conversation(shipped).match(question).answer_id is not None
+
+
+# Plain (unquoted) scalars a YAML reader may take for something other than text: YAML 1.2's core
+# schema (yaml-language-server's reading) resolves these to booleans, null and numbers, and YAML 1.1
+# (PyYAML and older tools) also reads yes/no/on/off/y/n as booleans. Every value in the knowledge files
+# is text (a `reviewed` date is text in YAML 1.2), so each such word must be quoted.
+NOT_TEXT = re.compile(
+    r"^(?:true|True|TRUE|false|False|FALSE|null|Null|NULL|~|"
+    r"y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|"
+    r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|"
+    r"[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$"
+)
+
+
+def unquoted_non_text(text: str) -> list[tuple[int, str]]:
+    """(line, value) of every plain scalar in `text` that YAML 1.2 or 1.1 would not read as text."""
+    found: list[tuple[int, str]] = []
+    nodes: list[yaml.Node] = [n for n in yaml.compose_all(text) if n is not None]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, yaml.ScalarNode):
+            if node.style is None and NOT_TEXT.match(node.value):
+                found.append((node.start_mark.line + 1, node.value))
+        elif isinstance(node, yaml.SequenceNode):
+            nodes += node.value
+        elif isinstance(node, yaml.MappingNode):
+            nodes += [part for pair in node.value for part in pair]
+    return sorted(found)
+
+
+def test_the_check_finds_what_a_yaml_1_2_editor_would_read_as_a_boolean() -> None:
+    text = 'synonyms:\n  untrue: [lies, false, "true", 2026-11-01]\n  "no": [off]\n'
+    assert unquoted_non_text(text) == [(2, "false"), (3, "off")]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "knowledge").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_shipped_files_are_all_text_to_a_yaml_1_2_reader(path: Path) -> None:
+    assert unquoted_non_text(path.read_text(encoding="utf-8")) == [], "quote these words"
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """Reads plain scalars as YAML 1.2's core schema does (yaml-language-server's reading): only
+    true/false, null and numbers are not text; dates and yes/no stay text."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
+
+
+for tag, pattern, first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+):
+    Yaml12Loader.add_implicit_resolver(tag, re.compile(pattern), list(first))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "knowledge").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_shipped_files_pass_the_shipped_schema_as_an_editor_reads_them(path: Path) -> None:
+    from bot.schema import validator
+
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=Yaml12Loader)  # a SafeLoader
+    assert [f"{list(e.absolute_path)}: {e.message}" for e in validator().iter_errors(data)] == []
