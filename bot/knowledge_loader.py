@@ -7,7 +7,6 @@ belongs to and how to fix it, so HR can repair an edit in one go.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import importlib.util
@@ -33,7 +32,7 @@ from bot.knowledge import (
     Tip,
 )
 from bot.languages import LANGUAGE_NAMES, available
-from bot.yaml_files import MAX_FILES, knowledge_files, read_yaml
+from bot.yaml_files import MAX_FILES, knowledge_files, off_the_loop, read_yaml
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -97,7 +96,7 @@ def resolve_knowledge_dir(configured: Path | None, cwd: Path | None = None) -> P
 
 async def load_knowledge(directory: Path) -> KnowledgeBase:
     """Load and validate every `*.yaml` file in `directory`; raise KnowledgeError listing all problems."""
-    return await asyncio.to_thread(_load, directory)
+    return await off_the_loop(lambda: _load(directory), "policybot-knowledge-load")
 
 
 # ------------------------------------------------------------------------------------------ validation

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 DEBOUNCE_MS = 1600  # watchfiles' default: an editor's save (temp file, rename) arrives as one batch
 STEP_MS = 50
 WATCH_RETRY_SECONDS = 5.0  # after the watcher itself failed (folder briefly gone during a deploy)
+# Seconds a reload may spend reading the folder. Reading never blocks on a file (bot/yaml_files.py), but a
+# hung network mount could: the reload gives up instead of holding its lock, and the read is left to its
+# daemon thread, which cannot hold up shutdown.
+LOAD_TIMEOUT = 60.0
 PROBLEMS_SHOWN = 20  # in a chat message; the log and `policybot kb check` have all of them
 
 
@@ -73,6 +77,7 @@ class Reloader:
         debounce_ms: int = DEBOUNCE_MS,
         step_ms: int = STEP_MS,
         force_polling: bool | None = None,
+        load_timeout: float = LOAD_TIMEOUT,
     ) -> None:
         self.conversation = conversation
         self.directory = directory
@@ -80,6 +85,7 @@ class Reloader:
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self.force_polling = force_polling
+        self.load_timeout = load_timeout
         self.loaded_at = clock()
         self.rejected: Rejection | None = None
         self._notifiers: list[Notify] = []
@@ -121,7 +127,17 @@ class Reloader:
     async def _reload(self, reason: str) -> ReloadResult:
         served = self.conversation.kb.version
         try:
-            kb = await load_knowledge(self.directory)
+            async with asyncio.timeout(self.load_timeout):
+                kb = await load_knowledge(self.directory)
+        except TimeoutError:
+            log.error("reading the knowledge folder %s took over %.0f s; gave up", self.directory,
+                      self.load_timeout)  # fmt: skip
+            problem = Problem(
+                str(self.directory), None, None, None,
+                f"reading the folder took more than {self.load_timeout:g} seconds",
+                "check that the folder's disk or network share answers, then save again",
+            )  # fmt: skip
+            return self._reject(reason, (problem,))
         except KnowledgeError as exc:
             return self._reject(reason, tuple(p for p in exc.problems if p.severity == "error"))
         except Exception as exc:  # e.g. a file removed between listing the folder and reading it

@@ -11,7 +11,6 @@ loader checks.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from bot.errors import Problem
 from bot.knowledge_loader import default_knowledge_dir
-from bot.yaml_files import compose_file, knowledge_files
+from bot.yaml_files import NotReadable, compose_file, knowledge_files, off_the_loop, read_regular
 
 SCHEMA_FILE = "knowledge.schema.json"
 SCHEMA_REFERENCE = f"$schema=./{SCHEMA_FILE}"
@@ -62,7 +61,7 @@ def validate(node: yaml.Node | None, file: str) -> list[Problem]:
 
 async def schema_problems(directory: Path) -> list[Problem]:
     """The schema's findings for every file the loader would read in `directory`."""
-    return await asyncio.to_thread(_check_folder, directory)
+    return await off_the_loop(lambda: _check_folder(directory), "policybot-schema-check")
 
 
 def _check_folder(directory: Path) -> list[Problem]:
@@ -86,12 +85,14 @@ def _editor_copy(directory: Path) -> list[Problem]:
     if not referencing:
         return []
     copy = directory / SCHEMA_FILE
-    if not copy.is_file():
+    try:
+        differs = read_regular(copy) != shipped.read_bytes()
+    except NotReadable:
         message = f"the files refer to ./{SCHEMA_FILE}, which is not in the folder"
-    elif copy.read_bytes() != shipped.read_bytes():
-        message = f"{SCHEMA_FILE} in the folder differs from the one of this policybot version"
     else:
-        return []
+        if not differs:
+            return []
+        message = f"{SCHEMA_FILE} in the folder differs from the one of this policybot version"
     return [
         Problem(
             str(copy),
@@ -106,10 +107,11 @@ def _editor_copy(directory: Path) -> list[Problem]:
 
 
 def _head(path: Path) -> str:
+    """The file's first line; "" for what the loader reports instead (a folder, a FIFO, a file just
+    removed). Read the way the loader reads (bot.yaml_files.read_regular): it can neither block nor bloat."""
     try:
-        with path.open(encoding="utf-8", errors="replace") as file:
-            return file.readline()
-    except OSError:  # a folder named *.yaml, a file just removed: the loader reports those
+        return read_regular(path).decode("utf-8", errors="replace").partition("\n")[0]
+    except NotReadable:
         return ""
 
 

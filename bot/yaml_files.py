@@ -4,20 +4,28 @@ Every knowledge file is read with PyYAML's *safe* loader, within limits (size, n
 nodes), and refused, with a `Problem` giving line and column, when it has tabs in its indentation, anchors
 or aliases, tags outside YAML's core schema, or broken syntax. `bot.knowledge_loader` turns the nodes into
 the model; `bot.schema` checks the same nodes against the JSON Schema.
+
+Only regular files are read (`read_regular`): a named pipe would block the reader forever and a link to
+`/dev/zero` would fill memory, so anything else (a FIFO, a device, a socket, or a symlink to one) is a
+problem with its path, found without reading it, and no read takes more than the size limit + 1 bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import os
 import re
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import yaml
 
-from bot.errors import Problem
+from bot.errors import PolicybotError, Problem
 
 MAX_FILE_BYTES = 1024 * 1024  # a policy file is a few kB; anything near this is a mistake or an attack
 MAX_FILES = 200
@@ -26,6 +34,7 @@ MAX_NODES = 200_000  # bounds what one file can expand to, whatever its structur
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The tags of YAML's core schema. The loader reads every value as the text typed, so any other tag
 # (`!!python/...`, `!!binary`, `!custom`) would be silently ignored: it is refused instead.
+T = TypeVar("T")
 CORE_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
 )
@@ -45,6 +54,92 @@ class _Mark(Protocol):
 
     line: int
     column: int
+
+
+class NotReadable(PolicybotError):
+    """A knowledge file that is not read: what is wrong with it and what HR should do."""
+
+    def __init__(self, message: str, fix: str, *, unreadable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.unreadable = unreadable  # True: the file may be fine but could not be read at all
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _not_regular(path: Path, mode: int) -> NotReadable:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    if kind == "a folder":
+        return NotReadable(
+            "this is a folder, not a file",
+            "rename it so its name does not end in .yaml or .yml",
+            unreadable=False,
+        )
+    link = " (through a symbolic link)" if path.is_symlink() else ""
+    return NotReadable(
+        f"this is {kind}{link}, not a regular file; it was not read",
+        "replace it with an ordinary text file, or remove it",
+        unreadable=True,
+    )
+
+
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of `path` if it is a regular file (or a symbolic link to one) of at most `limit` bytes.
+
+    Never blocks and never reads more than `limit` + 1 bytes: the kind of file is checked before it is
+    opened (opening a FIFO waits for a writer; opening some devices does something), and again on the
+    open descriptor, which is non-blocking, in case the path was swapped in between. Raises NotReadable.
+    """
+    try:
+        info = os.stat(path)  # follows links: a link to a policy file (a Kubernetes ConfigMap) is fine
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode)
+        if info.st_size > limit:
+            raise _too_big(f"{info.st_size} bytes", limit)
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+    except OSError as exc:  # a dangling link, no read permission, or removed while being read
+        raise NotReadable(
+            f"the file could not be read ({exc.strerror or exc})",
+            "check that it exists and that policybot may read it, then save again",
+            unreadable=True,
+        ) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise NotReadable(
+            f"the file could not be read ({exc.strerror})",
+            "check that it exists and that policybot may read it, then save again",
+            unreadable=True,
+        ) from exc
+    finally:
+        os.close(fd)
+    if size > limit:  # it grew after it was sized
+        raise _too_big(f"more than {limit} bytes", limit)
+    return b"".join(chunks)
+
+
+def _too_big(size: str, limit: int) -> NotReadable:
+    fix = "split it into smaller files"
+    return NotReadable(f"the file is {size} (at most {limit})", fix, unreadable=False)
 
 
 def _add(problems: list[Problem], file: str, mark: _Mark | None, message: str, fix: str) -> None:
@@ -162,10 +257,8 @@ def compose_file(path: Path) -> yaml.Node | None:
     or it is empty."""
     problems: list[Problem] = []
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return None
-        raw = path.read_bytes()
-    except OSError:
+        raw = read_regular(path)
+    except NotReadable:
         return None
     node = _compose(problems, str(path), raw)
     return None if problems else node
@@ -175,35 +268,31 @@ def read_yaml(path: Path, problems: list[Problem]) -> YamlFile:
     """Read one knowledge file within the limits and compose it, appending what is wrong to `problems`."""
     file = str(path)
     try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            _add(
-                problems,
-                file,
-                None,
-                "this is a folder, not a file",
-                "rename it so its name does not end in .yaml or .yml",
-            )
-            return YamlFile(None, None, unreadable=False)
-        if info.st_size > MAX_FILE_BYTES:
-            _add(
-                problems,
-                file,
-                None,
-                f"the file is {info.st_size} bytes (at most {MAX_FILE_BYTES})",
-                "split it into smaller files",
-            )
-            return YamlFile(None, None, unreadable=False)
-        raw = path.read_bytes()
-    except OSError as exc:  # a dangling link, no read permission, or removed while being read
-        _add(
-            problems,
-            file,
-            None,
-            f"the file could not be read ({exc.strerror})",
-            "check that it exists and that policybot may read it, then save again",
-        )
-        return YamlFile(None, None, unreadable=True)
+        raw = read_regular(path)
+    except NotReadable as exc:
+        _add(problems, file, None, exc.message, exc.fix)
+        return YamlFile(None, None, unreadable=exc.unreadable)
     before = len(problems)
     node = _compose(problems, file, raw)
     return YamlFile(raw, node, unreadable=node is None and len(problems) > before)
+
+
+async def off_the_loop(function: Callable[[], T], name: str) -> T:
+    """`function()` in a daemon thread of its own, awaited.
+
+    Unlike `asyncio.to_thread`, a read stuck in the kernel (a hung network mount) can never hold up
+    shutdown: the default executor's threads are joined when the process exits, a daemon thread is not.
+    A caller that stops waiting (a timeout, a cancelled reload) leaves the thread to finish on its own.
+    """
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not done.set_running_or_notify_cancel():
+            return
+        try:
+            done.set_result(function())
+        except BaseException as exc:  # handed to the awaiting task, as asyncio.to_thread does
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await asyncio.wrap_future(done)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,6 +157,52 @@ async def test_a_file_that_cannot_be_read_is_a_rejected_edit_not_a_crash(tiny_kb
 
     assert not result.ok and "could not be read" in result.problems[0].message
     assert conversation.kb.version == reloader.status()["version"]
+
+
+async def test_a_named_pipe_saved_into_the_folder_is_rejected_and_later_edits_still_load(
+    tiny_kb_dir: Path,
+) -> None:
+    """`mkfifo knowledge/x.yaml` once held the reload's lock forever: no edit after it was ever loaded."""
+    conversation, reloader = await started(tiny_kb_dir)
+    os.mkfifo(tiny_kb_dir / "x.yaml")
+
+    async with asyncio.timeout(5):
+        result = await reloader.reload("changed: x.yaml")
+        assert not result.ok and "named pipe" in result.problems[0].message
+        (tiny_kb_dir / "x.yaml").unlink()
+        version_b(tiny_kb_dir)
+        assert (await reloader.reload("changed: x.yaml, entries.yaml")).changed
+
+    reply = await conversation.handle(Message("Can I add my manager on Facebook?"))
+    assert reply.title == NEW[0]
+
+
+async def test_a_read_that_hangs_is_given_up_and_does_not_hold_the_next_reload(
+    tiny_kb_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung network mount: the reload gives up after its timeout, in a thread that cannot block exit."""
+    conversation, reloader = await started(tiny_kb_dir)
+    reloader.load_timeout = 0.3
+    hung = threading.Event()
+    stat = os.stat
+
+    def hangs_once(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if Path(path).name == "entries.yaml" and not hung.is_set():
+            hung.set()
+            threading.Event().wait(2)  # the kernel not answering, for longer than the timeout
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", hangs_once)
+    served = conversation.kb.version
+
+    result = await reloader.reload("SIGHUP")
+
+    assert not result.ok and result.version == served
+    assert result.problems[0].message == "reading the folder took more than 0.3 seconds"
+    version_b(tiny_kb_dir)
+    assert (await asyncio.wait_for(reloader.reload("SIGHUP"), 5)).changed  # the lock was let go
+    stuck = [t for t in threading.enumerate() if t.name == "policybot-knowledge-load"]
+    assert stuck and all(t.daemon for t in stuck)  # exiting never waits for it
 
 
 async def test_an_index_that_cannot_be_built_is_a_rejected_edit_and_its_traceback_is_logged(

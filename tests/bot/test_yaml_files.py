@@ -3,13 +3,18 @@ like files are refused with their place, never parsed into something HR did not 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge_loader import load_knowledge
-from bot.yaml_files import MAX_FILE_BYTES
+from bot.schema import schema_problems
+from bot.yaml_files import MAX_FILE_BYTES, NotReadable, read_regular
 from tests.conftest import ENTRIES, write_kb
 
 
@@ -112,16 +117,91 @@ async def test_a_file_removed_while_the_folder_is_read_is_named(
 ) -> None:
     gone = tiny_kb_dir / "gone.yaml"
     gone.write_text("synonyms: {}\n", encoding="utf-8")
-    read_bytes = Path.read_bytes
+    open_file = os.open
 
-    def removed_just_before(path: Path) -> bytes:
-        if path == gone:  # listed and sized, then an editor or a deploy removed it
-            path.unlink()
-        return read_bytes(path)
+    def removed_just_before(path: Any, flags: int, *args: Any) -> int:
+        if Path(path) == gone:  # listed and sized, then an editor or a deploy removed it
+            gone.unlink()
+        return open_file(path, flags, *args)
 
-    monkeypatch.setattr(Path, "read_bytes", removed_just_before)
+    monkeypatch.setattr(os, "open", removed_just_before)
 
     [problem] = await problems_in(tiny_kb_dir)
 
     assert problem.file == str(gone)
     assert problem.message == "the file could not be read (No such file or directory)"
+
+
+# ------------------------------------------------------------------ files that are not files
+
+
+async def test_a_named_pipe_is_a_problem_with_its_path_not_a_hang(tiny_kb_dir: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: the loader never opens one."""
+    os.mkfifo(tiny_kb_dir / "x.yaml")
+
+    async with asyncio.timeout(5):
+        [problem] = await problems_in(tiny_kb_dir)
+
+    assert problem.file == str(tiny_kb_dir / "x.yaml")
+    assert problem.message == "this is a named pipe (FIFO), not a regular file; it was not read"
+    assert problem.fix == "replace it with an ordinary text file, or remove it"
+
+
+async def test_a_link_to_a_device_is_a_problem_and_nothing_is_read_from_it(tiny_kb_dir: Path) -> None:
+    """`stat` says 0 bytes for /dev/zero, which never ends: the size check alone would read forever."""
+    (tiny_kb_dir / "zero.yaml").symlink_to("/dev/zero")
+    (tiny_kb_dir / "null.yml").symlink_to("/dev/null")
+
+    async with asyncio.timeout(5):
+        problems = await problems_in(tiny_kb_dir)
+
+    assert [(Path(p.file).name, p.message) for p in problems] == [
+        ("zero.yaml", "this is a device (through a symbolic link), not a regular file; it was not read"),
+        ("null.yml", "this is a device (through a symbolic link), not a regular file; it was not read"),
+    ]
+
+
+async def test_a_socket_is_a_problem(tiny_kb_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tiny_kb_dir)  # a relative name: socket paths are limited to ~100 characters
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("s.yaml")
+
+        [problem] = await problems_in(tiny_kb_dir)
+
+    assert problem.message == "this is a socket, not a regular file; it was not read"
+
+
+async def test_a_link_to_a_regular_file_is_read_as_before(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as symbolic links to the real files: those must keep working."""
+    real = write_kb(tmp_path / "real")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for name in ("entries.yaml", "messages.yaml"):
+        (linked / name).symlink_to(real / name)
+
+    assert (await load_knowledge(linked)).version == (await load_knowledge(real)).version
+
+
+def test_no_read_takes_more_than_the_limit_plus_one_byte(tmp_path: Path) -> None:
+    """A file that grows between being sized and being read is cut off, not read to its end."""
+    path = tmp_path / "growing.yaml"
+    path.write_bytes(b"x" * 10)
+
+    assert read_regular(path, limit=10) == b"x" * 10
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(NotReadable, match=r"the file is 11 bytes \(at most 10\)"):
+        read_regular(path, limit=10)
+
+
+async def test_the_schema_check_does_not_open_a_pipe_either(tiny_kb_dir: Path) -> None:
+    """`kb check` also reads each file's first line for the editors' `$schema` reference."""
+    os.mkfifo(tiny_kb_dir / "x.yaml")
+    os.mkfifo(tiny_kb_dir / "knowledge.schema.json")
+    (tiny_kb_dir / "entries.yaml").write_text(
+        "# yaml-language-server: $schema=./knowledge.schema.json\n" + ENTRIES, encoding="utf-8"
+    )
+
+    async with asyncio.timeout(5):
+        problems = await schema_problems(tiny_kb_dir)
+
+    assert [p.severity for p in problems] == ["warning"]  # the editors' copy is "not in the folder"
