@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, update
+from sqlalchemy import Connection, Dialect, Engine, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -93,10 +94,15 @@ def _claim_events(conn: Connection, claims: list[_Write]) -> set[_Write]:
         first.setdefault(claim.values["event_id"], claim)  # later claims in the batch are repeats
     # In one order everywhere, so that two PostgreSQL replicas inserting overlapping ids cannot deadlock.
     rows = [first[event_id] for event_id in sorted(first)]
-    # Parameters as a list: SQLAlchemy sends them as multi-row VALUES ("insertmanyvalues") from one
-    # cached statement, instead of compiling a new statement for every batch size.
-    inserted = conn.execute(_claim_statement(conn.dialect.name), [row.values for row in rows])
-    won = set(inserted.scalars())
+    raw = _sqlite3_of(conn)
+    if raw is not None:
+        sql, bind = _raw_insert(conn.dialect, processed_events, ("event_id", "expires_at"), claim=True)
+        won = {str(event_id) for row in rows for (event_id,) in raw.execute(sql, bind(row.values))}
+    else:
+        # Parameters as a list: SQLAlchemy sends them as multi-row VALUES ("insertmanyvalues") from one
+        # cached statement, instead of compiling a new statement for every batch size.
+        inserted = conn.execute(_claim_statement(conn.dialect.name), [row.values for row in rows])
+        won = set(inserted.scalars())
     # Seen before; an expired record is old enough to count as a new event (ids are reused only by
     # platforms that promise they are fresh after the retry window). The claims of one batch are
     # simultaneous, so they are judged at the batch's latest time: one UPDATE per ttl.
@@ -122,12 +128,53 @@ def _write_batch(conn: Connection, batch: list[_Write]) -> set[_Write]:
     for write in batch:
         by_table[write.table].append(write)
     won: set[_Write] = set()
+    raw = _sqlite3_of(conn)
     for table, writes in by_table.items():
         if table is processed_events:
             won = _claim_events(conn, writes)
+        elif raw is not None:
+            sql, bind = _raw_insert(conn.dialect, table, tuple(writes[0].values), claim=False)
+            raw.executemany(sql, [bind(write.values) for write in writes])
         else:
             conn.execute(table.insert(), [write.values for write in writes])
     return won
+
+
+# -- SQLite: the statements of a batch straight to sqlite3 ----------------------------------------
+# On the writer's thread a batch is a handful of plain INSERTs; SQLAlchemy's execution of each (cache
+# key, execution context, result) cost ~0.2 ms of CPU per lone claim, more than SQLite's own work.
+# The SQL is written once per table and the values go through the columns' own bind processors, so
+# what is stored is exactly what SQLAlchemy would store (and reads back the same).
+
+
+def _sqlite3_of(conn: Connection) -> sqlite3.Connection | None:
+    """The sqlite3 connection under a blocking SQLite `conn` (the SQLiteWriter's), else None."""
+    raw = conn.connection.dbapi_connection
+    return raw if isinstance(raw, sqlite3.Connection) else None
+
+
+@cache
+def _raw_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], *, claim: bool
+) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    """INSERT for `table`'s columns `keys` (a claim: ON CONFLICT DO NOTHING RETURNING its id), and how
+    a row's values become its parameters."""
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(key) for key in keys)}) "
+        f"VALUES ({', '.join('?' for _ in keys)})"
+    )
+    if claim:
+        sql += f" ON CONFLICT ({quote(keys[0])}) DO NOTHING RETURNING {quote(keys[0])}"
+    processors = [(key, table.c[key].type.bind_processor(dialect)) for key in keys]
+
+    def bind(values: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            values[key] if process is None or values[key] is None else process(values[key])
+            for key, process in processors
+        )
+
+    return sql, bind
 
 
 def _disconnected(error: StoreError) -> bool:

@@ -8,6 +8,7 @@ bot/store_tips.py (tip posts), bot/store_escalations.py ("Ask HR" routes), bot/s
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -66,11 +67,12 @@ class StoreBase:
             raise _store_error(what, exc) from exc
 
     async def _run_batch(self, what: str, batch: Batch[Any]) -> Any:
-        """Run a group-commit batch in one transaction: one thread hop on SQLite (see SQLiteWriter)."""
+        """Run a group-commit batch in one transaction: one thread hop on SQLite (see SQLiteWriter),
+        whose statements go straight to sqlite3 (its errors are database errors too)."""
         try:
             if self._writer is not None:
                 return await self._writer.run(batch)
             async with self._engine.begin() as conn:
                 return await conn.run_sync(batch)
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
             raise _store_error(what, exc) from exc
