@@ -37,7 +37,7 @@ from slack_bolt.response import BoltResponse
 
 from adapters.slack_blocks import ASK_HR, FEEDBACK_NO, FEEDBACK_YES, PICK, RELATED, home_view, neutralise
 from adapters.slack_platform import SlackOrigin, SlackPlatform
-from adapters.slack_web import CALL_ERRORS, failure
+from adapters.slack_web import CALL_ERRORS, failure, pinned_logger
 from bot.config import SlackSettings
 from bot.platform import AskHr, Feedback, HrReply, Pick, Question
 from bot.router import Router
@@ -110,7 +110,7 @@ class SlackBot:
         self.client = platform.client
         self.default_lang = router.default_lang
         self._locales: OrderedDict[str, str] = OrderedDict()  # user id -> language, from users.info
-        bolt_log = logging.getLogger("adapters.slack.bolt")
+        bolt_log = pinned_logger("adapters.slack.bolt")
         # bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns on every start that
         # the client we pass wins over it; our client holds that very token, so the warning says nothing.
         bolt_log.addFilter(_client_wins_over_token)
@@ -122,6 +122,11 @@ class SlackBot:
                 request_verification_enabled=True,
                 logger=bolt_log,
                 name="policybot",
+                # Built-in middleware for features policybot does not use (workflow custom functions,
+                # the AI assistant container), skipped on every request.
+                attaching_function_token_enabled=False,
+                attaching_conversation_kwargs_enabled=False,
+                ignoring_self_assistant_message_events_enabled=False,
             )
         finally:
             bolt_log.removeFilter(_client_wins_over_token)

@@ -30,6 +30,21 @@ from bot.tips import Target
 log = logging.getLogger(__name__)
 
 RETRIES = 3  # per Web API call, for 429 (after Retry-After) and dropped connections
+SDK_LOG = "slack_sdk.web.async_client"  # the logger slack_sdk would use itself
+
+
+def pinned_logger(name: str) -> logging.Logger:
+    """A logger with its level set to the one in force now (not NOTSET).
+
+    slack_sdk and bolt test `logger.level <= DEBUG` (not the effective level) before formatting a debug
+    line on every request and middleware; a logger left at NOTSET (0) passes that test, so each Web
+    API call and each event would format debug text that is then dropped. `--verbose` (DEBUG) still
+    shows them: the level is the one the CLI configured.
+    """
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logger.getEffectiveLevel())
+    return logger
 
 
 def web_client(slack: SlackSettings, *, retries: int = RETRIES) -> AsyncWebClient:
@@ -38,7 +53,9 @@ def web_client(slack: SlackSettings, *, retries: int = RETRIES) -> AsyncWebClien
         AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
         AsyncConnectionErrorRetryHandler(max_retry_count=retries),
     ]
-    kwargs: dict[str, Any] = {"token": slack.bot_token, "retry_handlers": handlers, "timeout": 15}
+    kwargs: dict[str, Any] = {
+        "token": slack.bot_token, "retry_handlers": handlers, "timeout": 15, "logger": pinned_logger(SDK_LOG)
+    }  # fmt: skip
     if slack.api_url:
         kwargs["base_url"] = slack.api_url if slack.api_url.endswith("/") else slack.api_url + "/"
     return AsyncWebClient(**kwargs)
