@@ -2,8 +2,9 @@
 
 One SQLAlchemy (async) engine on an SQLite file by default, PostgreSQL when `DATABASE_URL` points at one.
 The schema (`metadata`) is owned by the Alembic migrations in `bot/migrations`, applied by `migrate`
-(from `Store.open` and `policybot db upgrade`); concurrent replicas starting at once serialise on a lock,
-so the second one finds the schema already at head.
+(from `Store.open` and `policybot db upgrade`); an empty database is built from `metadata` and stamped
+at the newest migration instead (tests/bot/test_database.py checks both give one schema). Concurrent
+replicas starting at once serialise on a lock, so the second one finds the schema already at head.
 
 The writes on every message's path (event-id claims, questions, feedback, suggestion picks) go through a
 group commit (bot/group_commit.py), on SQLite with a blocking engine of its own
@@ -34,6 +35,7 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -306,6 +308,8 @@ async def migrate(engine: AsyncEngine) -> None:
     """
 
     def upgrade(connection: Connection) -> None:
+        if _at_head_or_built_new(connection):
+            return
         from alembic import command
 
         command.upgrade(alembic_config(connection), "head")
@@ -322,6 +326,33 @@ async def migrate(engine: AsyncEngine) -> None:
             await conn.run_sync(upgrade)
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"could not migrate the database: {await _why(engine, exc)}") from exc
+
+
+# Alembic's own bookkeeping table, as Alembic creates it; written here only for a database built new.
+alembic_version = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+
+
+def _at_head_or_built_new(connection: Connection) -> bool:
+    """Under the migration lock: True when another replica got the schema to HEAD_REVISION meanwhile,
+    or when the database was empty and has been built from `metadata` and stamped at HEAD_REVISION —
+    Alembic's own advice for a new database ("create_all, then stamp head"), without loading Alembic
+    (+11 MiB) at the first start. A database with tables of ours and an older revision is migrated."""
+    existing = set(sqlalchemy.inspect(connection).get_table_names())
+    if alembic_version.name in existing:
+        version = connection.execute(sqlalchemy.select(alembic_version.c.version_num)).scalar()
+        if version == HEAD_REVISION:
+            return True
+    if existing & ({table.name for table in metadata.sorted_tables} | {alembic_version.name}):
+        return False
+    metadata.create_all(connection)
+    alembic_version.create(connection)
+    connection.execute(alembic_version.insert().values(version_num=HEAD_REVISION))
+    return True
 
 
 async def _why(engine: AsyncEngine, exc: Exception) -> str:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -39,9 +40,8 @@ async def test_a_new_database_is_migrated_and_keeps_its_data_across_restarts(dat
         await reopened.close()
 
 
-async def test_the_migrations_build_exactly_the_schema_the_code_uses(database_url):
-    store = await Store.open(database_url)
-    await store.close()
+async def schema_of(database_url: str) -> tuple[list[object], str]:
+    """How the database's schema differs from the code's (`metadata`), and its Alembic revision."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
@@ -51,8 +51,25 @@ async def test_the_migrations_build_exactly_the_schema_the_code_uses(database_ur
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     finally:
         await engine.dispose()
-    assert differences == []
-    assert version == "0002"  # the newest migration (0002: escalation routes)
+    return differences, version
+
+
+async def test_the_migrations_build_exactly_the_schema_the_code_uses(database_url):
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:  # Alembic itself, from nothing to the newest migration
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+    finally:
+        await engine.dispose()
+    assert await schema_of(database_url) == ([], "0002")  # the newest migration (0002: escalation routes)
+
+
+async def test_a_new_database_is_built_as_the_migrations_would_and_stamped_at_the_newest(database_url):
+    store = await Store.open(database_url)  # an empty database: built from the schema, no Alembic run
+    await store.close()
+    assert await schema_of(database_url) == ([], HEAD_REVISION)
+    reopened = await Store.open(database_url)  # and later starts find it at the newest revision
+    await reopened.close()
 
 
 def test_the_head_revision_the_store_checks_is_the_newest_migration():
@@ -80,7 +97,7 @@ def alembic_was_loaded(database_url: str) -> bool:
 
 
 async def test_alembic_is_loaded_only_when_the_schema_needs_a_migration(database_url):
-    assert alembic_was_loaded(database_url)  # a new database: migrated
+    assert not alembic_was_loaded(database_url)  # a new database: built from the schema, stamped
     assert not alembic_was_loaded(database_url)  # at the newest revision: one SELECT, no Alembic
     engine = create_engine(database_url)
     try:
