@@ -8,20 +8,24 @@ a `Target` per channel or chat, the weekly `Schedule` (local time, cut-off, publ
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 from bot.config import WEEKDAYS, Settings
 from bot.conversation import Reply
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PolicybotError
 from bot.languages import normalise
 from bot.store import TipStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class Schedule:
     at: time
     cutoff: time
     zone: ZoneInfo
-    holiday_calendar: Any = None  # a `holidays` calendar, or None to post on holidays too
+    holiday_calendar: HolidayCalendar | None = None  # None: tips are posted on holidays too
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Schedule:
@@ -163,18 +167,91 @@ def local_zone(settings: Settings) -> ZoneInfo:
         ) from exc
 
 
-def holiday_calendar(code: str | None) -> Any:
+# Years of public holidays worked out at once: from last year on (a year outside them is asked for then).
+HOLIDAY_YEARS = 10
+HOLIDAYS_TIMEOUT = 60.0  # seconds for the process that works them out
+_UNKNOWN_CODE = 3  # its exit status for a country (or subdivision) the calendar does not know
+# Run by a short-lived interpreter of our own: importing `holidays` loads every country's rules
+# (300 modules, +17 MiB that a server would otherwise keep for life) to tell ~12 dates a year.
+_HOLIDAYS_CHILD = """
+import json, sys
+import holidays
+country, subdivision, first, last = sys.argv[1], sys.argv[2] or None, int(sys.argv[3]), int(sys.argv[4])
+try:
+    calendar = holidays.country_holidays(country, subdiv=subdivision, years=range(first, last + 1))
+except NotImplementedError:
+    sys.exit(3)
+print(json.dumps(sorted(day.isoformat() for day in calendar)))
+"""
+
+
+class HolidayCalendar:
+    """The public holidays of a country ("NO") or a subdivision ("DE-BY"), from the maintained `holidays`
+    calendar, worked out in a process of its own for HOLIDAY_YEARS at a time and kept as dates."""
+
+    def __init__(self, code: str, *, first_year: int | None = None) -> None:
+        self.code = code
+        self.country, _, self.subdivision = code.strip().upper().partition("-")
+        self._years: set[int] = set()
+        self._days: set[date] = set()
+        self._load(first_year if first_year is not None else date.today().year - 1)
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, date):
+            return False
+        if day.year not in self._years:
+            try:
+                self._load(day.year)
+            except PolicybotError as exc:  # a tip on a holiday beats no tips at all
+                log.error("public holidays of %s in %s unknown (%s); posting as on any day", self.code,
+                          day.year, exc)  # fmt: skip
+                self._years.add(day.year)
+        return day in self._days
+
+    def _load(self, first: int) -> None:
+        last = first + HOLIDAY_YEARS - 1
+        known = _worked_out.get((self.country, self.subdivision, first))
+        if known is None:
+            known = self._work_out(first, last)
+            _worked_out[(self.country, self.subdivision, first)] = known
+        self._days.update(known)
+        self._years.update(range(first, last + 1))
+
+    def _work_out(self, first: int, last: int) -> frozenset[date]:
+        command = [
+            sys.executable,
+            "-c",
+            _HOLIDAYS_CHILD,
+            self.country,
+            self.subdivision,
+            str(first),
+            str(last),
+        ]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=HOLIDAYS_TIMEOUT, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ConfigError(f"could not work out the public holidays of {self.code}: {exc}") from exc
+        if done.returncode == _UNKNOWN_CODE:
+            raise ConfigError(
+                f"POLICYBOT_TIP_HOLIDAYS={self.code!r} is not a country code the holidays calendar knows "
+                "(e.g. NO, SE, DE-BY); leave it empty to post on public holidays too"
+            )
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise ConfigError(f"could not work out the public holidays of {self.code}: {reason}")
+        return frozenset(date.fromisoformat(day) for day in json.loads(done.stdout))
+
+
+# (country, subdivision, first year) -> its holidays: a process works each out once (a scheduler built
+# again, as `tips preview` and the tests do, asks no other process).
+_worked_out: dict[tuple[str, str, int], frozenset[date]] = {}
+
+
+def holiday_calendar(code: str | None) -> HolidayCalendar | None:
     """The public holidays of a country ("NO"), or of a subdivision ("DE-BY"); None for no calendar."""
-    if not code:
-        return None
-    country, _, subdivision = code.strip().upper().partition("-")
-    try:
-        return holidays.country_holidays(country, subdiv=subdivision or None)
-    except NotImplementedError as exc:
-        raise ConfigError(
-            f"POLICYBOT_TIP_HOLIDAYS={code!r} is not a country code the holidays calendar knows "
-            "(e.g. NO, SE, DE-BY); leave it empty to post on public holidays too"
-        ) from exc
+    return HolidayCalendar(code) if code and code.strip() else None
 
 
 def slack_targets(channels: Iterable[str], default_lang: str) -> list[Target]:
