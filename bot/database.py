@@ -244,7 +244,8 @@ def _sqlite_setup(engine: Engine) -> None:
     def _begin_immediate(connection: Connection) -> None:
         raw = connection.connection.dbapi_connection
         if isinstance(raw, sqlite3.Connection):  # the blocking engine: straight to sqlite3, ~0.1 ms less
-            raw.execute("BEGIN IMMEDIATE")
+            if not raw.in_transaction:  # the group commit's writer began it itself (bot/group_commit.py)
+                raw.execute("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -275,8 +276,9 @@ def create_sqlite_write_engine(url: str) -> Engine:
     parsed, connect_args = engine_url(url)
     _sqlite_folder(parsed)
     engine = sqlalchemy.create_engine(
-        parsed.set(drivername="sqlite+pysqlite"), connect_args=connect_args, pool_size=1, max_overflow=0,
-        hide_parameters=True,
+        parsed.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0, hide_parameters=True,
+        # used by the event loop's thread and the writer's, never both at once (see SQLiteWriter)
+        connect_args=connect_args | {"check_same_thread": False},
     )  # fmt: skip
     _sqlite_setup(engine)
     return engine

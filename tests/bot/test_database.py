@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -247,13 +248,33 @@ async def test_an_events_claims_and_the_last_questions_share_one_transaction(dat
             )
         assert won == [True, True]
         assert counted.count == 1
-        if store.dialect == "sqlite":  # a blocking engine on the group commit's own thread
-            assert counted.threads == {"policybot-sqlite-writes_0"}
+        if store.dialect == "sqlite":  # the write lock was free: written on the loop, no thread hop
+            assert counted.threads == {threading.current_thread().name}
         assert await store.claim_events([("Ev1", timedelta(hours=1)), ("Ev2", timedelta(hours=1))]) == [
             False, True,
         ]  # fmt: skip
         assert [q["question"] for q in await store.questions()] == ["first question"]
     finally:
+        await store.close()
+
+
+async def test_while_another_connection_holds_sqlites_write_lock_the_loop_goes_on_and_the_claim_waits(
+    tmp_path: Path,
+):
+    store = await Store.open(f"sqlite:///{tmp_path / 'policybot.db'}")
+    other = sqlite3.connect(tmp_path / "policybot.db", isolation_level=None)  # another replica, say
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with TransactionCounter(store) as counted:
+            claim = asyncio.create_task(store.claim_event("Ev1"))
+            await asyncio.sleep(0.2)  # the event loop is not blocked by the lock
+            assert not claim.done()
+            other.execute("COMMIT")
+            assert await claim is True
+        assert counted.threads == {"policybot-sqlite-writes_0"}  # it waited on the writer's thread
+        assert await store.claim_event("Ev1") is False
+    finally:
+        other.close()
         await store.close()
 
 
