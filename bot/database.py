@@ -8,7 +8,7 @@ replicas starting at once serialise on a lock, so the second one finds the schem
 
 The writes on every message's path (event-id claims, questions, feedback, suggestion picks) go through a
 group commit (bot/group_commit.py), on SQLite with a blocking engine of its own
-(`create_sqlite_write_engine`) on a thread of its own.
+(`create_sqlite_write_engine`): on the event loop when the write lock is free, else on a thread.
 
 What the bot keeps in these tables, and the operations on them, are in bot/store.py.
 """
@@ -270,8 +270,8 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def create_sqlite_write_engine(url: str) -> Engine:
-    """A plain (blocking) engine on the same SQLite file, for the group commit's own thread
-    (bot/group_commit.py): a whole batch then costs one hop between the event loop and that thread,
+    """A plain (blocking) engine on the same SQLite file, for the group commit (bot/group_commit.py):
+    a whole batch then costs no hop (the lock is free) or one, to the writer's thread,
     where aiosqlite takes one for every statement, fetch and commit. One connection, never shared."""
     parsed, connect_args = engine_url(url)
     _sqlite_folder(parsed)

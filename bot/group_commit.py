@@ -12,10 +12,11 @@ Two kinds of write go through `GroupCommit`:
   a clean shutdown; a crash loses at most the last `DEFER_SECONDS` of records, never a claim).
 
 A batch is one transaction written by a function of a plain SQLAlchemy `Connection`. On PostgreSQL
-it runs through the async engine (`run_sync`); on SQLite (`SQLiteWriter`) on a thread of its own with
-a blocking engine, so that a batch costs one hop between the event loop and that thread — aiosqlite
-takes one per statement, fetch and commit, and each hop wakes two threads (measured: 2.5-3 ms of CPU
-per lone transaction through aiosqlite, most of an answer's cost at a light load).
+it runs through the async engine (`run_sync`). On SQLite (`SQLiteWriter`) it runs on a blocking
+connection of its own, its INSERTs straight to sqlite3: on the event loop when the write lock is free at
+once (no thread hop at all), else on a thread of its own that waits for the lock — aiosqlite takes a
+hop per statement, fetch and commit, each waking two threads (measured: 2.5-3 ms of CPU per lone
+transaction through aiosqlite, most of an answer's cost at a light load).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Engine, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.database import processed_events
 from bot.errors import StoreError
@@ -215,8 +216,26 @@ class SQLiteWriter:
         self._busy_ms = -1  # the connection's busy timeout as last set
         self._since_checkpoint = 0
 
+    async def connect(self) -> None:
+        """Open the connection ahead of the first batch, on the thread (connecting may wait for
+        replicas switching the file to WAL); a database that cannot be opened is a StoreError."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._connection)
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+            raise StoreError(f"could not open the SQLite database for writing: {exc}") from exc
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self.engine.connect()
+            raw = _sqlite3_of(self._conn)
+            assert raw is not None  # a blocking SQLite engine (create_sqlite_write_engine)
+            raw.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY
+            self._busy_ms = -1
+        return self._conn
+
     async def run(self, batch: Batch[T]) -> T:
-        if self._since_checkpoint < CHECKPOINT_EVERY:
+        # (connecting, which may wait for replicas switching the file to WAL, is left to the thread)
+        if self._conn is not None and self._since_checkpoint < CHECKPOINT_EVERY:
             try:
                 result = self._transaction(batch, wait=False)
             except _Locked:
@@ -230,14 +249,9 @@ class SQLiteWriter:
         )
 
     def _transaction(self, batch: Batch[T], *, wait: bool) -> T:
-        if self._conn is None or self._conn.invalidated or self._conn.closed:
-            self._conn = self.engine.connect()
-            self._busy_ms = -1
-        conn = self._conn
+        conn = self._connection()
         raw = _sqlite3_of(conn)
-        assert raw is not None  # a blocking SQLite engine (create_sqlite_write_engine)
-        if self._busy_ms < 0:
-            raw.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY
+        assert raw is not None
         busy_ms = _BUSY_WAIT_MS if wait else 0
         try:
             if busy_ms != self._busy_ms:

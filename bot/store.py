@@ -52,6 +52,13 @@ class Store(EventStore, InsightStore, TipStore, EscalationStore, InstallStore):
             await engine.dispose()
             raise
         writer = SQLiteWriter(create_sqlite_write_engine(url)) if engine.dialect.name == "sqlite" else None
+        if writer is not None:
+            try:
+                await writer.connect()
+            except BaseException:
+                await writer.close()
+                await engine.dispose()
+                raise
         return cls(engine, retention_days=retention_days, clock=clock, tz=tz, writer=writer)
 
     async def close(self) -> None:
