@@ -19,9 +19,10 @@ from pathlib import Path
 
 from bot.calibration import ANSWER_WHEN_SURE
 from bot.errors import KnowledgeError, Problem
+from bot.gc_pause import gc_paused
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_references import KnowledgeReader
-from bot.yaml_files import MAX_FILES, knowledge_files, off_the_loop, read_yaml
+from bot.yaml_files import MAX_FILES, knowledge_files, off_the_loop, parse_yaml, read_raw, read_yaml
 
 
 def default_knowledge_dir() -> Path:
@@ -71,21 +72,23 @@ def _load(directory: Path) -> KnowledgeBase:
         reader.file = str(directory)
         reader.add(None, None, f"{len(files)} YAML files (at most {MAX_FILES})", "merge some files")
         raise KnowledgeError(reader.problems)
-    digest = hashlib.sha256()
-    unreadable = False  # a file that could not be parsed at all
-    for path in files:
-        reader.file = str(path)
-        read = read_yaml(path, reader.problems)
-        if read.raw is not None:
-            digest.update(path.name.encode() + b"\0" + read.raw + b"\0")
-        if read.node is not None:
-            reader.read_file(read.node)
-        unreadable = unreadable or read.unreadable
-    if not files:
-        reader.file = str(directory)
-        reader.add(None, None, "no .yaml files in the knowledge folder", "add the knowledge base files")
-    reader.cross_check(unreadable)
-    reader.fill_messages(builtin_messages())
+    raws = [read_raw(path) for path in files]  # all the I/O, before the collector is paused
+    with gc_paused():
+        digest = hashlib.sha256()
+        unreadable = False  # a file that could not be parsed at all
+        for path, raw in zip(files, raws, strict=True):
+            reader.file = str(path)
+            read = parse_yaml(path, raw, reader.problems)
+            if read.raw is not None:
+                digest.update(path.name.encode() + b"\0" + read.raw + b"\0")
+            if read.node is not None:
+                reader.read_file(read.node)
+            unreadable = unreadable or read.unreadable
+        if not files:
+            reader.file = str(directory)
+            reader.add(None, None, "no .yaml files in the knowledge folder", "add the knowledge base files")
+        reader.cross_check(unreadable)
+        reader.fill_messages(builtin_messages())
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise KnowledgeError(reader.problems)
