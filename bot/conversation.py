@@ -143,13 +143,15 @@ class Conversation:
         hr_contact: str | None = None,
         fit_cache: Path | None = None,
         make_index: Callable[[KnowledgeBase], Index] | None = None,
+        index: Index | None = None,
     ) -> None:
+        """`index`: one already built for `kb` (the CLI's snapshot, bot/index_cache.py)."""
         self.default_lang = default_lang
         self.fit_cache = fit_cache  # where the fitted confidence is kept per version (the CLI's)
         self.recorder = recorder or Recorder()
         self.hr_contact = hr_contact
         self._make_index = make_index  # how a knowledge base is indexed (tests pass one that fails)
-        self._state = _State(kb, self._index(kb))
+        self._state = _State(kb, index or self._index(kb))
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
