@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from bot.gc_pause import gc_paused
+from bot.gc_pause import FREEZE_AFTER, gc_paused
 
 
 @pytest.fixture
@@ -68,3 +69,34 @@ def test_a_collector_switched_off_by_the_application_stays_off() -> None:
     finally:
         if was:
             gc.enable()
+
+
+class Node:
+    """An object in a reference cycle, as an index's parts can be."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_a_large_build_left_is_frozen_and_its_cycles_are_freed_by_the_next_pause(
+    collector_on: None,
+) -> None:
+    with gc_paused():
+        built = Node()
+        rest = [[number] for number in range(FREEZE_AFTER)]  # the rest of a large knowledge base
+    alive = weakref.ref(built)
+    assert gc.get_freeze_count() > 0  # not walked again until the next knowledge base is read
+    del built, rest  # the knowledge base is replaced: its cycle is garbage, but frozen
+    gc.collect()
+    assert alive() is not None
+
+    with gc_paused():
+        assert alive() is None  # unfrozen and collected before the next one is read
+
+
+def test_a_small_build_is_not_frozen(collector_on: None) -> None:
+    gc.unfreeze()
+    with gc_paused():
+        built = [Node() for _ in range(100)]
+    assert gc.get_freeze_count() == 0
+    assert len(built) == 100
