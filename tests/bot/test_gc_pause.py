@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.gc_pause import FREEZE_AFTER, gc_paused
+from bot.gc_pause import FREEZE_AFTER, Pauses, gc_paused
 
 
 @pytest.fixture
@@ -78,10 +78,11 @@ class Node:
         self.me = self
 
 
-def test_what_a_large_build_left_is_frozen_and_its_cycles_are_freed_by_the_next_pause(
+def test_what_a_large_build_left_is_frozen_and_its_cycles_are_freed_by_a_later_pause(
     collector_on: None,
 ) -> None:
-    with gc_paused():
+    pauses = Pauses(collect_after=0.0)  # the next reload comes "later" at once
+    with pauses.paused():
         built = Node()
         rest = [[number] for number in range(FREEZE_AFTER)]  # the rest of a large knowledge base
     alive = weakref.ref(built)
@@ -90,8 +91,23 @@ def test_what_a_large_build_left_is_frozen_and_its_cycles_are_freed_by_the_next_
     gc.collect()
     assert alive() is not None
 
-    with gc_paused():
+    with pauses.paused():
         assert alive() is None  # unfrozen and collected before the next one is read
+
+
+def test_the_index_built_right_after_its_knowledge_base_does_not_collect_first(collector_on: None) -> None:
+    pauses = Pauses(collect_after=3600.0)
+    with pauses.paused():
+        built = Node()
+        rest = [[number] for number in range(FREEZE_AFTER)]
+    alive = weakref.ref(built)
+    del built, rest
+
+    with pauses.paused():
+        assert alive() is not None  # still frozen: no walk of the heap between the two
+    gc.unfreeze()
+    gc.collect()
+    assert alive() is None
 
 
 def test_a_small_build_is_not_frozen(collector_on: None) -> None:
