@@ -34,9 +34,9 @@ async def open_conversation(settings: Settings, knowledge: Path | None = None) -
 
 
 def fit_cache_dir() -> Path | None:
-    """Where `ask`, `chat` and `match` keep the confidence fitted on each knowledge-base version and a
-    snapshot of the last few indexes (POLICYBOT_CACHE_DIR, else the user's cache folder; "off" loads
-    and fits anew every time)."""
+    """Where `ask`, `chat`, `match` and `kb check` keep the confidence fitted on each knowledge-base
+    version and a snapshot of the last few indexes (POLICYBOT_CACHE_DIR, else the user's cache folder;
+    "off" loads and fits anew every time)."""
     configured = os.environ.get("POLICYBOT_CACHE_DIR")
     if configured == "off":
         return None

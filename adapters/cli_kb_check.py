@@ -3,6 +3,8 @@
 It loads the folder as the bot would (every problem with file and line), checks each file against the
 JSON Schema editors use, and self-tests the knowledge base that loads: examples the bot would route to
 another entry, answers not reviewed for a year, and how sure the bot is, fitted on the knowledge base.
+The index it builds is kept for the next `policybot ask` (bot/index_cache.py), and read back when the
+files have not changed since the last check.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from adapters.cli_commands import fit_cache_dir
 from bot.config import Settings
 from bot.errors import ConfigError, KnowledgeError, Problem
+from bot.index_cache import load_indexed
 from bot.knowledge import KnowledgeBase
-from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
+from bot.knowledge_loader import resolve_knowledge_dir
+from bot.yaml_files import off_the_loop
 
 
 def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
@@ -46,8 +51,9 @@ async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     # The JSON Schema editors use: its findings agree with the loader's (tests hold them to it), so
     # one the loader already reported at the same line is not printed twice.
     schema = await schema_problems(directory)
-    try:
-        kb = await load_knowledge(directory)
+    try:  # the index is kept for the next `ask` (bot/index_cache.py), or read back when nothing changed
+        cache = fit_cache_dir()
+        kb, index = await off_the_loop(lambda: load_indexed(directory, cache), "policybot-knowledge-load")
     except KnowledgeError as exc:
         located = {(p.file, p.line) for p in exc.problems if p.severity == "error"}
         extra = [p for p in schema if p.severity != "error" or (p.file, p.line) not in located]
@@ -56,16 +62,9 @@ async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
         errors = sum(p.severity == "error" for p in [*exc.problems, *extra])
         print(f"\n{directory}: {errors} error(s) — the bot would keep serving its previous knowledge base.")
         return 1
-    from bot.gc_pause import gc_paused
     from bot.knowledge_check import blocking
     from bot.knowledge_check import self_test as check
-    from bot.matching import Index
 
-    def indexed() -> Index:
-        with gc_paused():  # a third faster for a large knowledge base (see bot/gc_pause.py)
-            return Index(kb)
-
-    index = await asyncio.to_thread(indexed)
     problems = [*kb.warnings, *schema, *await asyncio.to_thread(check, kb, index)]
     for problem in problems:
         print(problem, file=sys.stderr)
