@@ -4,8 +4,9 @@ Loading the YAML and building the index takes several times longer than reading 
 shipped knowledge base, about 0.15 s of the 0.35 s an `ask` costs, against 0.02 s. A snapshot is
 written after a build and used only when nothing it was built from has changed. Its name is a hash of
 
-- the knowledge folder's path and the name and bytes of every file the loader reads there, the very
-  bytes the snapshot was then built from (read once), so an edit, a new or a removed file is a new name;
+- the knowledge folder's path (as given, and resolved) and the name and bytes of every file the loader
+  reads there, the very bytes the snapshot was then built from (read once), so an edit, a new or a
+  removed file is a new name;
 - this policybot's code (every file of `bot/`, the built-in sentences included), Python's version and
   the installed libraries the index depends on, so an upgrade is a new name too.
 
@@ -53,7 +54,8 @@ def load_indexed(directory: Path, cache: Path | None) -> tuple[KnowledgeBase, In
     name = None
     if cache is not None and len(contents) == len(raws):  # (a file it cannot read: the loader says why)
         digest = hashlib.sha256(code_digest())
-        digest.update(os.fsencode(directory.resolve()) + b"\0")
+        # As given too: the files' paths in the knowledge base (and in what kb check prints) are.
+        digest.update(os.fsencode(directory) + b"\0" + os.fsencode(directory.resolve()) + b"\0")
         for path, content in zip(files, contents, strict=True):
             digest.update(os.fsencode(path.name) + b"\0" + content + b"\0")
         name = f"{PREFIX}{digest.hexdigest()[:32]}{SUFFIX}"

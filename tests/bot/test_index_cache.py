@@ -126,3 +126,18 @@ def test_only_the_newest_snapshots_are_kept(tiny_kb_dir: Path, tmp_path: Path) -
 def test_without_a_cache_folder_nothing_is_written(tiny_kb_dir: Path, tmp_path: Path) -> None:
     assert answer(tiny_kb_dir, None).startswith("Yes, you may")
     assert list(tmp_path.rglob("*.pickle")) == []
+
+
+def test_the_folder_named_another_way_is_another_snapshot(
+    tiny_kb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files' paths in the knowledge base are as given: what kb check prints must say them so."""
+    cache = tmp_path / "cache"
+    monkeypatch.chdir(tiny_kb_dir.parent)
+    relative, _ = load_indexed(Path(tiny_kb_dir.name), cache)
+
+    absolute, _ = load_indexed(tiny_kb_dir, cache)
+
+    assert relative.entries["friend-manager"].file == str(Path(tiny_kb_dir.name) / "entries.yaml")
+    assert absolute.entries["friend-manager"].file == str(tiny_kb_dir / "entries.yaml")
+    assert len(snapshots(cache)) == 2
