@@ -44,6 +44,7 @@ from adapters.slack_platform import SlackOrigin, SlackPlatform
 from adapters.slack_web import CALL_ERRORS, failure
 from bot.config import SlackSettings
 from bot.platform import AskHr, Feedback, HrReply, Pick, Question
+from bot.privacy import CHANNEL, EMAIL, SOMEONE
 from bot.router import Router
 
 log = logging.getLogger(__name__)
@@ -63,16 +64,22 @@ def mention_key(event: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------- incoming text
 
-_CHANNEL_LINK = re.compile(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL_LINK = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
 _URL_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
+_PERSON = re.compile(r"<@[UWB][A-Z0-9]*(?:\|[^>]*)?>")  # <@U123>, <@U123|per.olsen>
+_MAIL_LINK = re.compile(r"<mailto:[^>]*>")  # <mailto:per@example.com|Per Olsen>
 
 
 def incoming_text(text: str, bot_user_id: str | None = None) -> str:
-    """Slack message text -> the plain text the core matches on (bot mention removed, mentions inert)."""
+    """Slack message text -> the plain text the core matches on: the bot's mention removed, and who and
+    which channel a mention or link named replaced with bot/privacy.py's placeholders as the markup is
+    resolved (once resolved, `<@U123|per>` would be only a name); a channel link keeps its name."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    text = _PERSON.sub(SOMEONE, text)
+    text = _MAIL_LINK.sub(EMAIL, text)
     text = neutralise(text)
-    text = _CHANNEL_LINK.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _CHANNEL_LINK.sub(lambda m: "#" + m.group(2) if m.group(2) else CHANNEL, text)
     text = _URL_LINK.sub(lambda m: m.group(2) or m.group(1), text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(text.split()).strip(" ,:;")

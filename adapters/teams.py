@@ -45,11 +45,13 @@ from adapters.teams_cards import MAX_DATA_QUESTION
 from adapters.teams_delivery import TeamsDeliverer
 from adapters.teams_platform import TeamsPlatform, TeamsTurn, reference_of
 from bot.platform import AskHr, Feedback, HrReply, Installed, Pick, Question, Uninstalled
+from bot.privacy import SOMEONE
 from bot.router import Router
 
 log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+_MENTION = re.compile(r"<at(?:\s[^>]*)?>.*?</at>", re.IGNORECASE | re.DOTALL)
 _BEARER = re.compile(r"Bearer [!-~]+\Z")
 _CHAT_TYPES_NEEDING_MENTION = ("channel", "groupChat")
 _LANGS = ("en", "nb")
@@ -80,8 +82,15 @@ def tenant_of(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def question_text(body: Mapping[str, Any], bot_id: str | None) -> tuple[str, bool]:
-    """The user's text without the bot's @mention, and whether the bot was mentioned."""
+def question_text(
+    body: Mapping[str, Any], bot_id: str | None, *, keep_people: bool = False
+) -> tuple[str, bool]:
+    """The user's text without the bot's @mention, and whether the bot was mentioned.
+
+    Every other mention (`<at>Per Olsen</at>`) becomes bot/privacy.py's placeholder as the markup is
+    resolved (once the tags are gone it would be only a name), unless `keep_people` (HR's replies, which
+    are relayed and never stored).
+    """
     raw = body.get("text")
     text = raw if isinstance(raw, str) else ""
     mentioned = False
@@ -96,6 +105,8 @@ def question_text(body: Mapping[str, Any], bot_id: str | None) -> tuple[str, boo
         if not isinstance(mention_text, str) or not mention_text:
             mention_text = f"<at>{who.get('name', '')}</at>"
         text = text.replace(mention_text, " ")
+    if not keep_people:
+        text = _MENTION.sub(SOMEONE, text)
     text = html.unescape(_TAG.sub(" ", text)).replace("\xa0", " ")
     return " ".join(text.split()), mentioned
 
@@ -229,7 +240,7 @@ class TeamsBot:
         if not hr_id or not thread_id.startswith(f"{hr_id};messageid="):
             return False
         sender = turn.context.activity.from_property.id if turn.context.activity.from_property else None
-        text, _ = question_text(body, bot_id)
+        text, _ = question_text(body, bot_id, keep_people=True)
         reply = HrReply(thread_id, text, ignored=not sender or sender == bot_id)
         return await self.router.hr_reply(self.platform, reply)
 
