@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from slack_bolt.request.internals import parse_body
 
@@ -106,6 +107,12 @@ class SlackGuard:
         text = utf8(raw)
         if isinstance(text, Rejection):
             return _refused(text)
+        if content_type != "application/json" and "payload" in text and not text.startswith("{"):
+            # bolt reads any form with the word "payload" in it as an interaction's `payload=` and a
+            # slash command asking about a payload as nothing; the word, percent-encoded, reads the same.
+            fields = parse_qsl(text, keep_blank_values=True)
+            if "payload" not in (name for name, _ in fields):
+                text = text.replace("payload", "p%61yload")
         wrong = _malformed(text, content_type)
         return text if wrong is None else _refused(wrong)
 

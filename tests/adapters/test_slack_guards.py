@@ -155,6 +155,15 @@ async def test_a_signed_event_with_a_bogus_charset_is_read_as_the_utf_8_slack_se
     assert trouble(caplog) == []
 
 
+async def test_a_slash_command_with_the_word_payload_in_it_is_answered(bot: Policybot) -> None:
+    # bolt takes any form body containing "payload" for an interaction and reads it as empty (a 404)
+    status, _, _ = await bot.command("Can I post photos of the payload bay?", bot.fake.response_url("ask"))
+
+    assert status == 200
+    [answer] = await bot.fake.wait_for("response_url")
+    assert "Check that no customer, colleague or screen is in the picture" in answer.text
+
+
 # Values of the wrong type for the fields bolt or the adapter reads: each answered 4xx or acknowledged,
 # never a 500, and never a traceback (also not from the listener after the acknowledgement).
 WRONG: list[Any] = [None, 7, True, "x", [], [1], {}, {"id": []}]
