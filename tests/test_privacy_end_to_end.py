@@ -81,7 +81,8 @@ async def both(
     settings = Settings.from_env(env)
     store = await Store.open(settings.database_url)
     conversation = Conversation(await load_knowledge(kb_dir), recorder=store)
-    app = build_app(Services.assemble(settings, conversation, store))
+    services = Services.assemble(settings, conversation, store)
+    app = build_app(services)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -89,7 +90,7 @@ async def both(
     async with aiohttp.ClientSession() as http:
         both = Both(
             slack_harness.Policybot(url, slack_api, store, http),
-            teams_harness.Policybot(url, app, store, conversation, bot_connector, http),
+            teams_harness.Policybot(url, app, store, conversation, bot_connector, http, services),
             database,
             runner,
         )
