@@ -155,6 +155,20 @@ async def test_a_signed_event_with_a_bogus_charset_is_read_as_the_utf_8_slack_se
     assert trouble(caplog) == []
 
 
+async def test_slack_s_url_check_is_answered_when_signed_and_refused_when_not(bot: Policybot) -> None:
+    body = json.dumps(
+        {
+            "token": "legacy",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    )
+
+    assert await bot.post(body, JSON, {}) == (401, '{"error": "invalid request signature"}')
+    status, answer = await bot.post(body, JSON, signed(body))
+    assert (status, json.loads(answer)) == (200, {"challenge": json.loads(body)["challenge"]})
+
+
 async def test_a_slash_command_with_the_word_payload_in_it_is_answered(bot: Policybot) -> None:
     # bolt takes any form body containing "payload" for an interaction and reads it as empty (a 404)
     status, _, _ = await bot.command("Can I post photos of the payload bay?", bot.fake.response_url("ask"))
