@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -185,6 +186,11 @@ async def test_nothing_stored_or_logged_ties_a_person_or_a_place_to_a_question(
     for row in questions:  # … and none of them with a person or a place
         assert [who for who in PEOPLE + PLACES if who.lower() in row.lower()] == [], row
     everything = "\n".join(row for table in stored.values() for row in table).lower()
+    # … nor anything with a time that could be matched with theirs: questions are dated to the hour, and
+    # the route back to whoever asked HR is neither filed under its HR post's time nor expires to the second
+    assert all(re.search(r" \d\d:00:00(\.0+)?(\+00:00)? \|", row) for row in stored["questions"])
+    assert both.slack.fake.last_ts.split(".")[0] not in everything
+    assert all(re.search(r"\| \S+ 00:00:00(\.0+)?(\+00:00)?$", row) for row in stored["escalation_routes"])
     for third_party in ("per olsen", "per.olsen", "per@example.com", "ola nordmann", "u0perolsen"):
         assert third_party not in everything  # the people asked about are nowhere at all
 
