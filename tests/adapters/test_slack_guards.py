@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
 import logging
 import time
@@ -92,6 +93,17 @@ async def test_a_forged_request_leaves_nothing_of_itself_in_the_log(
     assert "signature" in logged  # the operator is told a request was refused …
     for private in (ASKER, "D0ASKER01", "Can I add my manager", "Ev0IM00001"):
         assert private not in logged  # … and nothing of what it carried
+
+
+async def test_a_body_over_1_mib_is_413_before_it_is_read_whole(
+    bot: Policybot, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = b'{"type": "event_callback", "x": "' + b"a" * 2_000_000 + b'"}'
+    sent = {"Content-Type": JSON, **signed(body)}
+
+    async with bot.http.post(bot.url + "/slack/events", data=io.BytesIO(body), headers=sent) as response:
+        assert response.status == 413
+    assert trouble(caplog) == []
 
 
 async def test_a_header_line_over_8_kib_is_400_without_a_traceback(
