@@ -301,3 +301,18 @@ def test_the_command_check_fails_on_an_unknown_or_failing_command(tmp_path: Path
 def test_every_listed_command_is_still_in_the_docs() -> None:
     shown = {part for _, command in doc_commands() for part in [command, *command.split(" && ")]}
     assert sorted(set(RUN_ELSEWHERE) - shown) == [] and sorted(set(QUICKER) - shown) == []
+
+
+def test_the_layout_table_names_every_module_of_the_core_and_the_adapters() -> None:
+    """docs/development.md's layout table stays true: each module of bot/ and adapters/ is named in it
+    (by name, or by a pattern like `bot/store_*.py`)."""
+    table = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    named = re.findall(r"`((?:bot|adapters)/[\w*]+\.py)`", table)
+    modules = sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("bot", "adapters")
+        for path in (ROOT / folder).glob("*.py")
+        if path.name != "__init__.py"
+    )
+    missing = [m for m in modules if not any(Path(m).match(pattern) for pattern in named)]
+    assert missing == []
