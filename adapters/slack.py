@@ -37,7 +37,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from adapters.guards import Rejection
+from adapters.guards import Rejection, body_of
 from adapters.slack_blocks import ASK_HR, FEEDBACK_NO, FEEDBACK_YES, PICK, RELATED, home_view, neutralise
 from adapters.slack_guards import SlackGuard
 from adapters.slack_platform import SlackOrigin, SlackPlatform
@@ -193,7 +193,10 @@ class SlackBot:
     async def handle(self, request: web.Request) -> web.Response:
         """aiohttp -> bolt -> aiohttp, once adapters/slack_guards.py has checked the signature on the raw
         bytes (a 401 before anything else runs) and the body (a 400 for anything malformed)."""
-        text = self.guard.read(await request.read(), request.headers, request.content_type)
+        raw = await body_of(request)
+        if isinstance(raw, Rejection):
+            return raw.response()
+        text = self.guard.read(raw, request.headers, request.content_type)
         if isinstance(text, Rejection):
             return text.response()
         try:
