@@ -199,10 +199,9 @@ class SlackBot:
         text = self.guard.read(raw, request.headers, request.content_type)
         if isinstance(text, Rejection):
             return text.response()
+        # one value per name, as bolt's own aiohttp adapter gives them
+        headers: dict[str, str | Sequence[str]] = dict(request.headers)
         try:
-            headers: dict[str, str | Sequence[str]] = dict(
-                request.headers
-            )  # one value per name, as bolt's own aiohttp adapter gives it
             bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
         except Exception as exc:  # bolt's reading of a signed body the shape check let through
             log.warning("signed Slack request refused (400): bolt cannot read it (%s)", type(exc).__name__)
