@@ -32,7 +32,8 @@ SUGGEST_WHEN = 0.5  # offer choices when the right entry is at least this likely
 PRIOR_WEIGHT = 5.0  # pseudo-observations keeping a fit on a tiny knowledge base sane
 # Examples asked as if their entry did not exist count this much each: about one question in ten
 # that people ask is about something the knowledge base does not cover.
-ORPHAN_WEIGHT = 0.1
+ORPHAN_WEIGHT = 0.2
+ORPHAN_OFFER_WEIGHT = 0.0
 INFORMATION_QUANTILE = 0.02
 # ... and never less than one word that at most half of the entries use (the index's IDF is
 # log(1 + entries / entries using it)): a question only of words most entries use could mean any.
@@ -53,6 +54,8 @@ class Observation:
     out_of_scope: bool = False  # an out_of_scope example: no entry is right
     orphan: bool = False  # an example asked as if its entry did not exist: no entry is right
     declined: bool = False  # an out_of_scope example closest to the other out_of_scope examples
+    closeness: float = 0.0
+    coverage: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,18 @@ class Fit:
         return text
 
 
-def signals(o: Observation) -> tuple[float, float, float, float, float]:
+def signals(o: Observation) -> tuple[float, ...]:
     """What the confidence is read from: the best score, its lead, the lead in each signal, and how
     much the question says (its words' IDF, capped)."""
-    return (o.best, o.lead, o.words_lead, o.resemblance_lead, informative(o.information))
+    return (
+        o.best,
+        o.lead,
+        o.words_lead,
+        o.resemblance_lead,
+        informative(o.information),
+        o.closeness,
+        o.coverage,
+    )
 
 
 def informative(information: float) -> float:
@@ -139,8 +150,8 @@ def logistic(
 
 
 # Before any evidence: a best score of 0.5 with a lead of 0.1 is a fair chance. Deliberately weak.
-PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0, 0.0)
-PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0, 0.0)
+PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 INFORMATION_CAP = 10.0  # about four rare words: more does not make a question clearer
 
 
@@ -150,6 +161,7 @@ def fit(observations: list[Observation], answer_when_sure: float = ANSWER_WHEN_S
     features = np.asarray([signals(o) for o in usable], dtype=np.float64).reshape(-1, len(PRIOR_RIGHT) - 1)
     weights = np.asarray([ORPHAN_WEIGHT if o.orphan else 1.0 for o in usable], dtype=np.float64)
     right = logistic(features, np.asarray([o.right for o in usable], dtype=np.float64), PRIOR_RIGHT, weights)
+    weights = np.asarray([ORPHAN_OFFER_WEIGHT if o.orphan else 1.0 for o in usable], dtype=np.float64)
     offered = logistic(
         features, np.asarray([o.offered for o in usable], dtype=np.float64), PRIOR_OFFERED, weights
     )

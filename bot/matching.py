@@ -77,6 +77,8 @@ class Match:
     question: str  # the example question closest to what was asked
     words: float = 0.0  # the word signal (coverage and closeness)
     resemblance: float = 0.0  # the learned signal
+    closeness: float = 0.0  # the word overlap with its closest example question alone
+    coverage: float = 0.0  # the share of the question's meaning its vocabulary explains
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,8 @@ class Index:
                 self.questions[best_question[i]] if best_question[i] >= 0 else "",
                 round(float(word_score[i]), 4),
                 round(float(resemblance[i]), 4),
+                round(float(best_closeness[i]), 4),
+                round(float(coverage[i]), 4),
             )
             for i in top
             if score[i] > 0
@@ -424,6 +428,8 @@ class Index:
             right=bool(real) and real[0].entry_id == own,
             offered=own in _choices(ranked),
             information=information,
+            closeness=real[0].closeness if real else 0.0,
+            coverage=real[0].coverage if real else 0.0,
             out_of_scope=own == OUT_OF_SCOPE,
             declined=bool(ranked) and ranked[0].entry_id == OUT_OF_SCOPE,
         )
@@ -435,6 +441,8 @@ class Index:
             right=False,
             offered=False,
             information=information,
+            closeness=others[0].closeness if others else 0.0,
+            coverage=others[0].coverage if others else 0.0,
             orphan=True,
             declined=not others or others[0].entry_id == OUT_OF_SCOPE,
         )
@@ -511,7 +519,8 @@ def decide(
         return Result(lang, None, 0.0, (), rest, terms, answer_at=fit.answer_at)
     if not ranked or all(m.words == 0 for m in ranked):  # not one word in common: look-alike letters only
         return Result(lang, None, 0.0, (), ranked, terms, answer_at=fit.answer_at)
-    best, values = ranked[0], (*_signals(ranked), calibration.informative(information))
+    best = ranked[0]
+    values = (*_signals(ranked), calibration.informative(information), best.closeness, best.coverage)
     confidence = fit.confidence(values)
     specific = information >= fit.min_information
     suggestions = _choices(ranked)
