@@ -54,8 +54,9 @@ class Observation:
     out_of_scope: bool = False  # an out_of_scope example: no entry is right
     orphan: bool = False  # an example asked as if its entry did not exist: no entry is right
     declined: bool = False  # an out_of_scope example closest to the other out_of_scope examples
-    closeness: float = 0.0
-    coverage: float = 0.0
+    closeness: float = 0.0  # the best entry's overlap with its closest example question
+    coverage: float = 0.0  # the share of the question's meaning the best entry's vocabulary explains
+    familiar: float = 0.0  # the best entry's resemblance less what its own examples usually have
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Fit:
     out_of_scope_declined: int = 0
     orphans: int = 0  # examples asked as if their entry did not exist
     orphans_answered: int = 0  # ... and answered all the same (with another entry: wrongly)
+    usual: tuple[float, ...] = ()  # per entry, how close its own examples are to it (kept with the fit)
 
     def confidence(self, signals: tuple[float, ...]) -> float:
         return _sigmoid(self.right, signals)
@@ -117,6 +119,7 @@ def signals(o: Observation) -> tuple[float, ...]:
         informative(o.information),
         o.closeness,
         o.coverage,
+        o.familiar,
     )
 
 
@@ -150,8 +153,8 @@ def logistic(
 
 
 # Before any evidence: a best score of 0.5 with a lead of 0.1 is a fair chance. Deliberately weak.
-PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 INFORMATION_CAP = 10.0  # about four rare words: more does not make a question clearer
 
 
@@ -228,6 +231,7 @@ def cached(directory: Path, version: str) -> Fit | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         data["right"], data["offered"] = tuple(data["right"]), tuple(data["offered"])
+        data["usual"] = tuple(data.get("usual", ()))
         return Fit(**data)
     except (OSError, ValueError, TypeError, KeyError):  # none yet, or unreadable: fit again
         return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,8 @@ MAX_SUGGESTIONS = 3
 LANGUAGE_SAMPLE = 20_000  # example questions per language read to learn each language's own words
 CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored in full per question
 ALL_ENTRIES = 256
+USUAL_SAMPLE = 2000  # example questions compared with their own entry to learn how close they usually are
+USUAL_PRIOR = 1.0  # an entry's own figure weighs against this many examples at the average of all
 FIT_SAMPLE = 400  # example questions asked at load time to fit the confidence (spread over entries)
 # Weights chosen by bench/cross_validate.py (mean top-1 over the shipped knowledge base and BANKING77
 # knowledge bases of 5, 10 and 20 examples per entry; never one knowledge base alone).
@@ -79,6 +81,7 @@ class Match:
     resemblance: float = 0.0  # the learned signal
     closeness: float = 0.0  # the word overlap with its closest example question alone
     coverage: float = 0.0  # the share of the question's meaning its vocabulary explains
+    usual: float = 0.0  # the resemblance its own example questions usually have with it (see _usual)
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ class Index:
         self.answer_when_sure = kb.answer_when_sure
         self._asked: dict[int, tuple[tuple[Match, ...], tuple[str, ...]]] = {}  # see observe
         known = calibration.cached(cache, kb.version) if cache is not None and fit else None
+        usual = known.usual if known is not None and len(known.usual) == self.n_entries else None
+        self.usual = np.asarray(usual if usual is not None else self._usual(), dtype=np.float64)
         self.fit = known or (self._fit() if fit else calibration.fit([], kb.answer_when_sure))
         if cache is not None and fit and known is None:
             calibration.remember(cache, kb.version, self.fit)
@@ -368,6 +373,7 @@ class Index:
                 round(float(resemblance[i]), 4),
                 round(float(best_closeness[i]), 4),
                 round(float(coverage[i]), 4),
+                round(float(self.usual[i]), 4),
             )
             for i in top
             if score[i] > 0
@@ -430,6 +436,7 @@ class Index:
             information=information,
             closeness=real[0].closeness if real else 0.0,
             coverage=real[0].coverage if real else 0.0,
+            familiar=_familiar(real[0]) if real else 0.0,
             out_of_scope=own == OUT_OF_SCOPE,
             declined=bool(ranked) and ranked[0].entry_id == OUT_OF_SCOPE,
         )
@@ -443,6 +450,7 @@ class Index:
             information=information,
             closeness=others[0].closeness if others else 0.0,
             coverage=others[0].coverage if others else 0.0,
+            familiar=_familiar(others[0]) if others else 0.0,
             orphan=True,
             declined=not others or others[0].entry_id == OUT_OF_SCOPE,
         )
@@ -456,13 +464,28 @@ class Index:
         step = max(1, math.ceil(len(real) / FIT_SAMPLE))
         return real[::step] + oos[:FIT_SAMPLE]
 
+    def _usual(self) -> NDArray[np.float64]:
+        """Per entry, the resemblance its example questions have with it when each is left out: some
+        entries' examples are all alike, others' vary. Measured on up to USUAL_SAMPLE examples spread over
+        the entries; an entry's own figure is pulled towards the average of all (USUAL_PRIOR)."""
+        real = [p for p in range(len(self.questions)) if self.question_entry[p] != self.out_of_scope]
+        step = max(1, math.ceil(len(real) / USUAL_SAMPLE))
+        sums, counts = np.zeros(self.n_entries), np.zeros(self.n_entries)
+        for position in real[::step]:
+            own, words = int(self.question_entry[position]), tokens(self.questions[position])
+            sums[own] += self.space.cosine_without(self.space.vector(words), own, words)
+            counts[own] += 1
+        average = float(sums.sum() / max(counts.sum(), 1.0))
+        return np.asarray((sums + USUAL_PRIOR * average) / (counts + USUAL_PRIOR))
+
     def _fit(self) -> Fit:
         self.fit = calibration.fit([], self.answer_when_sure)  # a prior, while observing
         observations: list[Observation] = []
         for position in self.sample():
             observation, orphan, _ = self.observe(position)
             observations += [observation] if orphan is None else [observation, orphan]
-        return calibration.fit(observations, self.answer_when_sure)
+        fitted = calibration.fit(observations, self.answer_when_sure)
+        return replace(fitted, usual=tuple(float(u) for u in self.usual))
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -480,6 +503,11 @@ def _signals(ranked: tuple[Match, ...]) -> tuple[float, float, float, float]:
         best.words - max((m.words for m in rest), default=0.0),
         best.resemblance - max((m.resemblance for m in rest), default=0.0),
     )
+
+
+def _familiar(match: Match) -> float:
+    """How much closer (or further) the question is to the entry than its own examples usually are."""
+    return match.resemblance - match.usual
 
 
 def _choices(ranked: tuple[Match, ...]) -> tuple[str, ...]:
@@ -520,7 +548,13 @@ def decide(
     if not ranked or all(m.words == 0 for m in ranked):  # not one word in common: look-alike letters only
         return Result(lang, None, 0.0, (), ranked, terms, answer_at=fit.answer_at)
     best = ranked[0]
-    values = (*_signals(ranked), calibration.informative(information), best.closeness, best.coverage)
+    values = (
+        *_signals(ranked),
+        calibration.informative(information),
+        best.closeness,
+        best.coverage,
+        _familiar(best),
+    )
     confidence = fit.confidence(values)
     specific = information >= fit.min_information
     suggestions = _choices(ranked)
