@@ -133,6 +133,9 @@ async def main() -> None:
     parser.add_argument(
         "--word", default=str(bot.similarity.WORD_WEIGHT), help="whole-word weights in the learned space"
     )
+    parser.add_argument(
+        "--sure", default=str(bot.calibration.ANSWER_WHEN_SURE), help="answer_when_sure values"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer knowledge bases")
     parser.add_argument(
         "--shipped", type=float, default=0.935, help="the released answered-right on the shipped dev set"
@@ -141,18 +144,22 @@ async def main() -> None:
     bases = await knowledge_bases(args.quick)
     results = []
     grid = [
-        (learned, word, weight)
+        (learned, word, weight, sure)
         for learned in (float(w) for w in args.learned.split(","))
         for word in (float(w) for w in args.word.split(","))
         for weight in (float(w) for w in args.weights.split(","))
+        for sure in (float(w) for w in args.sure.split(","))
     ]
-    for learned, word, weight in grid:
+    for learned, word, weight, sure in grid:
         bot.matching.LEARNED_WEIGHT, bot.similarity.WORD_WEIGHT = learned, word
         bot.calibration.ORPHAN_WEIGHT = weight
-        print(f"learned weight {learned:.2f}, word weight {word:.1f}, orphan weight {weight:.2f}:")
+        print(
+            f"learned weight {learned:.2f}, word weight {word:.1f}, orphan weight {weight:.2f}, "
+            f"answer_when_sure {sure:.0f}:"
+        )
         table = []
         for name, kb, asked in bases:
-            f = figures(kb, asked)
+            f = figures(replace(kb, answer_when_sure=sure), asked)
             table.append(f)
             print(
                 f"  {name:<34} right {f.right:6.1%} | wrong {f.wrong:5.1%} | declined {f.declined:6.1%} "
@@ -162,15 +169,15 @@ async def main() -> None:
         mean = sum(f.right for f in table) / len(table)
         ranking = sum(f.ranking for f in table) / len(table)
         kept = table[0].right >= args.shipped
-        results.append((kept, bars, mean, (learned, word, weight)))
+        results.append((kept, bars, mean, (learned, word, weight, sure)))
         print(
             f"  => bars met {bars}/{4 * len(table)}, mean answered right {mean:.1%}, mean ranking "
             f"{ranking:.1%}{'' if kept else ' (shipped knowledge base worse than released: not eligible)'}"
         )
-    _, bars, mean, (learned, word, weight) = max(results)
+    _, bars, mean, (learned, word, weight, sure) = max(results)
     print(
-        f"best: learned weight {learned:.2f}, word weight {word:.1f}, orphan weight {weight:.2f} "
-        f"({bars} bars met, mean answered right {mean:.1%})"
+        f"best: learned weight {learned:.2f}, word weight {word:.1f}, orphan weight {weight:.2f}, "
+        f"answer_when_sure {sure:.0f} ({bars} bars met, mean answered right {mean:.1%})"
     )
 
 
