@@ -52,7 +52,7 @@ MAX_SUGGESTIONS = 3
 LANGUAGE_SAMPLE = 20_000  # example questions per language read to learn each language's own words
 CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored in full per question
 ALL_ENTRIES = 256
-USUAL_SAMPLE = 2000  # example questions compared with their own entry to learn how close they usually are
+USUAL_SAMPLE = 1000  # example questions compared with their own entry to learn how close they usually are
 USUAL_PRIOR = 1.0  # an entry's own figure weighs against this many examples at the average of all
 FIT_SAMPLE = 400  # example questions asked at load time to fit the confidence (spread over entries)
 # Weights chosen by bench/cross_validate.py (mean top-1 over the shipped knowledge base and BANKING77
