@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 SHORTEST, LONGEST = 3, 4  # n-gram lengths (bench/cross_validate.py: as good as 2-5, half the work)
-WORD_WEIGHT = 3.0  # a whole word's weight beside its pieces' (bench/cross_validate.py)
+WORD_WEIGHT = 1.0  # a whole word against its pieces (bench/cross_validate.py: 2 or 3 rank no better)
 WORD = "\x00"  # marks a whole-word feature, so the word "car" and the piece "car" are two features
 
 
