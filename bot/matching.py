@@ -54,7 +54,9 @@ CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored
 ALL_ENTRIES = 256
 USUAL_SAMPLE = 1000  # example questions compared with their own entry to learn how close they usually are
 USUAL_PRIOR = 1.0  # an entry's own figure weighs against this many examples at the average of all
-FIT_SAMPLE = 400  # example questions asked at load time to fit the confidence (spread over entries)
+# Example questions asked at load time to fit the confidence (spread over entries): more make a surer
+# fit, and a knowledge base small enough to be scored whole is cheap to ask (a large one: 400, ~0.5 s).
+FIT_SAMPLE, FIT_SAMPLE_LARGE = 1000, 400
 # Weights chosen by bench/cross_validate.py (mean top-1 over the shipped knowledge base and BANKING77
 # knowledge bases of 5, 10 and 20 examples per entry; never one knowledge base alone).
 LEARNED_WEIGHT = 0.8  # share of the score that is resemblance (the learned signal)
@@ -300,8 +302,9 @@ class Index:
         positions = list(range(len(self.questions)))
         real = [p for p in positions if self.question_entry[p] != self.out_of_scope]
         oos = [p for p in positions if self.question_entry[p] == self.out_of_scope]
-        step = max(1, math.ceil(len(real) / FIT_SAMPLE))
-        return real[::step] + oos[:FIT_SAMPLE]
+        budget = FIT_SAMPLE if self.n_real <= ALL_ENTRIES else FIT_SAMPLE_LARGE
+        step = max(1, math.ceil(len(real) / budget))
+        return real[::step] + oos[:budget]
 
     def _usual(self) -> NDArray[np.float64]:
         """Per entry, the resemblance its example questions have with it when each is left out: some
