@@ -54,6 +54,7 @@ CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored
 ALL_ENTRIES = 256
 USUAL_SAMPLE = 1000  # example questions compared with their own entry to learn how close they usually are
 USUAL_PRIOR = 1.0  # an entry's own figure weighs against this many examples at the average of all
+USUAL_POWER = 0.25
 # Example questions asked at load time to fit the confidence (spread over entries): more make a surer
 # fit, and a knowledge base small enough to be scored whole is cheap to ask (a large one: 400, ~0.5 s).
 FIT_SAMPLE, FIT_SAMPLE_LARGE = 1000, 400
@@ -94,6 +95,10 @@ class Index:
         known = calibration.cached(cache, kb.version) if cache is not None and fit else None
         usual = known.usual if known is not None and len(known.usual) == self.n_entries else None
         self.usual = np.asarray(usual if usual is not None else self._usual(), dtype=np.float64)
+        # Resemblance is read against what is usual for the entry: an entry whose examples vary is never
+        # as close to a question as one whose examples are all alike (USUAL_POWER: bench/cross_validate.py).
+        average = float(self.usual[: self.n_real].mean()) if self.n_real else 1.0
+        self.usual_scale = (average / np.maximum(self.usual, 1e-6)) ** USUAL_POWER
         self.fit = known or (self._fit() if fit else calibration.fit([], kb.answer_when_sure))
         if cache is not None and fit and known is None:
             calibration.remember(cache, kb.version, self.fit)
@@ -187,7 +192,7 @@ class Index:
         word_score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * best_closeness
         word_score *= 1 - CORE_PENALTY * (1 - core_share)
         resemblance = self._resemblance(text, candidates, exclude, own)
-        score = (1 - LEARNED_WEIGHT) * word_score + LEARNED_WEIGHT * resemblance
+        score = (1 - LEARNED_WEIGHT) * word_score + LEARNED_WEIGHT * resemblance * self.usual_scale
         if self.out_of_scope >= 0:
             # The out-of-scope examples share no theme, so only closeness to one of them counts, and
             # it is weighed on the word scale: they win when one is closer in words than any entry is
