@@ -2,8 +2,12 @@
 
 Every knowledge base is different: "a score of 0.4" is a sure thing on one and a coin toss on another.
 So at load time the bot asks itself its own example questions, each with its own copy left out (as if
-an employee had typed it), and the `out_of_scope` examples; from what it would have done it fits, by
-logistic regression on the best score and its lead over the runner-up:
+an employee had typed it), the same questions again as if their entry did not exist (leave-entry-out:
+what a question about something the knowledge base does not cover looks like, in its own field's words)
+and the `out_of_scope` examples; from what it would have done it fits, by logistic regression on the
+best score, its lead over the runner-up (overall and per signal), how much the question says, the
+overlap with the closest example, the share of the question the entry explains and how the resemblance
+compares with what the entry's own examples usually have (`signals`):
 
 * the probability that the best entry is the right one (the confidence the bot answers at), and
 * the probability that the right entry is among the "did you mean" choices (below an even chance of
@@ -30,8 +34,9 @@ log = logging.getLogger(__name__)
 ANSWER_WHEN_SURE = 65  # percent; HR's default trade-off (see docs/hr.md)
 SUGGEST_WHEN = 0.5  # offer choices when the right entry is at least this likely among them
 PRIOR_WEIGHT = 5.0  # pseudo-observations keeping a fit on a tiny knowledge base sane
-# Examples asked as if their entry did not exist count this much each: about one question in ten
-# that people ask is about something the knowledge base does not cover.
+# Examples asked as if their entry did not exist count this much each in the answer fit (about one
+# question in six is about something the knowledge base does not cover; bench/cross_validate.py), and
+# not at all in the offer fit: "did you mean" is what an unsure bot should say, in scope or not.
 ORPHAN_WEIGHT = 0.2
 ORPHAN_OFFER_WEIGHT = 0.0
 INFORMATION_QUANTILE = 0.02

@@ -54,11 +54,11 @@ CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored
 ALL_ENTRIES = 256
 USUAL_SAMPLE = 1000  # example questions compared with their own entry to learn how close they usually are
 USUAL_PRIOR = 1.0  # an entry's own figure weighs against this many examples at the average of all
-USUAL_POWER = 0.25
+USUAL_POWER = 0.25  # how strongly resemblance is read against it (bench/cross_validate.py)
 # Example questions asked at load time to fit the confidence (spread over entries): more make a surer
 # fit, and a knowledge base small enough to be scored whole is cheap to ask (a large one: 400, ~0.5 s).
 FIT_SAMPLE, FIT_SAMPLE_LARGE = 1000, 400
-# Weights chosen by bench/cross_validate.py (mean top-1 over the shipped knowledge base and BANKING77
+# Weights chosen by bench/cross_validate.py (over the shipped knowledge base, variants of it and BANKING77
 # knowledge bases of 5, 10 and 20 examples per entry; never one knowledge base alone).
 LEARNED_WEIGHT = 0.8  # share of the score that is resemblance (the learned signal)
 COVERAGE_WEIGHT = 0.5  # within the word signal: coverage vs closeness
