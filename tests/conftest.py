@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.knowledge import MESSAGE_KEYS
@@ -94,3 +98,28 @@ def write_kb(directory: Path, entries: str = ENTRIES, messages: str | None = Non
 def tiny_kb_dir(tmp_path: Path) -> Path:
     """A two-entry bilingual knowledge base with tips, synonyms and every bot sentence."""
     return write_kb(tmp_path / "knowledge")
+
+
+async def wait_until_serving(http: aiohttp.ClientSession, port: int, seconds: float = 30) -> None:
+    """Wait until the `policybot serve` on `port` answers /healthz (up to 30 s: the machine may be loaded)."""
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+                return
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cache_folder_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The index snapshots of `ask`, `chat` and `kb check` (and of every `policybot` the tests start, which
+    inherit the environment) go to a folder of this run, never to the user's ~/.cache."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before

@@ -33,7 +33,7 @@ from bot.report import summary
 from bot.store import Store
 from tests.adapters.slack_harness import SECRET, cli_env, free_port, payload, signed
 from tests.adapters.teams_harness import activity
-from tests.conftest import ENTRIES
+from tests.conftest import ENTRIES, wait_until_serving
 from tests.fakes.bot_connector import FakeBotConnector
 from tests.fakes.slack_api import BOT_TOKEN, Call, FakeSlackApi
 
@@ -206,6 +206,7 @@ async def test_an_admin_asks_why_a_question_gets_its_answer(slack: SlackPolicybo
     assert lines[1].endswith("% (answer_when_sure, fitted on this knowledge base's own examples).")
     assert lines[2].startswith("Closest example: “") and "” in *friend-manager* (score 0." in lines[2]
     assert "words shared with the entry 0." in lines[2] and "resembles its examples 0." in lines[2]
+    assert "(its own examples usually 0." in lines[2]
     assert lines[3] == "Runners-up:"
     assert lines[4].startswith("• *workplace-photos* 0.") and "“Can I post photos from work?”" in lines[4]
     assert lines[5] == "Words understood: `manager`, `photo`, `facebook`"
@@ -349,7 +350,8 @@ async def test_policybot_serve_reloads_on_sighup_and_shows_it_on_healthz(tmp_pat
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
                     return dict(await response.json())
 
-            first = await poll(health, lambda h: True)
+            await wait_until_serving(http, port)
+            first = await health()
             edited(kb_dir)
             await asyncio.sleep(0.3)
             assert (await health())["knowledge"] == first["knowledge"]  # watching is off: nothing yet
@@ -375,7 +377,7 @@ async def test_policybot_serve_reloads_on_sighup_and_shows_it_on_healthz(tmp_pat
 
 
 async def poll(
-    fetch: Callable[[], Any], done: Callable[[dict[str, Any]], bool], within: float = 10.0
+    fetch: Callable[[], Any], done: Callable[[dict[str, Any]], bool], within: float = 20.0
 ) -> dict[str, Any]:
     async with asyncio.timeout(within):
         while True:
