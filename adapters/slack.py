@@ -34,6 +34,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -112,6 +113,23 @@ def _client_wins_over_token(record: logging.LogRecord) -> bool:
     return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
+class _Dedupe(AsyncMiddleware):
+    """`SlackBot._dedupe` as bolt middleware. A class: for a plain function bolt builds every argument
+    it could inject (some thirty) on every request, to pass the two it takes."""
+
+    def __init__(self, dedupe: Callable[..., Awaitable[BoltResponse | None]]) -> None:
+        self._dedupe = dedupe
+
+    async def async_process(  # bolt calls it with keywords only
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        return await self._dedupe(req.body, next)
+
+    @property
+    def name(self) -> str:
+        return "policybot.dedupe"
+
+
 class SlackBot:
     """The bolt app and its listeners: Slack requests in, the router's events out (sent by `platform`)."""
 
@@ -144,7 +162,7 @@ class SlackBot:
             )
         finally:
             bolt_log.removeFilter(_client_wins_over_token)
-        self.app.middleware(self._dedupe)
+        self.app.middleware(_Dedupe(self._dedupe))
         self._in_progress: set[asyncio.Future[Any]] = set()  # listeners still working after the ack
         self.app.event("message")(self._finished_at_shutdown(self._on_message))
         self.app.event("app_mention")(self._finished_at_shutdown(self._on_mention))

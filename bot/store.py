@@ -22,7 +22,7 @@ from datetime import UTC, datetime, tzinfo
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.database import create_engine, create_sqlite_write_engine, migrate
-from bot.group_commit import SQLiteWriter
+from bot.sqlite_writer import SQLiteWriter
 from bot.store_base import utcnow
 from bot.store_escalations import EscalationRoute, EscalationStore
 from bot.store_events import EventStore

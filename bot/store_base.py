@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.errors import StoreError
-from bot.group_commit import Batch, GroupCommit, SQLiteWriter
+from bot.group_commit import GroupCommit
+from bot.sqlite_writer import Batch, SQLiteWriter
 
 
 def utcnow() -> datetime:
