@@ -24,6 +24,7 @@ from bot.conversation import ReplyKind
 from bot.database import HEAD_REVISION, alembic_config, create_engine, engine_url, metadata
 from bot.errors import StoreError
 from bot.group_commit import DEFER_SECONDS
+from bot.sqlite_writer import CHECKPOINT_EVERY
 from bot.store import Store
 
 
@@ -275,6 +276,23 @@ async def test_while_another_connection_holds_sqlites_write_lock_the_loop_goes_o
         assert await store.claim_event("Ev1") is False
     finally:
         other.close()
+        await store.close()
+
+
+async def test_the_wal_is_checkpointed_on_the_writers_thread_never_on_the_loop(tmp_path: Path):
+    store = await Store.open(f"sqlite:///{tmp_path / 'policybot.db'}")
+    try:
+        with TransactionCounter(store) as loop:
+            for n in range(CHECKPOINT_EVERY):
+                assert await store.claim_event(f"Ev{n}") is True
+        assert loop.threads == {threading.current_thread().name}
+        with TransactionCounter(store) as due:  # the next batch goes to the thread, which checkpoints
+            assert await store.claim_event("Ev-next") is True
+        assert due.threads == {"policybot-sqlite-writes_0"}
+        with TransactionCounter(store) as after:  # and the loop takes the batches again
+            assert await store.claim_event("Ev-after") is True
+        assert after.threads == {threading.current_thread().name}
+    finally:
         await store.close()
 
 
