@@ -1,0 +1,131 @@
+"""Questions acknowledged and not answered yet: what answering one later needs, leased to one process.
+
+An event that is a question claims with a `Hold` (bot/claims.py): its row is written in the claims'
+transaction, before the platform is acknowledged, and deleted (queued, like the question's record) once
+the answer is posted. A process that dies in between leaves the row; when its lease has expired, a retry
+of the event takes it over (bot/group_commit.py), or `take_expired` hands it to one process's sweeper
+(bot/pending.py), atomically: an UPDATE that only a row still expired matches, so two replicas never
+both get it. The sweeper marks a row "posting" before it posts; a "posting" row found expired is a post
+whose outcome is unknown, and it is dropped rather than posted again.
+
+Privacy: the row holds the question, its language hint and where to post the answer (a conversation,
+never who asked), under the keyed hash of its event's claim; it exists only until the answer is posted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.database import pending_answers
+from bot.store_base import StoreBase
+
+log = logging.getLogger(__name__)
+
+ANSWERING, POSTING = "answering", "posting"
+
+
+@dataclass(frozen=True)
+class PendingAnswer:
+    """A question to answer that its process left unanswered. `key` is its claim's hashed key."""
+
+    key: str
+    platform: str
+    reference: dict[str, Any]
+    question: str
+    lang_hint: str | None
+    attempts: int  # how many times a sweeper has taken it (this one included)
+
+
+class PendingStore(StoreBase):
+    def answered(self, event_id: str) -> None:
+        """The answer to `event_id`'s question was posted: delete its row (queued, after the answer)."""
+        now = self._clock()
+        self._writes.record(pending_answers, {"claim_key": self.claim_key(event_id)}, now, delete=True)
+
+    async def renew(self, event_ids: Sequence[str], lease: timedelta) -> None:
+        """Extend the lease of answers this process is still working on (a slow platform)."""
+        keys = [self.claim_key(event_id) for event_id in event_ids]
+        until = self._clock() + lease
+        row = pending_answers.c
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(pending_answers)
+                .where(row.claim_key.in_(keys), row.state == ANSWERING)
+                .values(lease_until=until)
+            )
+
+        await self._run("renewing the lease of answers in progress", op)
+
+    async def take_expired(self, lease: timedelta, *, limit: int = 20) -> tuple[list[PendingAnswer], int]:
+        """Up to `limit` questions whose process died, leased to this process and marked "posting"; and
+        how many rows were dropped because a sweeper died while posting them (outcome unknown)."""
+        now = self._clock()
+        row = pending_answers.c
+
+        async def op(conn: AsyncConnection) -> tuple[list[PendingAnswer], int]:
+            unknown = await conn.execute(
+                delete(pending_answers).where(row.state == POSTING, row.lease_until <= now)
+            )
+            candidates = (
+                await conn.execute(
+                    select(row.claim_key)
+                    .where(row.state == ANSWERING, row.lease_until <= now)
+                    .order_by(row.lease_until)
+                    .limit(limit)
+                )
+            ).scalars()
+            keys = list(candidates)
+            if not keys:
+                return [], int(unknown.rowcount)
+            # Compare-and-set: a row another replica took meanwhile no longer matches the WHERE.
+            taken = await conn.execute(
+                update(pending_answers)
+                .where(row.claim_key.in_(keys), row.state == ANSWERING, row.lease_until <= now)
+                .values(state=POSTING, attempts=row.attempts + 1, lease_until=now + lease)
+                .returning(
+                    row.claim_key, row.platform, row.reference, row.question, row.lang_hint, row.attempts
+                )
+            )
+            found = [PendingAnswer(*r) for r in taken]
+            return found, int(unknown.rowcount)
+
+        result: tuple[list[PendingAnswer], int] = await self._run("taking over unanswered questions", op)
+        return result
+
+    async def finish(self, key: str) -> None:
+        """A taken question was posted (or its post's outcome is unknown, or it was refused): forget it."""
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(delete(pending_answers).where(pending_answers.c.claim_key == key))
+
+        await self._run("finishing an answer", op)
+
+    async def try_later(self, key: str, after: timedelta) -> None:
+        """A taken question could certainly not be posted: any sweeper may try it again `after` from now."""
+        until = self._clock() + after
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(pending_answers)
+                .where(pending_answers.c.claim_key == key)
+                .values(state=ANSWERING, lease_until=until)
+            )
+
+        await self._run("putting an answer back for later", op)
+
+    async def pending_count(self) -> int:
+        """How many questions are acknowledged and not answered yet (for tests and diagnostics)."""
+
+        async def op(conn: AsyncConnection) -> int:
+            return len((await conn.execute(select(pending_answers.c.claim_key))).all())
+
+        result: int = await self._run("counting answers in progress", op)
+        return result
