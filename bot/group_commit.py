@@ -172,7 +172,8 @@ def _claim_events(conn: Connection, claims: list[_Write]) -> set[_Write]:
 def _write_batch(conn: Connection, batch: list[_Write]) -> set[_Write]:
     """Write a batch in one transaction; returns the claims that won."""
     by_table: dict[tuple[Table, bool], list[_Write]] = defaultdict(list)
-    for write in batch:
+    # Finished answers first: a retry claimed in the same batch must not take over an answered question.
+    for write in sorted(batch, key=lambda write: not write.delete):
         by_table[write.table, write.delete].append(write)
     won: set[_Write] = set()
     for (table, deletes), writes in by_table.items():
