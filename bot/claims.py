@@ -5,8 +5,9 @@ its acknowledgement (Slack 3 s), so when the store is down or slow the claim fal
 process's own memory (`LocalClaims`) — a retry reaching this replica is still not answered twice.
 
 A question's claim is "in progress" until its answer is posted: it claims with a `Hold` (what answering
-it later needs), stored in the same round trip and leased to this process for `lease`; `answered`
-deletes it after the answer. Until then `renew` keeps the lease of the answers this process is working
+it later needs), stored in the same round trip and leased to this process for `lease`; `posting`
+marks it as its answer is sent (a post that may have gone out is never made again), `answered` deletes
+it after the answer. Until then `renew` keeps the lease of the answers this process is working
 on; if it dies, a retry of the event or a sweeper (bot/pending.py) answers it (bot/store_pending.py).
 """
 
@@ -52,6 +53,7 @@ class EventLog(Protocol):
     async def claim_events(
         self, claims: Sequence[tuple[str, timedelta]], *, hold: Hold | None = ..., lease: timedelta = ...
     ) -> list[bool]: ...
+    def posting(self, event_id: str) -> None: ...
     def answered(self, event_id: str) -> None: ...
     async def renew(self, event_ids: Sequence[str], lease: timedelta) -> None: ...
 
@@ -120,6 +122,14 @@ class Claims:
             for (later, _), result in zip(claims[1:], won[1:], strict=True):
                 self._ahead[later] = (result, now + AHEAD_KEEP)
         return won[0]
+
+    def posting(self, key: str) -> None:
+        """`key`'s answer is being sent: should this process die now, it is not sent again by another."""
+        if key in self._holding and self._store is not None:
+            try:
+                self._store.posting(key)
+            except PolicybotError as exc:  # the store is closed
+                log.warning("could not mark an answer as being posted: %s", exc)
 
     def answered(self, key: str) -> None:
         """The answer to `key`'s question is posted: its stored hold is deleted (after the answer)."""

@@ -9,8 +9,8 @@ Two kinds of write go through `GroupCommit`:
   process answer it if this one dies first (bot/store_pending.py), inserted in the same transaction;
   when its own claim loses (a retry) and that row's lease has expired, the retry takes the row over and
   wins, with the claims of its group (an @mention's message);
-- records (questions, feedback votes, picked suggestions, finished answers' rows to delete): nobody
-  waits for them. They are queued and
+- records (questions, feedback votes, picked suggestions, an answer's "posting" mark, finished
+  answers' rows to delete): nobody waits for them. They are queued and
   ride along with the next claims' transaction, or are written after `DEFER_SECONDS`, whichever comes
   first; at the light load of a normal day an answered mention then costs one transaction, not three.
   Reads of the store `flush` them first, and `close` writes everything still queued (nothing is lost on
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 # The longest a record waits for a claims' transaction to share before it gets one of its own.
 DEFER_SECONDS = 1.0
+# What a queued record does to its table; and in which order a batch does them (claims go third).
+INSERT, UPDATE, DELETE = "insert", "update", "delete"
+_ORDER = {DELETE: 0, UPDATE: 1, INSERT: 2}
 
 # What a failed write was doing, for its error message.
 _WHAT = {
@@ -77,7 +80,7 @@ class _Write:
     claim: bool
     hold: dict[str, Any] | None = None  # a claim's `pending_answers` row (without its key: the claim's)
     group: tuple[_Write, ...] = ()  # the other claims of the same event, won or lost with this one
-    delete: bool = False  # a record that deletes its row by primary key (a finished answer)
+    op: str = INSERT  # a record's: INSERT its row, UPDATE or DELETE the row its primary key names
 
 
 @cache
@@ -171,20 +174,33 @@ def _claim_events(conn: Connection, claims: list[_Write]) -> set[_Write]:
 
 def _write_batch(conn: Connection, batch: list[_Write]) -> set[_Write]:
     """Write a batch in one transaction; returns the claims that won."""
-    by_table: dict[tuple[Table, bool], list[_Write]] = defaultdict(list)
-    # Finished answers first: a retry claimed in the same batch must not take over an answered question.
-    for write in sorted(batch, key=lambda write: not write.delete):
-        by_table[write.table, write.delete].append(write)
+    by_table: dict[tuple[Table, str], list[_Write]] = defaultdict(list)
+    # Finished and posting answers first: a retry claimed in the same batch must not take them over.
+    for write in sorted(batch, key=lambda write: _ORDER[write.op]):
+        by_table[write.table, write.op].append(write)
     won: set[_Write] = set()
-    for (table, deletes), writes in by_table.items():
+    for (table, op), writes in by_table.items():
         if table is processed_events:
             won = _claim_events(conn, writes)
-        elif deletes:
-            [key] = table.primary_key.columns
-            conn.execute(delete(table).where(key.in_([write.values[key.name] for write in writes])))
-        else:
+        elif op == INSERT:
             conn.execute(table.insert(), [write.values for write in writes])
+        else:
+            _by_key(conn, table, op, writes)
     return won
+
+
+def _by_key(conn: Connection, table: Table, op: str, writes: list[_Write]) -> None:
+    """DELETE the rows the writes name by primary key, or UPDATE them (one statement per new values)."""
+    [key] = table.primary_key.columns
+    if op == DELETE:
+        conn.execute(delete(table).where(key.in_([write.values[key.name] for write in writes])))
+        return
+    by_values: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
+    for write in writes:
+        values = tuple(sorted((k, v) for k, v in write.values.items() if k != key.name))
+        by_values[values].append(write.values[key.name])
+    for values, keys in by_values.items():
+        conn.execute(update(table).where(key.in_(keys)).values(dict(values)))
 
 
 def _disconnected(error: StoreError) -> bool:
@@ -257,12 +273,12 @@ class GroupCommit:
         return bool(self._records) or any(not write.claim for write in self._writing)
 
     def _queue(
-        self, table: Table, values: dict[str, Any], now: datetime, *, claim: bool, delete: bool = False
+        self, table: Table, values: dict[str, Any], now: datetime, *, claim: bool, op: str = INSERT
     ) -> _Write:
         if self._closed:
             raise StoreError(f"the store is closed; {_WHAT[table.name]} is not possible")
         loop = asyncio.get_running_loop()
-        write = _Write(table, values, now, loop.create_future(), claim, delete=delete)
+        write = _Write(table, values, now, loop.create_future(), claim, op=op)
         if claim:
             self._claims.append(write)
             self._wakeup.set()
@@ -300,10 +316,16 @@ class GroupCommit:
                 raise result
         return [bool(result) for result in results]
 
-    def record(self, table: Table, values: dict[str, Any], now: datetime, *, delete: bool = False) -> None:
+    def record(
+        self, table: Table, values: dict[str, Any], now: datetime, *, op: str = INSERT, soon: bool = False
+    ) -> None:
         """Queue a record (a question, a vote, a pick); written within DEFER_SECONDS, errors logged.
-        `delete`: delete the row `values` names by its primary key instead (a finished answer)."""
-        self._queue(table, values, now, claim=False, delete=delete)
+        `op`: UPDATE or DELETE the row `values` names by its primary key instead of inserting one.
+        `soon`: written at once (with whatever else is queued), like a claim, though nobody waits."""
+        self._queue(table, values, now, claim=False, op=op)
+        if soon:
+            self._records_due = asyncio.get_running_loop().time()
+            self._wakeup.set()
 
     async def flush(self) -> None:
         """Write the records queued so far (the store's reads see them)."""

@@ -1,12 +1,13 @@
 """Questions acknowledged and not answered yet: what answering one later needs, leased to one process.
 
 An event that is a question claims with a `Hold` (bot/claims.py): its row is written in the claims'
-transaction, before the platform is acknowledged, and deleted (queued, like the question's record) once
-the answer is posted. A process that dies in between leaves the row; when its lease has expired, a retry
-of the event takes it over (bot/group_commit.py), or `take_expired` hands it to one process's sweeper
+transaction, before the platform is acknowledged, marked "posting" as its answer is sent (written at
+once, not waited for), and deleted (queued, like the question's record) once the answer is posted.
+A process that dies before posting leaves the row; when its lease has expired, a retry of the event
+takes it over (bot/group_commit.py), or `take_expired` hands it to one process's sweeper
 (bot/pending.py), atomically: an UPDATE that only a row still expired matches, so two replicas never
-both get it. The sweeper marks a row "posting" before it posts; a "posting" row found expired is a post
-whose outcome is unknown, and it is dropped rather than posted again.
+both get it, and marks it "posting" as it takes it. A "posting" row found expired is a post whose
+outcome is unknown (its process died while sending it): it is dropped rather than posted again.
 
 Privacy: the row holds the question, its language hint and where to post the answer (a conversation,
 never who asked), under the keyed hash of its event's claim; it exists only until the answer is posted.
@@ -24,6 +25,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.database import pending_answers
+from bot.group_commit import DELETE, UPDATE
 from bot.store_base import StoreBase
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,16 @@ class PendingAnswer:
 
 
 class PendingStore(StoreBase):
+    def posting(self, event_id: str) -> None:
+        """The answer to `event_id`'s question is being posted: from now on its outcome is unknown
+        if this process dies, and nobody posts it again. Written at once, but not waited for."""
+        values = {"claim_key": self.claim_key(event_id), "state": POSTING}
+        self._writes.record(pending_answers, values, self._clock(), op=UPDATE, soon=True)
+
     def answered(self, event_id: str) -> None:
         """The answer to `event_id`'s question was posted: delete its row (queued, after the answer)."""
         now = self._clock()
-        self._writes.record(pending_answers, {"claim_key": self.claim_key(event_id)}, now, delete=True)
+        self._writes.record(pending_answers, {"claim_key": self.claim_key(event_id)}, now, op=DELETE)
 
     async def renew(self, event_ids: Sequence[str], lease: timedelta) -> None:
         """Extend the lease of answers this process is still working on (a slow platform)."""
@@ -57,9 +65,7 @@ class PendingStore(StoreBase):
 
         async def op(conn: AsyncConnection) -> None:
             await conn.execute(
-                update(pending_answers)
-                .where(row.claim_key.in_(keys), row.state == ANSWERING)
-                .values(lease_until=until)
+                update(pending_answers).where(row.claim_key.in_(keys)).values(lease_until=until)
             )
 
         await self._run("renewing the lease of answers in progress", op)

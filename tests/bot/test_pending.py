@@ -239,3 +239,16 @@ async def test_a_replica_with_another_secret_keys_event_ids_differently(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_question_whose_answer_was_being_sent_when_its_process_died_is_not_answered_again(
+    replica: StartReplica, clock: Clock
+) -> None:
+    dead, alive = await replica(), await replica()
+    assert await dead.chat().acknowledged(QUESTION, delivery="Ev1")
+    dead.router.claims.posting("Ev1")  # the answer went out; the process died before hearing back
+    await dead.store.pending_count()  # (the mark is written at once; this waits for it)
+    clock.advance(minutes=5)
+    assert await alive.chat().ask(QUESTION, delivery="Ev1") == []  # Slack's last retry
+    assert await alive.sweep() == []
+    assert await alive.store.pending_count() == 0  # dropped as "may have been posted"

@@ -7,7 +7,8 @@ Failures are scripted per method with `fake.fail_next(...)`: a Slack error (`err
 an HTTP status with `Retry-After` (`status=429, retry_after=1`) or a dropped connection (`disconnect=True`).
 A slow Slack is scripted with `fake.slow_next(method, seconds)`: the next call is handled that much later.
 A Slack that never takes a call, `fake.stall_next(method)`: the next call hangs, unrecorded, until the bot
-goes away (a process killed before its answer got through) or `fake.release()` refuses it.
+goes away (a process killed before its answer got through) or `fake.release()` refuses it (and the
+calls still to stall).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class FakeSlackApi:
     _delays: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _stalls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     stalled: int = 0  # calls hanging now
+    latency: float = 0.0  # seconds every call takes (real Slack: a tenth of a second or more)
     _released: asyncio.Event | None = None
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -154,9 +156,10 @@ class FakeSlackApi:
         self._stalls[method] += times
 
     def release(self) -> None:
-        """End the calls hanging now: refused (`not_taken`), still unrecorded."""
+        """End the calls hanging now, refused (`not_taken`) and still unrecorded; stall no more."""
         assert self._released is not None
         self._released.set()
+        self._stalls.clear()
 
     async def wait_stalled(self, n: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (reads best in tests)
         """Wait until `n` calls hang."""
@@ -217,6 +220,8 @@ class FakeSlackApi:
         delays = self._delays.get(method)
         if delays:
             await asyncio.sleep(delays.popleft())
+        elif self.latency:
+            await asyncio.sleep(self.latency)
         async with self._changed:
             self.calls.append(Call(method, params, token, time.perf_counter()))
             self._changed.notify_all()
