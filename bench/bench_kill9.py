@@ -18,7 +18,7 @@ is posted. Then, per event (its answer is identified by its thread), it prints:
 Leases are short here (`--lease`, default 2 s; the sweep every `--sweep` s) so that a run takes seconds;
 a deployment keeps the defaults (60 s and 15 s, docs/deploy.md).
 
-    python bench/bench_kill9.py [--quick] [--kills 5] [--up 2] [--rate 40] [--postgres]
+    python bench/bench_kill9.py [--quick] [--kills 5] [--up 5] [--rate 40] [--postgres]
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--kills", type=int, default=5)
-    parser.add_argument("--up", type=float, default=2.0, help="seconds the server runs between kills")
+    parser.add_argument("--up", type=float, default=5.0, help="seconds the server runs between kills")
     parser.add_argument("--rate", type=float, default=40.0, help="events per second")
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--sweep", type=float, default=0.5)
@@ -301,8 +301,11 @@ def main() -> None:
     if args.quick:
         args.kills, args.up, args.rate, args.lease, args.sweep = 1, 1.0, 20.0, 1.0, 0.25
         args.retry_after = QUICK_RETRY_AFTER
-    for line in asyncio.run(run(args)):
+    lines = asyncio.run(run(args))
+    for line in lines:
         print(line)
+    if any(line.startswith("answers lost") and not line.endswith(" 0") for line in lines):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,10 @@ QUICKER: dict[str, tuple[str, str]] = {
         "python bench/bench_startup.py --entries 100 --runs 1",
         "10 000 extra entries take a minute to start: the same code with 100",
     ),
+    "python bench/bench_kill9.py": (
+        "python bench/bench_kill9.py --quick",
+        "five kills take a minute: the same code with one, at a lighter load",
+    ),
     "python bench/bench_teams_auth.py": (
         "python bench/bench_teams_auth.py --replies 5",
         "the same code with a few replies",
