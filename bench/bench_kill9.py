@@ -3,7 +3,8 @@
 `policybot serve` (the shipped knowledge base, SQLite or PostgreSQL) gets signed `app_mention` events at
 a steady rate from this process, and posts its answers to the fake Slack Web API (tests/fakes, in this
 process), which takes `--slack-latency` (0.2 s) per call as Slack does: answers are on their way when
-the process dies. Every `--up` seconds the server is killed with SIGKILL and started again at once. Events the
+the process dies. Every `--up` seconds a burst of `--burst` events comes at once (a peak), and as soon
+as Slack has their acknowledgements the server is killed with SIGKILL and started again at once. Events the
 server did not acknowledge (it was down, or died with the request in flight) are sent again the way
 Slack retries them (`X-Slack-Retry-Num`, three times, here after 1, 4 and 10 s instead of Slack's
 seconds, 1 and 5 minutes). After the last restart the load stops and the bench waits until nothing more
@@ -69,6 +70,7 @@ class Event:
     sent_at: float = 0.0
     acked_first: bool | None = None  # None: not sent yet
     acked: bool = False
+    first_try: asyncio.Event = field(default_factory=asyncio.Event)  # set once the first try is over
 
 
 @dataclass
@@ -172,6 +174,7 @@ async def deliver(
             acked = False
         if retry == 0:
             event.acked_first = acked
+            event.first_try.set()
         if acked:
             event.acked = True
             return
@@ -228,10 +231,21 @@ async def run(args: argparse.Namespace) -> list[str]:
                     deliveries.append(asyncio.create_task(deliver(http, server, event, args.retry_after)))
                     await asyncio.sleep(max(0.0, begin + len(events) / args.rate - time.monotonic()))
 
+            async def burst() -> None:
+                """A peak: `--burst` events at once; the kill follows their acknowledgements."""
+                peak = [mention(len(events) + n, run_id) for n in range(args.burst)]
+                events.extend(peak)
+                deliveries.extend(
+                    asyncio.create_task(deliver(http, server, event, args.retry_after)) for event in peak
+                )
+                await asyncio.gather(*(event.first_try.wait() for event in peak))
+
             loader = asyncio.create_task(load())
             cpu_begin = os.times()
             for _ in range(args.kills):
                 await asyncio.sleep(args.up)
+                if args.burst:
+                    await burst()
                 await server.kill()
                 await server.start(http)
             await asyncio.sleep(args.up)
@@ -265,7 +279,8 @@ def report(
     restarts, start_cpu = server.restarts[1:], server.start_cpu[1:]
     db = "PostgreSQL" if args.postgres else "SQLite"
     return [
-        f"policybot serve, {db}: {args.kills} x SIGKILL every {args.up:g} s at {args.rate:g} events/s "
+        f"policybot serve, {db}: {args.kills} x SIGKILL every {args.up:g} s at {args.rate:g} events/s, "
+        f"each right after a burst of {args.burst} "
         f"(lease {args.lease:g} s, sweep every {args.sweep:g} s, Slack takes {args.slack_latency:g} s "
         f"per call), {elapsed:.1f} s",
         f"events sent                          {len(events)}",
@@ -291,6 +306,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40.0, help="events per second")
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--sweep", type=float, default=0.5)
+    parser.add_argument("--burst", type=int, default=100, help="events at once just before each kill")
     parser.add_argument("--slack-latency", type=float, default=0.2, help="seconds each Web API call takes")
     parser.add_argument(
         "--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 (database test)"
@@ -299,7 +315,7 @@ def main() -> None:
     args = parser.parse_args()
     args.retry_after = RETRY_AFTER
     if args.quick:
-        args.kills, args.up, args.rate, args.lease, args.sweep = 1, 1.0, 20.0, 1.0, 0.25
+        args.kills, args.up, args.rate, args.lease, args.sweep, args.burst = 1, 1.0, 20.0, 1.0, 0.25, 30
         args.retry_after = QUICK_RETRY_AFTER
     lines = asyncio.run(run(args))
     for line in lines:
