@@ -77,6 +77,7 @@ class Event:
 class Server:
     env: dict[str, str]
     port: int = 0
+    log: Path | None = None  # where the server's log goes (appended), else nowhere
     process: asyncio.subprocess.Process | None = None
     restarts: list[float] = field(default_factory=list)
     start_cpu: list[float] = field(default_factory=list)  # CPU seconds the process took to start
@@ -88,10 +89,11 @@ class Server:
     async def start(self, http: aiohttp.ClientSession) -> None:
         """Start `policybot serve` and wait until it answers /healthz; the time it took is kept."""
         begun = time.monotonic()
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.cli", "serve", "--port", str(self.port), env=self.env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        with self.log.open("ab") if self.log else open(os.devnull, "wb") as log:  # noqa: ASYNC230 (opened once)
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "adapters.cli", "serve", "--port", str(self.port), env=self.env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
         while True:
             if self.process.returncode is not None:
                 raise SystemExit(f"policybot serve exited with {self.process.returncode}")
@@ -217,7 +219,7 @@ async def run(args: argparse.Namespace) -> list[str]:
                 "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge"), "POLICYBOT_WATCH_KNOWLEDGE": "off",
                 "POLICYBOT_ANSWER_LEASE_SECONDS": str(args.lease),
                 "POLICYBOT_PENDING_SWEEP_SECONDS": str(args.sweep),
-            }, port=free_port())  # fmt: skip
+            }, port=free_port(), log=args.log)  # fmt: skip
             await server.start(http)
             events: list[Event] = []
             deliveries: list[asyncio.Task[None]] = []
@@ -306,6 +308,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40.0, help="events per second")
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--sweep", type=float, default=0.5)
+    parser.add_argument("--log", type=Path, help="append the server's log to this file")
     parser.add_argument("--burst", type=int, default=100, help="events at once just before each kill")
     parser.add_argument("--slack-latency", type=float, default=0.2, help="seconds each Web API call takes")
     parser.add_argument(

@@ -154,12 +154,16 @@ class Claims:
     async def _claim_all(
         self, claims: list[tuple[str, timedelta]], hold: Hold | None
     ) -> tuple[list[bool], bool]:
-        """Whether each claim was won, and whether the store (not this process's memory) decided."""
+        """Whether each claim was won, and whether the hold may be in the store: it is when the store
+        decided, and may be when it was too slow to (the write goes on, and may still win)."""
         if self._store is None:
             return await self._local.claim_events(claims), False
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._store.claim_events(claims, hold=hold, lease=self.lease), True
-        except (PolicybotError, TimeoutError) as exc:
+        except TimeoutError:
+            log.warning("the store did not record an event within %.1f s; deduping in-process", self._timeout)
+            return await self._local.claim_events(claims), True
+        except PolicybotError as exc:
             log.warning("could not record an event in the store (%s); deduping in-process", exc)
             return await self._local.claim_events(claims), False

@@ -3,9 +3,10 @@
 A question's claim stores what answering it needs (bot/claims.py, bot/store_pending.py) and is deleted
 once the answer is posted. Every process runs a `Sweeper`: every `every` seconds it renews the leases
 of the answers it is working on, then takes the questions whose lease has expired — their process died
-after acknowledging them — answers each and posts it through its platform's `post_later`, and forgets
-it. A post that may have gone through (a timeout) is not retried, nor is one a sweeper died while
-making; only a post that certainly failed is tried again, up to `MAX_ATTEMPTS` times.
+after acknowledging them — answers them and posts each (marked "posting" first) through its platform's
+`post_later`, all at once, and forgets them. A post that may have gone through (a timeout) is not
+retried, nor is one a process died while making; only a post that certainly failed is tried again, up
+to `MAX_ATTEMPTS` times.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class PendingLog(Protocol):
     async def take_expired(
         self, lease: timedelta, *, limit: int = ...
     ) -> tuple[list[PendingAnswer], int]: ...
+    async def start_posting(self, pending: PendingAnswer) -> bool: ...
     async def finish(self, key: str) -> None: ...
     async def try_later(self, key: str, after: timedelta) -> None: ...
 
@@ -56,10 +58,22 @@ class Sweeper:
                     "%d answer(s) were being posted by a process that died; not posted again "
                     "(they may have been posted)", unknown,
                 )  # fmt: skip
-            for pending in taken:
-                posted += await self._answer(pending)
+            # At once: each post waits on the platform (Slack takes a tenth of a second or more).
+            posts = await asyncio.gather(*(self._answer_safely(pending) for pending in taken))
+            posted += sum(posts)
             if len(taken) < TAKE:
                 return posted
+
+    async def _answer_safely(self, pending: PendingAnswer) -> int:
+        try:
+            return await self._answer(pending)
+        except PolicybotError as exc:  # the store: the lease runs out and the question is taken again
+            log.warning("a %s question left unanswered is left for later: %s", pending.platform, exc)
+            return 0
+        except Exception:  # a bug answering one question must not stop the others, nor repeat
+            log.exception("a %s question left unanswered failed; it is dropped", pending.platform)
+            await self.store.finish(pending.key)
+            return 0
 
     async def _answer(self, pending: PendingAnswer) -> int:
         platform = self.router.platforms.get(pending.platform)
@@ -69,6 +83,8 @@ class Sweeper:
             return 0
         message = Message(text=pending.question, lang_hint=pending.lang_hint)
         reply = await self.router.conversation.handle(message)
+        if not await self.store.start_posting(pending):
+            return 0  # another process took it over meanwhile (this one was too slow)
         outcome = await platform.post_later(pending.reference, reply)
         if outcome is Posted.TRY_LATER and pending.attempts < MAX_ATTEMPTS:
             await self.store.try_later(pending.key, timedelta(seconds=self.every))
@@ -88,6 +104,8 @@ class Sweeper:
                 await self.sweep()
             except PolicybotError as exc:
                 log.warning("could not look for unanswered questions: %s", exc)
+            except Exception:  # the sweeper outlives a bug: the next round tries again
+                log.exception("looking for unanswered questions failed")
             try:
                 async with asyncio.timeout(self.every):
                     await stop.wait()

@@ -6,8 +6,8 @@ once, not waited for), and deleted (queued, like the question's record) once the
 A process that dies before posting leaves the row; when its lease has expired, a retry of the event
 takes it over (bot/group_commit.py), or `take_expired` hands it to one process's sweeper
 (bot/pending.py), atomically: an UPDATE that only a row still expired matches, so two replicas never
-both get it, and marks it "posting" as it takes it. A "posting" row found expired is a post whose
-outcome is unknown (its process died while sending it): it is dropped rather than posted again.
+both get it; it is marked "posting" just before its answer is sent. A "posting" row found expired is
+a post whose outcome is unknown (its process died while sending it): dropped rather than posted again.
 
 Privacy: the row holds the question, its language hint and where to post the answer (a conversation,
 never who asked), under the keyed hash of its event's claim; it exists only until the answer is posted.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -43,6 +43,7 @@ class PendingAnswer:
     question: str
     lang_hint: str | None
     attempts: int  # how many times a sweeper has taken it (this one included)
+    lease_until: datetime  # this sweeper's lease: `start_posting` checks the row is still its own
 
 
 class PendingStore(StoreBase):
@@ -71,8 +72,8 @@ class PendingStore(StoreBase):
         await self._run("renewing the lease of answers in progress", op)
 
     async def take_expired(self, lease: timedelta, *, limit: int = 20) -> tuple[list[PendingAnswer], int]:
-        """Up to `limit` questions whose process died, leased to this process and marked "posting"; and
-        how many rows were dropped because a sweeper died while posting them (outcome unknown)."""
+        """Up to `limit` questions whose process died, leased to this process; and how many rows were
+        dropped because a process died while posting them (outcome unknown)."""
         now = self._clock()
         row = pending_answers.c
 
@@ -95,15 +96,41 @@ class PendingStore(StoreBase):
             taken = await conn.execute(
                 update(pending_answers)
                 .where(row.claim_key.in_(keys), row.state == ANSWERING, row.lease_until <= now)
-                .values(state=POSTING, attempts=row.attempts + 1, lease_until=now + lease)
+                .values(attempts=row.attempts + 1, lease_until=now + lease)
                 .returning(
-                    row.claim_key, row.platform, row.reference, row.question, row.lang_hint, row.attempts
-                )
+                    row.claim_key,
+                    row.platform,
+                    row.reference,
+                    row.question,
+                    row.lang_hint,
+                    row.attempts,
+                    row.lease_until,
+                )  # fmt: skip
             )
             found = [PendingAnswer(*r) for r in taken]
             return found, int(unknown.rowcount)
 
         result: tuple[list[PendingAnswer], int] = await self._run("taking over unanswered questions", op)
+        return result
+
+    async def start_posting(self, pending: PendingAnswer) -> bool:
+        """Mark a taken question "posting", if it is still this sweeper's (its lease unchanged): from
+        now on, should this process die, nobody posts it again. False: another process has it."""
+        row = pending_answers.c
+
+        async def op(conn: AsyncConnection) -> bool:
+            marked = await conn.execute(
+                update(pending_answers)
+                .where(
+                    row.claim_key == pending.key,
+                    row.state == ANSWERING,
+                    row.lease_until == pending.lease_until,
+                )
+                .values(state=POSTING)
+            )
+            return bool(marked.rowcount)
+
+        result: bool = await self._run("marking an answer as being posted", op)
         return result
 
     async def finish(self, key: str) -> None:

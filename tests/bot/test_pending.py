@@ -184,11 +184,25 @@ async def test_a_sweeper_that_died_while_posting_leaves_the_question_unposted_ra
     dead, dead_sweeper, alive = await replica(), await replica(), await replica()
     assert await dead.chat().acknowledged(QUESTION, delivery="Ev1")
     clock.advance(seconds=61)
-    taken, _ = await dead_sweeper.store.take_expired(LEASE)  # it took the question, then died
-    assert len(taken) == 1
+    [taken], _ = await dead_sweeper.store.take_expired(LEASE)
+    assert await dead_sweeper.store.start_posting(taken)  # it was posting the answer, then died
     clock.advance(seconds=61)
     assert await alive.sweep() == []
     assert await alive.store.pending_count() == 0
+
+
+async def test_a_sweeper_that_died_before_posting_leaves_the_question_to_the_next_one(
+    replica: StartReplica, clock: Clock
+) -> None:
+    dead, dead_sweeper, alive = await replica(), await replica(), await replica()
+    assert await dead.chat().acknowledged(QUESTION, delivery="Ev1")
+    clock.advance(seconds=61)
+    [taken], _ = await dead_sweeper.store.take_expired(LEASE)  # it took the question, then died
+    assert await alive.sweep() == []  # its lease is live
+    clock.advance(seconds=61)
+    [answer] = await alive.sweep()
+    assert answer.to == "dm-1"
+    assert not await dead_sweeper.store.start_posting(taken)  # had it lived on: no longer its own
 
 
 async def test_a_live_process_keeps_the_lease_of_an_answer_it_is_still_working_on(
