@@ -105,7 +105,7 @@ class PendingStore(StoreBase):
                     row.lang_hint,
                     row.attempts,
                     row.lease_until,
-                )  # fmt: skip
+                )
             )
             found = [PendingAnswer(*r) for r in taken]
             return found, int(unknown.rowcount)
