@@ -53,7 +53,7 @@ class EventLog(Protocol):
     async def claim_events(
         self, claims: Sequence[tuple[str, timedelta]], *, hold: Hold | None = ..., lease: timedelta = ...
     ) -> list[bool]: ...
-    def posting(self, event_id: str) -> None: ...
+    async def posting(self, event_id: str) -> bool: ...
     def answered(self, event_id: str) -> None: ...
     async def renew(self, event_ids: Sequence[str], lease: timedelta) -> None: ...
 
@@ -123,13 +123,18 @@ class Claims:
                 self._ahead[later] = (result, now + AHEAD_KEEP)
         return won[0]
 
-    def posting(self, key: str) -> None:
-        """`key`'s answer is being sent: should this process die now, it is not sent again by another."""
-        if key in self._holding and self._store is not None:
-            try:
-                self._store.posting(key)
-            except PolicybotError as exc:  # the store is closed
-                log.warning("could not mark an answer as being posted: %s", exc)
+    async def posting(self, key: str) -> None:
+        """`key`'s answer is about to be sent: should this process die from now on, it is not sent again
+        by another. Waits for the store (its deadline at most: then the answer goes out regardless)."""
+        if key not in self._holding or self._store is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                if await self._store.posting(key):
+                    return
+        except (PolicybotError, TimeoutError):
+            pass
+        log.warning("could not mark an answer as being posted; it is posted regardless")
 
     def answered(self, key: str) -> None:
         """The answer to `key`'s question is posted: its stored hold is deleted (after the answer)."""

@@ -316,16 +316,17 @@ class GroupCommit:
                 raise result
         return [bool(result) for result in results]
 
-    def record(
-        self, table: Table, values: dict[str, Any], now: datetime, *, op: str = INSERT, soon: bool = False
-    ) -> None:
+    def record(self, table: Table, values: dict[str, Any], now: datetime, *, op: str = INSERT) -> None:
         """Queue a record (a question, a vote, a pick); written within DEFER_SECONDS, errors logged.
-        `op`: UPDATE or DELETE the row `values` names by its primary key instead of inserting one.
-        `soon`: written at once (with whatever else is queued), like a claim, though nobody waits."""
+        `op`: UPDATE or DELETE the row `values` names by its primary key instead of inserting one."""
         self._queue(table, values, now, claim=False, op=op)
-        if soon:
-            self._records_due = asyncio.get_running_loop().time()
-            self._wakeup.set()
+
+    async def record_now(self, table: Table, values: dict[str, Any], now: datetime, *, op: str) -> bool:
+        """A record written at once (with whatever else is queued, as a claim is): whether it was."""
+        write = self._queue(table, values, now, claim=False, op=op)
+        self._records_due = asyncio.get_running_loop().time()
+        self._wakeup.set()
+        return await asyncio.shield(write.future)  # a caller that gives up leaves the write to go on
 
     async def flush(self) -> None:
         """Write the records queued so far (the store's reads see them)."""

@@ -153,7 +153,7 @@ class Router:
         if event.admin:
             answer = await self.admin.run(event.text, event.who, lang)
             if answer is not None:
-                self._posting(event)
+                await self._posting(event)
                 await platform.reply_text(event.origin, answer)
                 self._answered(event)
                 return
@@ -162,14 +162,14 @@ class Router:
         else:
             message = Message(text=event.text, lang_hint=event.lang_hint, who=event.who, where=event.where)
             reply = await self.conversation.handle(message)
-        self._posting(event)
+        await self._posting(event)
         await platform.reply(event.origin, reply)
         self._answered(event)
 
-    def _posting(self, event: Question[Any]) -> None:
+    async def _posting(self, event: Question[Any]) -> None:
         """About to post: a process dying from now on leaves an answer that may be out (never repeated)."""
         if event.delivery is not None:
-            self.claims.posting(event.delivery)
+            await self.claims.posting(event.delivery)
 
     def _answered(self, event: Question[Any]) -> None:
         """Posted (sends log their own failures): the answer in progress is finished."""

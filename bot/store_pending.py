@@ -1,10 +1,10 @@
 """Questions acknowledged and not answered yet: what answering one later needs, leased to one process.
 
 An event that is a question claims with a `Hold` (bot/claims.py): its row is written in the claims'
-transaction, before the platform is acknowledged, marked "posting" as its answer is sent (written at
-once, not waited for), and deleted (queued, like the question's record) once the answer is posted.
-A process that dies before posting leaves the row; when its lease has expired, a retry of the event
-takes it over (bot/group_commit.py), or `take_expired` hands it to one process's sweeper
+transaction, before the platform is acknowledged, marked "posting" just before its answer is sent (so
+that a post that may have gone out is never repeated), and deleted (queued, like the question's
+record) once the answer is posted. A process that dies before posting leaves the row; when its lease
+has expired, a retry of the event takes it over (bot/group_commit.py), or `take_expired` hands it to one process's sweeper
 (bot/pending.py), atomically: an UPDATE that only a row still expired matches, so two replicas never
 both get it; it is marked "posting" just before its answer is sent. A "posting" row found expired is
 a post whose outcome is unknown (its process died while sending it): dropped rather than posted again.
@@ -47,11 +47,11 @@ class PendingAnswer:
 
 
 class PendingStore(StoreBase):
-    def posting(self, event_id: str) -> None:
-        """The answer to `event_id`'s question is being posted: from now on its outcome is unknown
-        if this process dies, and nobody posts it again. Written at once, but not waited for."""
+    async def posting(self, event_id: str) -> bool:
+        """The answer to `event_id`'s question is about to be posted: from now on its outcome is
+        unknown if this process dies, and nobody posts it again. Whether that was written."""
         values = {"claim_key": self.claim_key(event_id), "state": POSTING}
-        self._writes.record(pending_answers, values, self._clock(), op=UPDATE, soon=True)
+        return await self._writes.record_now(pending_answers, values, self._clock(), op=UPDATE)
 
     def answered(self, event_id: str) -> None:
         """The answer to `event_id`'s question was posted: delete its row (queued, after the answer)."""
