@@ -1,13 +1,14 @@
 """Questions acknowledged and not answered yet: what answering one later needs, leased to one process.
 
 An event that is a question claims with a `Hold` (bot/claims.py): its row is written in the claims'
-transaction, before the platform is acknowledged, marked "posting" just before its answer is sent (so
-that a post that may have gone out is never repeated), and deleted (queued, like the question's
-record) once the answer is posted. A process that dies before posting leaves the row; when its lease
-has expired, a retry of the event takes it over (bot/group_commit.py), or `take_expired` hands it to one process's sweeper
-(bot/pending.py), atomically: an UPDATE that only a row still expired matches, so two replicas never
-both get it; it is marked "posting" just before its answer is sent. A "posting" row found expired is
-a post whose outcome is unknown (its process died while sending it): dropped rather than posted again.
+transaction, before the platform is acknowledged; marked "posting" just before its answer is sent (so
+that a post that may have gone out is never repeated); deleted (queued, like the question's record)
+once the answer is posted. A process that dies before posting leaves the row. When its lease has
+expired, a retry of the event takes it over (bot/group_commit.py), or `take_expired` hands it to one
+process's sweeper (bot/pending.py), atomically: an UPDATE that only a row still expired matches, so two
+replicas never both get it; the sweeper too marks it "posting" before it posts. A "posting" row found
+expired is a post whose outcome is unknown (its process died while sending it): it is dropped rather
+than posted again.
 
 Privacy: the row holds the question, its language hint and where to post the answer (a conversation,
 never who asked), under the keyed hash of its event's claim; it exists only until the answer is posted.
