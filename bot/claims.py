@@ -14,10 +14,11 @@ on; if it dies, a retry of the event or a sweeper (bot/pending.py) answers it (b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -33,6 +34,8 @@ DEFAULT_LEASE = timedelta(seconds=60)  # how long an answer in progress is this 
 # The longest this process keeps renewing the lease of an answer it is working on: one that takes longer
 # is stuck (a bug, a hung request), and another process may answer it.
 HOLD_MAX = 300.0
+# Answers in progress being posted at once (see `Claims.sending`): a few Slack round trips' worth.
+SENDS_AT_ONCE = 16
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Claims:
         self.lease = lease
         self._ahead: OrderedDict[str, tuple[bool, float]] = OrderedDict()  # key -> (won, until)
         self._holding: dict[str, float] = {}  # keys whose answers this process is working on -> since
+        self._sends = asyncio.Semaphore(SENDS_AT_ONCE)
 
     @property
     def holding(self) -> frozenset[str]:
@@ -122,6 +126,18 @@ class Claims:
             for (later, _), result in zip(claims[1:], won[1:], strict=True):
                 self._ahead[later] = (result, now + AHEAD_KEEP)
         return won[0]
+
+    @contextlib.asynccontextmanager
+    async def sending(self, key: str | None) -> AsyncIterator[None]:
+        """Around the post of `key`'s answer: marked "posting" first (`posting`), and no more than
+        SENDS_AT_ONCE such posts at a time, so that few are marked and not yet sent when a process dies
+        (under a burst, posts queue for a connection: those are lost to a crash, not repeated)."""
+        if key is None or key not in self._holding:
+            yield
+            return
+        async with self._sends:
+            await self.posting(key)
+            yield
 
     async def posting(self, key: str) -> None:
         """`key`'s answer is about to be sent: should this process die from now on, it is not sent again

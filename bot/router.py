@@ -153,8 +153,8 @@ class Router:
         if event.admin:
             answer = await self.admin.run(event.text, event.who, lang)
             if answer is not None:
-                await self._posting(event)
-                await platform.reply_text(event.origin, answer)
+                async with self.claims.sending(event.delivery):
+                    await platform.reply_text(event.origin, answer)
                 self._answered(event)
                 return
         if not event.text and event.help_when_empty:
@@ -162,14 +162,10 @@ class Router:
         else:
             message = Message(text=event.text, lang_hint=event.lang_hint, who=event.who, where=event.where)
             reply = await self.conversation.handle(message)
-        await self._posting(event)
-        await platform.reply(event.origin, reply)
+        # Marked as being posted first: a process dying from now on leaves an answer that may be out.
+        async with self.claims.sending(event.delivery):
+            await platform.reply(event.origin, reply)
         self._answered(event)
-
-    async def _posting(self, event: Question[Any]) -> None:
-        """About to post: a process dying from now on leaves an answer that may be out (never repeated)."""
-        if event.delivery is not None:
-            await self.claims.posting(event.delivery)
 
     def _answered(self, event: Question[Any]) -> None:
         """Posted (sends log their own failures): the answer in progress is finished."""
