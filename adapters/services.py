@@ -128,7 +128,7 @@ class Services:
 
             adapter, teams_deliverer = teams_parts
             teams_platform = TeamsPlatform(settings, conversation, teams_deliverer)
-            teams = TeamsBot(router, teams_platform, adapter)
+            teams = TeamsBot(router, teams_platform, adapter, anonymous=settings.teams is None)
             router.attach(teams_platform)
         sweeper = Sweeper(store, router, every=settings.pending_sweep_seconds)
         return cls(

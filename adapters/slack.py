@@ -1,12 +1,14 @@
 """Slack: direct messages, @mentions, `/policy`, buttons and App Home, on slack-bolt's async app.
 
 Bolt runs inside our aiohttp server at `POST /slack/events` (events, slash commands and interactivity
-share the URL). Bolt verifies every request's signature, acknowledges Events API requests at once and
+share the URL). adapters/slack_guards.py checks every request's signature on its raw bytes and then its
+body before bolt sees it (401 and 400, never a 500); bolt acknowledges Events API requests at once and
 the slash command / buttons as the first thing their listeners do; the answer is sent afterwards, so
 Slack's 3-second limit holds however slow the Web API is.
 
 Text flows in two directions with different rules:
-- in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`, here), with mentions neutralised;
+- in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`, adapters/slack_text.py), with
+  mentions neutralised;
 - out: the core's markdown -> Slack mrkdwn (`to_mrkdwn`), escaped, and neutralised again, so that text a
   user wrote can never ping `@channel`, a user group or a person when the bot repeats it. What a message
   looks like (Block Kit, buttons, App Home) is in adapters/slack_blocks.py; how the router's replies are
@@ -24,19 +26,23 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from adapters.guards import Rejection
 from adapters.slack_blocks import ASK_HR, FEEDBACK_NO, FEEDBACK_YES, PICK, RELATED, home_view, neutralise
+from adapters.slack_guards import SlackGuard
 from adapters.slack_platform import SlackOrigin, SlackPlatform
+from adapters.slack_text import incoming_text, lang_of_locale
 from adapters.slack_web import CALL_ERRORS, failure
 from bot.config import SlackSettings
 from bot.platform import AskHr, Feedback, HrReply, Pick, Question
@@ -55,35 +61,6 @@ MENTION_CLAIM_TTL = timedelta(days=7)
 def mention_key(event: dict[str, Any]) -> str:
     """What an @mention's claim is keyed by: its message, whatever event (an edit) brings it again."""
     return f"slack-mention:{event.get('channel')}:{event.get('ts')}"
-
-
-# ------------------------------------------------------------------------------------- incoming text
-
-_CHANNEL_LINK = re.compile(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>")
-_URL_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
-
-
-def incoming_text(text: str, bot_user_id: str | None = None) -> str:
-    """Slack message text -> the plain text the core matches on (bot mention removed, mentions inert)."""
-    if bot_user_id:
-        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
-    text = neutralise(text)
-    text = _CHANNEL_LINK.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
-    text = _URL_LINK.sub(lambda m: m.group(2) or m.group(1), text)
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return " ".join(text.split()).strip(" ,:;")
-
-
-def lang_of_locale(locale: str | None, default: str) -> str:
-    """Slack user locale ("nb-NO", "en-US", …) -> one of our languages; Norwegian in any form is nb."""
-    if not locale:
-        return default
-    prefix = locale.lower().split("-")[0].split("_")[0]
-    if prefix in ("nb", "no", "nn"):
-        return "nb"
-    if prefix == "en":
-        return "en"
-    return default
 
 
 # A person writing: a plain message, one also sent to the channel from a thread, one with a file attached.
@@ -110,6 +87,7 @@ class SlackBot:
         self.client = platform.client
         self.default_lang = router.default_lang
         self._locales: OrderedDict[str, str] = OrderedDict()  # user id -> language, from users.info
+        self.guard = SlackGuard(settings.signing_secret)
         bolt_log = logging.getLogger("adapters.slack.bolt")
         # bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns on every start that
         # the client we pass wins over it; our client holds that very token, so the warning says nothing.
@@ -119,7 +97,9 @@ class SlackBot:
                 client=self.client,
                 signing_secret=settings.signing_secret,
                 process_before_response=False,
-                request_verification_enabled=True,
+                # `handle` verifies every request before bolt sees it (bolt's own check would log the
+                # whole body of a forged request); Socket Mode needs no signature.
+                request_verification_enabled=False,
                 logger=bolt_log,
                 name="policybot",
             )
@@ -177,9 +157,20 @@ class SlackBot:
         return tracked
 
     async def handle(self, request: web.Request) -> web.Response:
-        """aiohttp -> bolt -> aiohttp; a bad signature is a 401 from bolt, before anything else runs."""
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        """aiohttp -> bolt -> aiohttp, once adapters/slack_guards.py has checked the signature on the raw
+        bytes (a 401 before anything else runs) and the body (a 400 for anything malformed)."""
+        text = self.guard.read(await request.read(), request.headers, request.content_type)
+        if isinstance(text, Rejection):
+            return text.response()
+        try:
+            headers: dict[str, str | Sequence[str]] = dict(
+                request.headers
+            )  # one value per name, as bolt's own aiohttp adapter gives it
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+        except Exception as exc:  # bolt's reading of a signed body the shape check let through
+            log.warning("signed Slack request refused (400): bolt cannot read it (%s)", type(exc).__name__)
+            return Rejection(400, "not a Slack payload").response()
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     # ---- plumbing ------------------------------------------------------------------------------
 

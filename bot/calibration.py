@@ -206,7 +206,15 @@ def verdict_of(result: Fit, values: tuple[float, ...], information: float) -> st
 def code_digest() -> str:
     """Changes whenever the matcher's code does, so a fit made by another version is never reused."""
     digest = hashlib.sha256()
-    for name in ("analysis.py", "calibration.py", "languages.py", "matching.py", "similarity.py"):
+    for name in (
+        "analysis.py",
+        "calibration.py",
+        "decision.py",
+        "languages.py",
+        "matching.py",
+        "postings.py",
+        "similarity.py",
+    ):
         digest.update(Path(__file__).with_name(name).read_bytes())
     return digest.hexdigest()[:16]
 
