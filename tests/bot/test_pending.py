@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.claims import Claims
+from bot.config import Settings
 from bot.conversation import Conversation, ReplyKind
 from bot.database import pending_answers, processed_events
+from bot.errors import ConfigError
 from bot.knowledge import KnowledgeBase
 from bot.memory import Chat, MemoryPlatform, Sent
 from bot.pending import MAX_ATTEMPTS, Sweeper
@@ -265,3 +267,18 @@ async def test_a_question_whose_answer_was_being_sent_when_its_process_died_is_n
     assert await alive.chat().ask(QUESTION, delivery="Ev1") == []  # Slack's last retry
     assert await alive.sweep() == []
     assert await alive.store.pending_count() == 0  # dropped as "may have been posted"
+
+
+def test_the_lease_and_the_sweep_are_read_from_the_environment_and_checked() -> None:
+    settings = Settings.from_env(
+        {"POLICYBOT_ANSWER_LEASE_SECONDS": "30", "POLICYBOT_PENDING_SWEEP_SECONDS": "0.5"}
+    )
+    assert (settings.answer_lease_seconds, settings.pending_sweep_seconds) == (30.0, 0.5)
+    assert (Settings.from_env({}).answer_lease_seconds, Settings.from_env({}).pending_sweep_seconds) == (
+        60,
+        15,
+    )
+    with pytest.raises(ConfigError, match="POLICYBOT_PENDING_SWEEP_SECONDS must be shorter"):
+        Settings.from_env({"POLICYBOT_ANSWER_LEASE_SECONDS": "10", "POLICYBOT_PENDING_SWEEP_SECONDS": "10"})
+    with pytest.raises(ConfigError, match="POLICYBOT_ANSWER_LEASE_SECONDS='soon' must be a number"):
+        Settings.from_env({"POLICYBOT_ANSWER_LEASE_SECONDS": "soon"})
