@@ -35,7 +35,7 @@ DEFAULT_LEASE = timedelta(seconds=60)  # how long an answer in progress is this 
 # is stuck (a bug, a hung request), and another process may answer it.
 HOLD_MAX = 300.0
 # Answers in progress being posted at once (see `Claims.sending`): a few Slack round trips' worth.
-SENDS_AT_ONCE = 16
+SENDS_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
