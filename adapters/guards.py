@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+log = logging.getLogger(__name__)
+
 # Slack's and Teams' payloads are a handful of levels deep (a Teams card's data, a Block Kit message
 # inside an interaction payload); anything past this is not one of theirs.
 MAX_DEPTH = 40
@@ -38,6 +40,16 @@ class Rejection:
 
 
 # --------------------------------------------------------------------------------------- parsing
+
+
+async def body_of(request: web.Request) -> bytes | Rejection:
+    """The raw body, up to the app's `client_max_size` (past it aiohttp answers 413), or a Rejection
+    when the client went away before sending all it announced (aiohttp would log a traceback)."""
+    try:
+        return await request.read()
+    except (ConnectionError, HttpProcessingError) as exc:
+        log.info("a request to %s ended before its body did (%s)", request.path, type(exc).__name__)
+        return Rejection(400, "the body ended before its announced length")
 
 
 def depth(value: Any, limit: int = MAX_DEPTH) -> int:
@@ -91,6 +103,12 @@ def json_object(raw: bytes | str, what: str = "the body") -> dict[str, Any] | Re
     if not isinstance(value, dict):
         return Rejection(400, f"{what} is JSON but not an object")
     return value
+
+
+async def json_body(request: web.Request) -> dict[str, Any] | Rejection:
+    """The request's body as a JSON object (`body_of`, then `json_object`), or a Rejection."""
+    raw = await body_of(request)
+    return raw if isinstance(raw, Rejection) else json_object(raw)
 
 
 # ----------------------------------------------------------------------------------------- shapes
@@ -185,8 +203,10 @@ __all__ = [
     "QuietClientErrors",
     "Rejection",
     "Required",
+    "body_of",
     "check_shape",
     "depth",
+    "json_body",
     "json_object",
     "json_value",
     "nonconforming",

@@ -38,7 +38,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from adapters.guards import Rejection
+from adapters.guards import Rejection, body_of
 from adapters.slack_blocks import ASK_HR, FEEDBACK_NO, FEEDBACK_YES, PICK, RELATED, home_view, neutralise
 from adapters.slack_guards import SlackGuard
 from adapters.slack_platform import SlackOrigin, SlackPlatform
@@ -159,13 +159,15 @@ class SlackBot:
     async def handle(self, request: web.Request) -> web.Response:
         """aiohttp -> bolt -> aiohttp, once adapters/slack_guards.py has checked the signature on the raw
         bytes (a 401 before anything else runs) and the body (a 400 for anything malformed)."""
-        text = self.guard.read(await request.read(), request.headers, request.content_type)
+        raw = await body_of(request)
+        if isinstance(raw, Rejection):
+            return raw.response()
+        text = self.guard.read(raw, request.headers, request.content_type)
         if isinstance(text, Rejection):
             return text.response()
+        # one value per name, as bolt's own aiohttp adapter gives them
+        headers: dict[str, str | Sequence[str]] = dict(request.headers)
         try:
-            headers: dict[str, str | Sequence[str]] = dict(
-                request.headers
-            )  # one value per name, as bolt's own aiohttp adapter gives it
             bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
         except Exception as exc:  # bolt's reading of a signed body the shape check let through
             log.warning("signed Slack request refused (400): bolt cannot read it (%s)", type(exc).__name__)

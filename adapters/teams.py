@@ -39,7 +39,7 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import AuthenticateRequestResult
 
-from adapters.guards import Rejection, json_object
+from adapters.guards import Rejection, json_body
 from adapters.teams_auth import Refusal, TokenCheck
 from adapters.teams_cards import MAX_DATA_QUESTION
 from adapters.teams_delivery import TeamsDeliverer
@@ -306,7 +306,7 @@ async def _parse(request: web.Request) -> tuple[dict[str, Any], Activity] | web.
     """
     if request.content_type != "application/json":
         return _problem(415, "send the activity as application/json")
-    body = json_object(await request.read())
+    body = await json_body(request)
     if isinstance(body, Rejection):
         return body.response()
     if not isinstance(body.get("type"), str):

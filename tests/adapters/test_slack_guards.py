@@ -106,6 +106,20 @@ async def test_a_body_over_1_mib_is_413_before_it_is_read_whole(
     assert trouble(caplog) == []
 
 
+async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
+    bot: Policybot, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = bot.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b'POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"type": ')
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.2)  # the server notices
+
+    assert trouble(caplog) == []
+    assert any("ended before its body did" in r.getMessage() for r in caplog.records)
+
+
 async def test_a_header_line_over_8_kib_is_400_without_a_traceback(
     bot: Policybot, caplog: pytest.LogCaptureFixture
 ) -> None:

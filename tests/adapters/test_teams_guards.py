@@ -5,6 +5,7 @@ against the activity it came with), and nothing is ever a 500 or a traceback in 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from typing import Any
@@ -64,6 +65,24 @@ async def test_with_a_token_a_body_that_is_no_activity_is_400(
     assert status == 400, text
     assert trouble(caplog) == []
     assert bot.connector.calls == []
+
+
+async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
+    bot: Policybot,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host, port = bot.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    token = auth(bot, identity)["Authorization"]
+    head = f"POST /api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+    writer.write(f"{head}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{".encode())
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.2)  # the server notices
+
+    assert trouble(caplog) == []
+    assert any("ended before its body did" in r.getMessage() for r in caplog.records)
 
 
 WRONG: list[Any] = [None, 7, True, "x", [], [1], {}, {"id": []}]
