@@ -16,11 +16,14 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
+from slack_bolt.response import BoltResponse
 
 from adapters.guards import MAX_DEPTH, NonEmpty, Rejection, Required, check_shape, depth, utf8
 
@@ -139,3 +142,21 @@ def _refused(rejection: Rejection) -> Rejection:
 
 
 __all__ = ["INTERACTION_BODY", "SLACK_BODY", "SlackGuard"]
+
+
+class PlainMiddleware(AsyncMiddleware):
+    """A function of (body, next) as bolt middleware. A class, because for a plain function bolt builds
+    every argument it could inject (some thirty) on every request, to pass the two it takes."""
+
+    def __init__(self, process: Callable[..., Awaitable[BoltResponse | None]], *, name: str) -> None:
+        self._process = process
+        self._name = name
+
+    async def async_process(  # bolt calls it with keywords only
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        return await self._process(req.body, next)
+
+    @property
+    def name(self) -> str:
+        return self._name
