@@ -145,7 +145,7 @@ __all__ = ["INTERACTION_BODY", "SLACK_BODY", "SlackGuard"]
 
 
 class PlainMiddleware(AsyncMiddleware):
-    """A function of (body, next) as bolt middleware. A class, because for a plain function bolt builds
+    """A function of (body, context, next) as bolt middleware. A class, because for a plain function bolt builds
     every argument it could inject (some thirty) on every request, to pass the two it takes."""
 
     def __init__(self, process: Callable[..., Awaitable[BoltResponse | None]], *, name: str) -> None:
@@ -155,7 +155,7 @@ class PlainMiddleware(AsyncMiddleware):
     async def async_process(  # bolt calls it with keywords only
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse | None:
-        return await self._process(req.body, next)
+        return await self._process(req.body, req.context, next)
 
     @property
     def name(self) -> str:
