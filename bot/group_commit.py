@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.database import pending_answers, processed_events
 from bot.errors import StoreError
-from bot.sqlite_writer import Batch, raw_insert, sqlite3_of
+from bot.sqlite_writer import Batch, raw_by_key, raw_insert, sqlite3_of
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,13 @@ def _holds(conn: Connection, holders: list[_Write], won: set[_Write]) -> set[_Wr
         if write.hold is not None and write in won and all(other in won for other in write.group)
     ]
     if rows:
-        conn.execute(_hold_statement(conn.dialect.name), rows)
+        raw = sqlite3_of(conn)
+        if raw is not None:
+            keys = ("claim_key", *(key for key in rows[0] if key != "claim_key"))
+            sql, bind = raw_insert(conn.dialect, pending_answers, keys, replace=True)
+            raw.executemany(sql, [bind(row) for row in rows])
+        else:
+            conn.execute(_hold_statement(conn.dialect.name), rows)
     taken: set[_Write] = set()
     for write in holders:
         if write in won or write.hold is None:
@@ -201,6 +207,13 @@ def _write_batch(conn: Connection, batch: list[_Write]) -> set[_Write]:
 def _by_key(conn: Connection, table: Table, op: str, writes: list[_Write]) -> None:
     """DELETE the rows the writes name by primary key, or UPDATE them (one statement per new values)."""
     [key] = table.primary_key.columns
+    raw = sqlite3_of(conn)
+    if raw is not None:  # one statement per row, straight to sqlite3 (see bot/sqlite_writer.py)
+        for write in writes:
+            columns = tuple(name for name in write.values if name != key.name)
+            sql, bind = raw_by_key(conn.dialect, table, columns, delete=op == DELETE)
+            raw.execute(sql, bind(write.values))
+        return
     if op == DELETE:
         conn.execute(delete(table).where(key.in_([write.values[key.name] for write in writes])))
         return

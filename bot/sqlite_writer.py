@@ -35,10 +35,11 @@ def sqlite3_of(conn: Connection) -> sqlite3.Connection | None:
 
 @cache
 def raw_insert(
-    dialect: Dialect, table: Table, keys: tuple[str, ...], *, claim: bool
+    dialect: Dialect, table: Table, keys: tuple[str, ...], *, claim: bool = False, replace: bool = False
 ) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
-    """INSERT for `table`'s columns `keys` (a claim: ON CONFLICT DO NOTHING RETURNING its id), and how
-    a row's values become its parameters."""
+    """INSERT for `table`'s columns `keys` (a claim: ON CONFLICT DO NOTHING RETURNING its id; `replace`:
+    ON CONFLICT of the first key, the other columns take the new values), and how a row's values
+    become its parameters."""
     quote = dialect.identifier_preparer.quote
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(key) for key in keys)}) "
@@ -46,6 +47,31 @@ def raw_insert(
     )
     if claim:
         sql += f" ON CONFLICT ({quote(keys[0])}) DO NOTHING RETURNING {quote(keys[0])}"
+    if replace:
+        columns = ", ".join(f"{quote(key)} = excluded.{quote(key)}" for key in keys[1:])
+        sql += f" ON CONFLICT ({quote(keys[0])}) DO UPDATE SET {columns}"
+    return sql, _binder(dialect, table, keys)
+
+
+@cache
+def raw_by_key(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], *, delete: bool
+) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    """DELETE the row a write's primary key names, or UPDATE its columns `keys` (the key not among
+    them) to the write's values; and how a write's values become the parameters."""
+    quote = dialect.identifier_preparer.quote
+    [key] = table.primary_key.columns
+    where = f"WHERE {quote(key.name)} = ?"
+    if delete:
+        return f"DELETE FROM {quote(table.name)} {where}", _binder(dialect, table, (key.name,))
+    columns = ", ".join(f"{quote(name)} = ?" for name in keys)
+    sql = f"UPDATE {quote(table.name)} SET {columns} {where}"
+    return sql, _binder(dialect, table, (*keys, key.name))
+
+
+def _binder(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     processors = [(key, table.c[key].type.bind_processor(dialect)) for key in keys]
 
     def bind(values: dict[str, Any]) -> tuple[Any, ...]:
@@ -54,7 +80,7 @@ def raw_insert(
             for key, process in processors
         )
 
-    return sql, bind
+    return bind
 
 
 # Commits on the event loop between two WAL checkpoints; a checkpoint syncs the file, so it is made on the
