@@ -145,8 +145,8 @@ __all__ = ["INTERACTION_BODY", "SLACK_BODY", "SlackGuard"]
 
 
 class PlainMiddleware(AsyncMiddleware):
-    """A function of (body, context, next) as bolt middleware. A class, because for a plain function bolt builds
-    every argument it could inject (some thirty) on every request, to pass the two it takes."""
+    """A function of (body, context, next) as bolt middleware. A class, because for a plain function
+    bolt builds every argument it could inject (some thirty) on every request, to pass the three it takes."""
 
     def __init__(self, process: Callable[..., Awaitable[BoltResponse | None]], *, name: str) -> None:
         self._process = process
