@@ -123,6 +123,16 @@ class Analyzer:
                 out.append(term)
         return out
 
+    def word_term(self, word: str, lang: str) -> str:
+        """One word's term outside synonym phrases ("" for a stop word), as `canonical` reads it."""
+        cache = self._terms.get(lang)
+        if cache is None:
+            cache = self._terms[lang] = {}
+        term = cache.get(word)
+        if term is None:
+            term = cache[word] = self._term_uncached(word, lang)
+        return term
+
     def _term_uncached(self, word: str, lang: str) -> str:
         """One word's canonical term, or "" for a stop word.
 

@@ -32,7 +32,7 @@ from bot.calibration import Fit, Observation
 from bot.decision import OUT_OF_SCOPE, Match, Result, choices, decide, signals
 from bot.knowledge import KnowledgeBase
 from bot.languages import CHAT_FILLERS, detect, fold, normalise, stem, stop_words_of, tokens
-from bot.postings import EMPTY, Postings, strength
+from bot.postings import Postings, strength
 from bot.similarity import Space
 
 __all__ = [
@@ -79,9 +79,11 @@ class Index:
         self.entry_ids: list[str] = [*kb.entries, OUT_OF_SCOPE]
         self.postings = Postings(kb, self.analyzer)
         # The learned signal: one row per entry, the out-of-scope examples' row last.
-        self.space = Space(self.postings.documents)
-        self.postings.documents = []  # only the space needed them
         self.n_real = len(kb.entries)
+        self.space = Space(
+            self.postings.documents, self.postings.n_entries, by_feature=self.n_real <= ALL_ENTRIES
+        )
+        del self.postings.documents  # only the space needed them
         self.out_of_scope = self.postings.out_of_scope
         self.n_entries = self.postings.n_entries
         self.answer_when_sure = kb.answer_when_sure
@@ -114,8 +116,16 @@ class Index:
         return decide(lang, ranked, terms, self.fit, self.information(terms))
 
     def information(self, terms: tuple[str, ...]) -> float:
-        idf, unknown = self.postings.idf, self.postings.unknown_weight
-        return sum(idf.get(t, unknown) for t in terms)
+        return sum(self._weights(terms).values())
+
+    def _weights(self, terms: tuple[str, ...] | list[str]) -> dict[str, float]:
+        """How much meaning each term carries (its inverse document frequency)."""
+        known, weight, unknown = (
+            self.postings.term_ids,
+            self.postings.term_weight,
+            self.postings.unknown_weight,
+        )
+        return {t: float(weight[i]) if (i := known.get(t)) is not None else unknown for t in terms}
 
     def rank(  # noqa: C901, PLR0915 — every signal of one ranking, summed in one place so `why` can show each
         self, text: str, *, lang: str | None = None, exclude: int | None = None
@@ -126,30 +136,25 @@ class Index:
         terms = list(dict.fromkeys(self.analyzer.terms(text, lang)))
         if self.n_entries == 0:
             return (), tuple(terms)
-        weights = {t: self.postings.idf.get(t, self.postings.unknown_weight) for t in terms}
+        p = self.postings
+        weights = self._weights(terms)
         total = sum(weights.values()) or 1.0
         coverage: NDArray[np.float64] = np.zeros(self.n_entries)
         core: NDArray[np.float64] = np.zeros(self.n_entries)
         overlap: NDArray[np.float64] = np.zeros(len(self.questions))
         own = int(self.question_entry[exclude]) if exclude is not None else -1
-        left_out = self.postings.question_terms[exclude] if exclude is not None else frozenset()
+        left_out = set(p.question_terms(exclude).tolist()) if exclude is not None else set()
         for term in terms:
-            postings = self.postings.entry_postings.get(term)
-            if postings is not None:
-                ids, strengths = postings
-                coverage[ids] += weights[term] * strengths
-                core[ids] += weights[term] * (strengths >= 1.0)
-                overlap[self.postings.question_postings.get(term, EMPTY)] += weights[term]
-                if term in left_out and own != self.out_of_scope:  # as if the example were not written
-                    self._leave_out(
-                        term=term,
-                        own=own,
-                        ids=ids,
-                        strengths=strengths,
-                        weight=weights[term],
-                        coverage=coverage,
-                        core=core,
-                    )
+            t = p.term_ids.get(term)
+            if t is None:
+                continue
+            a, b = p.entry_ptr[t], p.entry_ptr[t + 1]
+            ids, strengths = p.entry_ids[a:b], p.entry_strength[a:b]
+            coverage[ids] += weights[term] * strengths
+            core[ids] += weights[term] * (strengths >= 1.0)
+            overlap[p.example_ids[p.example_ptr[t] : p.example_ptr[t + 1]]] += weights[term]
+            if t in left_out and own != self.out_of_scope:  # as if the example were not written
+                self._leave_out(t, own, weights[term], coverage=coverage, core=core)
         # Matching only an entry's incidental words ("christmas party" in a photo example) is not
         # matching the entry: scale by how much of the matched meaning is the entry's core terms.
         core_share = np.divide(core, coverage, out=np.zeros_like(core), where=coverage > 0)
@@ -211,23 +216,18 @@ class Index:
         return ranked, tuple(terms)
 
     def _leave_out(
-        self,
-        *,
-        term: str,
-        own: int,
-        ids: NDArray[np.int64],
-        strengths: NDArray[np.float64],
-        weight: float,
-        coverage: NDArray[np.float64],
-        core: NDArray[np.float64],
+        self, term: int, own: int, weight: float, *, coverage: NDArray[np.float64], core: NDArray[np.float64]
     ) -> None:
-        at = np.flatnonzero(ids == own)
+        """Entry `own`'s coverage of `term` as if one of its examples using it were not written."""
+        p = self.postings
+        a, b = p.entry_ptr[term], p.entry_ptr[term + 1]
+        at = np.flatnonzero(p.entry_ids[a:b] == own)
         if not at.size:
             return
-        before = float(strengths[at[0]])
-        postings = self.postings
-        count = max(postings.example_counts[own].get(term, 0.0) - 1, postings.background[own].get(term, 0.0))
-        after = float(strength(np.asarray([count]), postings.sizes[own : own + 1])[0])
+        at += a
+        before = float(p.entry_strength[at[0]])
+        count = max(float(p.entry_example[at[0]]) - 1, float(p.entry_background[at[0]]))
+        after = float(strength(np.asarray([count]), p.sizes[own : own + 1])[0])
         coverage[own] += weight * (after - before)
         core[own] += weight * ((after >= 1.0) - (before >= 1.0))
 

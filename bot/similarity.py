@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,55 +36,62 @@ def pieces(word: str) -> tuple[str, ...]:
 class Space:
     """Entry centroids in the n-gram space; rows are entries, then one row per `extra` document."""
 
-    def __init__(self, documents: Sequence[Counter[str]]) -> None:
-        """`documents`: per row, how often each folded word occurs in its examples."""
+    def __init__(
+        self,
+        documents: tuple[Sequence[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+        rows: int,
+        *,
+        by_feature: bool = True,
+    ) -> None:
+        """`documents`: the distinct folded words of all rows, and (row, word, how often) triples;
+        `by_feature`: also keep the weights by feature, for `all_cosines` (a few hundred rows)."""
+        distinct, pair_row, pair_word, flat_counts = documents
         self.features: dict[str, int] = {}
         self._last: tuple[tuple[str, ...], Counter[int]] | None = None  # see _counts
-        # Flat (row, word, count) triples, gathered at C speed (this runs on 100 000 examples).
-        flat_words = list(chain.from_iterable(d.keys() for d in documents))
-        flat_counts = np.fromiter(
-            chain.from_iterable(d.values() for d in documents), dtype=np.float64, count=len(flat_words)
-        )
-        sizes = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-        distinct = list(dict.fromkeys(flat_words))
-        number = {word: i for i, word in enumerate(distinct)}
+        uncached = pieces.__wrapped__  # every word once: the cache is for questions
         word_features = [
-            [self.features.setdefault(p, len(self.features)) for p in pieces(w)] for w in distinct
+            [self.features.setdefault(p, len(self.features)) for p in uncached(w)] for w in distinct
         ]
-        pair_word = np.fromiter(map(number.__getitem__, flat_words), dtype=np.int64, count=len(flat_words))
-        pair_row = np.repeat(np.arange(len(documents), dtype=np.int64), sizes)
-        self.rows = len(documents)
+        self.rows = rows
         n_features = max(len(self.features), 1)
         lengths = np.asarray([len(f) for f in word_features], dtype=np.int64)
         flat = np.fromiter(chain.from_iterable(word_features), dtype=np.int64, count=int(lengths.sum()))
+        del word_features
         starts = np.r_[0, np.cumsum(lengths)[:-1]] if len(lengths) else np.zeros(0, dtype=np.int64)
-        p_word = pair_word
-        repeat = lengths[p_word] if len(p_word) else np.zeros(0, dtype=np.int64)
-        rows = np.repeat(pair_row, repeat)
-        amounts = np.repeat(flat_counts, repeat)
+        repeat = lengths[pair_word] if len(pair_word) else np.zeros(0, dtype=np.int64)
         offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-        feats = flat[np.repeat(starts[p_word], repeat) + offsets] if len(p_word) else flat[:0]
-        key = rows * n_features + feats
-        order = np.argsort(key, kind="stable")
+        feats = flat[np.repeat(starts[pair_word], repeat) + offsets] if len(pair_word) else flat[:0]
+        del offsets
+        key = np.repeat(pair_row, repeat) * n_features + feats
+        del feats
+        amounts = np.repeat(flat_counts, repeat)
+        order = np.argsort(key)  # (whole counts: any order sums them exactly)
         key, amounts = key[order], amounts[order]
+        del order
         first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
         summed = np.add.reduceat(amounts, first) if len(key) else amounts
         unique = key[first]
-        self.row_of = unique // n_features
-        self.indices = unique % n_features
-        self.counts: NDArray[np.float64] = np.asarray(summed, dtype=np.float64)
+        del key, amounts
+        row_of = unique // n_features
+        self.indices = (unique % n_features).astype(np.int32)
+        del unique
+        self.counts = summed.astype(np.min_scalar_type(int(summed.max()) if len(summed) else 0))
         document_frequency = np.bincount(self.indices, minlength=n_features)
         self.idf = np.log((1 + self.rows) / (1 + document_frequency)) + 1.0
-        self.indptr = np.r_[0, np.cumsum(np.bincount(self.row_of, minlength=self.rows))]
-        self.data = self._weights(self.counts, self.indices, self.row_of)
+        self.indptr = np.r_[0, np.cumsum(np.bincount(row_of, minlength=self.rows))]
+        self.data = self._weights(self.counts, self.indices, row_of)
         # The same weights by feature, so a question can add up only the features it has.
-        by_feature = np.argsort(self.indices, kind="stable")
-        self.feature_rows = self.row_of[by_feature]
-        self.feature_data = self.data[by_feature]
-        self.feature_ptr = np.r_[0, np.cumsum(np.bincount(self.indices, minlength=n_features))]
+        self.feature_rows = np.zeros(0, dtype=np.int32)
+        self.feature_data = np.zeros(0)
+        self.feature_ptr = np.zeros(1, dtype=np.int64)
+        if by_feature:
+            by = np.argsort(self.indices, kind="stable")
+            self.feature_rows = row_of[by].astype(np.int32)
+            self.feature_data = self.data[by]
+            self.feature_ptr = np.r_[0, np.cumsum(np.bincount(self.indices, minlength=n_features))]
 
     def _weights(
-        self, counts: NDArray[np.float64], indices: NDArray[np.int64], rows: NDArray[np.int64]
+        self, counts: NDArray[Any], indices: NDArray[np.int32], rows: NDArray[np.int64]
     ) -> NDArray[np.float64]:
         """Sublinear TF-IDF, each row scaled to length 1."""
         weights = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-12)), 0.0) * self.idf[indices]
@@ -153,7 +161,7 @@ class Space:
         leave-one-out fit: an example must not be compared with a centroid that contains itself)."""
         ids, weights = query
         a, b = int(self.indptr[row]), int(self.indptr[row + 1])
-        features, counts = self.indices[a:b], self.counts[a:b].copy()
+        features, counts = self.indices[a:b], self.counts[a:b].astype(np.float64)
         removed = self._counts(words)
         if removed:
             drop_ids = np.fromiter(removed, dtype=np.int64, count=len(removed))
