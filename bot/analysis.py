@@ -10,7 +10,7 @@ Swedish or German.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
@@ -88,8 +88,11 @@ class Analyzer:
     def tokens(self, text: str) -> list[str]:
         return tokens(text)
 
-    def canonical(self, words: list[str], lang: str | None = None) -> list[str]:  # noqa: C901 — phrases first, then one word at a time; the cases read best in one loop
-        """Synonyms (phrases first), stop words out, stems in."""
+    def canonical(  # noqa: C901 — phrases first, then one word at a time; the cases read best in one loop
+        self, words: list[str], lang: str | None = None, term_of: Callable[[str, str], str] | None = None
+    ) -> list[str]:
+        """Synonyms (phrases first), stop words out, stems in; `term_of`: the term of one word outside
+        phrases, when the caller knows them (an index build)."""
         lang = lang or self.languages[0]
         if self.phrase_starts.isdisjoint(words):  # the common case: no synonym phrase can start here
             cache = self._terms.get(lang)
@@ -117,23 +120,18 @@ class Analyzer:
                     target = None
                 if target is not None:
                     continue
-            term = self._term(words[i], lang)
+            term = (term_of or self._term)(words[i], lang)
             i += 1
             if term:
                 out.append(term)
         return out
 
-    def word_term(self, word: str, lang: str) -> str:
-        """One word's term outside synonym phrases ("" for a stop word), as `canonical` reads it."""
-        cache = self._terms.get(lang)
-        if cache is None:
-            cache = self._terms[lang] = {}
-        term = cache.get(word)
-        if term is None:
-            term = cache[word] = self._term_uncached(word, lang)
-        return term
+    def word_term(self, word: str, lang: str, stem_of: Callable[[str, str], str]) -> str:
+        """One word's term outside synonym phrases ("" for a stop word), as `canonical` reads it, with
+        the stems of `stem_of` (an index build stems all its words at once) and nothing kept."""
+        return self._term_uncached(word, lang, stem_of)
 
-    def _term_uncached(self, word: str, lang: str) -> str:
+    def _term_uncached(self, word: str, lang: str, stem_of: Callable[[str, str], str] = stem) -> str:
         """One word's canonical term, or "" for a stop word.
 
         A spelling HR listed wins; a stop word is dropped before stems are compared, so a synonym
@@ -145,9 +143,9 @@ class Analyzer:
             return ""
         # The text's language first; another language of the knowledge base only where its stem is a
         # word the knowledge base knows (a Norwegian word in an English sentence, a misread language).
-        first = stem(word, lang)
+        first = stem_of(word, lang)
         for other in (lang, *(x for x in self.languages if x != lang)):
-            stemmed = first if other == lang else stem(word, other)
+            stemmed = first if other == lang else stem_of(word, other)
             known = self.words.get(stemmed) or self.stems.get(stemmed)
             if known:
                 return known

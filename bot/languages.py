@@ -182,6 +182,12 @@ def stem(token: str, lang: str = "en") -> str:
     return str(_stemmer(lang).stemWord(token))
 
 
+def stems_of(words: list[str], lang: str) -> dict[str, str]:
+    """`stem` of each of many words, stemmed together (and not kept in `stem`'s cache)."""
+    stemmed = _stemmer(lang).stemWords(words)
+    return {w: w if len(w) < 3 or w.isdigit() else str(s) for w, s in zip(words, stemmed, strict=True)}
+
+
 @cache
 def stop_words(lang: str) -> frozenset[str]:
     """Folded stop words of `lang`: the `stop-words` package's list plus the chat filler above."""

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from bot.analysis import Analyzer
 from bot.knowledge import KnowledgeBase
-from bot.languages import tokens_of_many
+from bot.languages import stems_of, tokens_of_many
 
 LANGUAGE_SAMPLE = 20_000  # example questions per language read to learn each language's own words
 TITLE_COUNT = 1.0  # a title or tag word counts like this many example questions
@@ -28,6 +28,7 @@ STRENGTH_AT = 0.25  # a term in this share of an entry's examples is fully chara
 STRENGTH_POWER = 0.5
 UNKNOWN_WEIGHT = 1.0
 ANSWER, TITLE, TAG = 0, 1, 2  # what a text beside the examples is
+TEXTS_AT_ONCE = 10_000  # texts split into words together (bounds the memory a build takes on the way)
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -36,18 +37,29 @@ Table = tuple[I64, I64, F64, F64, F64]  # (entry, term id, weight, examples usin
 
 
 class Texts:
-    """Many texts' words, one text after the other: `words[ptr[i]:ptr[i + 1]]` are text i's."""
+    """Many texts' words, one text after the other: text i's are `word[ptr[i]:ptr[i + 1]]`, each the
+    number of its spelling in `vocabulary` (read a slice of texts at a time: no string per word kept)."""
 
     def __init__(self, texts: list[str]) -> None:
-        self.words, counts = tokens_of_many(texts)
+        self.vocabulary: list[str] = []
+        self.number: dict[str, int] = {}  # spelling -> its place in `vocabulary`
+        number = self.number
+        words: list[NDArray[np.int32]] = []
+        counts: list[int] = []
+        for start in range(0, len(texts), TEXTS_AT_ONCE):
+            found, many = tokens_of_many(texts[start : start + TEXTS_AT_ONCE])
+            for word in dict.fromkeys(found):
+                if word not in number:
+                    number[word] = len(self.vocabulary)
+                    self.vocabulary.append(word)
+            words.append(np.fromiter(map(number.__getitem__, found), dtype=np.int32, count=len(found)))
+            counts += many
+        self.word = np.concatenate([np.zeros(0, dtype=np.int32), *words])
         self.ptr = np.r_[0, np.cumsum(counts, dtype=np.int64)]
-        self.text = np.repeat(np.arange(len(texts), dtype=np.int64), counts)  # each word's text
-        self.vocabulary = list(dict.fromkeys(self.words))
-        number = {word: i for i, word in enumerate(self.vocabulary)}
-        self.word = np.fromiter(map(number.__getitem__, self.words), dtype=np.int64, count=len(self.words))
+        self.text = np.repeat(np.arange(len(texts), dtype=np.int32), counts)  # each word's text
 
     def of(self, text: int) -> list[str]:
-        return self.words[self.ptr[text] : self.ptr[text + 1]]
+        return [self.vocabulary[w] for w in self.word[self.ptr[text] : self.ptr[text + 1]].tolist()]
 
 
 def strength(count: NDArray[np.float64], size: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -161,30 +173,39 @@ class Postings:
         a new term gets the next id in `term_ids`."""
         analyzer, term_ids, vocabulary = self.analyzer, self.term_ids, texts.vocabulary
         names = list(dict.fromkeys(langs))
-        text_lang = np.fromiter(
-            map({n: i for i, n in enumerate(names)}.__getitem__, langs), dtype=np.int64, count=len(langs)
-        )
+        lang_number = {name: i for i, name in enumerate(names)}
+        text_lang = np.fromiter(map(lang_number.__getitem__, langs), dtype=np.int64, count=len(langs))
         starts = np.fromiter(
             (w in analyzer.phrase_starts for w in vocabulary), dtype=bool, count=len(vocabulary)
         )
         phrased = np.bincount(texts.text[starts[texts.word]], minlength=len(langs)) > 0
         plain = ~phrased[texts.text]  # no synonym phrase can start in the text: word by word
         size = max(len(vocabulary), 1)
-        combos, where = np.unique(
-            text_lang[texts.text[plain]] * size + texts.word[plain], return_inverse=True
-        )
-        terms = [analyzer.word_term(vocabulary[c % size], names[c // size]) for c in combos.tolist()]
+        combos, where = np.unique(text_lang[texts.text] * size + texts.word, return_inverse=True)
+        stems = {lang: stems_of(vocabulary, lang) for lang in dict.fromkeys([*names, *analyzer.languages])}
+
+        def stem_of(word: str, lang: str) -> str:
+            return stems[lang][word]
+
+        terms = [analyzer.word_term(vocabulary[c % size], names[c // size], stem_of) for c in combos.tolist()]
         term_of_combo = np.asarray(
             [term_ids.setdefault(t, len(term_ids)) if t else -1 for t in terms], dtype=np.int64
         )
+        number = {combo: k for k, combo in enumerate(combos.tolist())} if phrased.any() else {}
+
+        def term_of_word(word: str, lang: str) -> str:
+            return terms[number[lang_number[lang] * size + texts.number[word]]]
+
         slow_text: list[int] = []
         slow_term: list[int] = []
         for i in np.flatnonzero(phrased).tolist():
-            for term in analyzer.canonical(texts.of(i), langs[i]):
+            for term in analyzer.canonical(texts.of(i), langs[i], term_of_word):
                 slow_text.append(i)
                 slow_term.append(term_ids.setdefault(term, len(term_ids)))
         text_of = np.concatenate([texts.text[plain], np.asarray(slow_text, dtype=np.int64)])
-        term_of = np.concatenate([term_of_combo[where].reshape(-1), np.asarray(slow_term, dtype=np.int64)])
+        term_of = np.concatenate(
+            [term_of_combo[where.reshape(-1)[plain]], np.asarray(slow_term, dtype=np.int64)]
+        )
         order = np.argsort(text_of, kind="stable")  # each text's terms stay in reading order
         text_of, term_of = text_of[order], term_of[order]
         return text_of[term_of >= 0], term_of[term_of >= 0]

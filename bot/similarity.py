@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+ROWS_AT_ONCE = 1000  # rows built together (bounds the memory a build takes on the way)
 SHORTEST, LONGEST = 3, 4  # n-gram lengths (bench/cross_validate.py: as good as 2-5, half the work)
 WORD = "\x00"  # marks a whole-word feature, so the word "car" and the piece "car" are two features
 
@@ -34,7 +35,11 @@ def pieces(word: str) -> tuple[str, ...]:
 
 
 class Space:
-    """Entry centroids in the n-gram space; rows are entries, then one row per `extra` document."""
+    """Entry centroids in the n-gram space; rows are entries (the out-of-scope examples' row last).
+
+    Kept compact: per row its features (int32) and how often each occurs (the smallest integer type);
+    a weight is worked out when a question is compared with the row (sublinear TF-IDF over the row's
+    length, `_weights`)."""
 
     def __init__(
         self,
@@ -43,9 +48,9 @@ class Space:
         *,
         by_feature: bool = True,
     ) -> None:
-        """`documents`: the distinct folded words of all rows, and (row, word, how often) triples;
-        `by_feature`: also keep the weights by feature, for `all_cosines` (a few hundred rows)."""
-        distinct, pair_row, pair_word, flat_counts = documents
+        """`documents`: the distinct folded words of all rows, and (row, word, how often) triples sorted
+        by row; `by_feature`: also keep the weights by feature, for `all_cosines` (a few hundred rows)."""
+        distinct, pair_row, pair_word, pair_count = documents
         self.features: dict[str, int] = {}
         self._last: tuple[tuple[str, ...], Counter[int]] | None = None  # see _counts
         uncached = pieces.__wrapped__  # every word once: the cache is for questions
@@ -53,50 +58,44 @@ class Space:
             [self.features.setdefault(p, len(self.features)) for p in uncached(w)] for w in distinct
         ]
         self.rows = rows
-        n_features = max(len(self.features), 1)
         lengths = np.asarray([len(f) for f in word_features], dtype=np.int64)
         flat = np.fromiter(chain.from_iterable(word_features), dtype=np.int64, count=int(lengths.sum()))
         del word_features
-        starts = np.r_[0, np.cumsum(lengths)[:-1]] if len(lengths) else np.zeros(0, dtype=np.int64)
-        repeat = lengths[pair_word] if len(pair_word) else np.zeros(0, dtype=np.int64)
-        offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-        feats = flat[np.repeat(starts[pair_word], repeat) + offsets] if len(pair_word) else flat[:0]
-        del offsets
-        key = np.repeat(pair_row, repeat) * n_features + feats
-        del feats
-        amounts = np.repeat(flat_counts, repeat)
-        order = np.argsort(key)  # (whole counts: any order sums them exactly)
-        key, amounts = key[order], amounts[order]
-        del order
-        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
-        summed = np.add.reduceat(amounts, first) if len(key) else amounts
-        unique = key[first]
-        del key, amounts
-        row_of = unique // n_features
-        self.indices = (unique % n_features).astype(np.int32)
-        del unique
+        starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+        indices, counts, row_of = [], [], []
+        ends = np.asarray(np.r_[np.arange(0, rows, ROWS_AT_ONCE), rows], dtype=np.int64)
+        bounds: list[int] = np.searchsorted(pair_row, ends).tolist()
+        for a, b in pairwise(bounds):
+            words = pair_word[a:b]
+            found = _features(pair_row[a:b], flat, starts[words], lengths[words], pair_count[a:b])
+            row_of.append(found[0])
+            indices.append(found[1])
+            counts.append(found[2])
+        self.indices = np.concatenate([np.zeros(0, dtype=np.int32), *indices])
+        summed = np.concatenate([np.zeros(0, dtype=np.int64), *counts])
+        rows_of = np.concatenate([np.zeros(0, dtype=np.int64), *row_of])
+        del indices, counts, row_of
         self.counts = summed.astype(np.min_scalar_type(int(summed.max()) if len(summed) else 0))
-        document_frequency = np.bincount(self.indices, minlength=n_features)
+        document_frequency = np.bincount(self.indices, minlength=max(len(self.features), 1))
         self.idf = np.log((1 + self.rows) / (1 + document_frequency)) + 1.0
-        self.indptr = np.r_[0, np.cumsum(np.bincount(row_of, minlength=self.rows))]
-        self.data = self._weights(self.counts, self.indices, row_of)
-        # The same weights by feature, so a question can add up only the features it has.
+        self.indptr = np.r_[0, np.cumsum(np.bincount(rows_of, minlength=self.rows))]
+        weights = self._weights(summed, self.indices)
+        squares = np.bincount(rows_of, weights=weights * weights, minlength=self.rows)
+        self.norms = np.maximum(np.sqrt(squares), 1e-12)
+        # The weights by feature, so a question can add up only the features it has (few rows).
         self.feature_rows = np.zeros(0, dtype=np.int32)
         self.feature_data = np.zeros(0)
         self.feature_ptr = np.zeros(1, dtype=np.int64)
         if by_feature:
             by = np.argsort(self.indices, kind="stable")
-            self.feature_rows = row_of[by].astype(np.int32)
-            self.feature_data = self.data[by]
-            self.feature_ptr = np.r_[0, np.cumsum(np.bincount(self.indices, minlength=n_features))]
+            self.feature_rows = rows_of[by].astype(np.int32)
+            self.feature_data = (weights / self.norms[rows_of])[by]
+            self.feature_ptr = np.r_[0, np.cumsum(document_frequency)]
 
-    def _weights(
-        self, counts: NDArray[Any], indices: NDArray[np.int32], rows: NDArray[np.int64]
-    ) -> NDArray[np.float64]:
-        """Sublinear TF-IDF, each row scaled to length 1."""
-        weights = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-12)), 0.0) * self.idf[indices]
-        norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=self.rows))
-        return np.asarray(weights / np.maximum(norms[rows], 1e-12))
+    def _weights(self, counts: NDArray[Any], indices: NDArray[np.int32]) -> NDArray[np.float64]:
+        """Sublinear TF-IDF of features occurring `counts` times (before the row's length is divided out)."""
+        tf = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-12)), 0.0)
+        return np.asarray(tf * self.idf[indices])
 
     def _counts(self, words: Sequence[str]) -> Counter[int]:
         """How often each known feature occurs in `words` (features the examples never use drop out);
@@ -147,8 +146,10 @@ class Space:
         starts, ends = self.indptr[rows], self.indptr[rows + 1]
         lengths = ends - starts
         positions = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
-        products = dense[self.indices[positions]] * self.data[positions]
         owner = np.repeat(np.arange(len(rows)), lengths)
+        features = self.indices[positions]
+        data = self._weights(self.counts[positions], features) / self.norms[rows[owner]]
+        products = dense[features] * data
         return np.asarray(np.bincount(owner, weights=products, minlength=len(rows)), dtype=np.float64)
 
     def cosine_without(
@@ -177,3 +178,25 @@ class Space:
         found = np.minimum(np.searchsorted(ids, features), len(ids) - 1)
         hit = ids[found] == features
         return float(np.sum(np.where(hit, weights[found] * weights_row, 0.0)) / norm)
+
+
+def _features(
+    row: NDArray[np.int64],
+    flat: NDArray[np.int64],
+    start: NDArray[np.int64],
+    length: NDArray[np.int64],
+    count: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.int64]]:
+    """(row, feature, how often) for (row, word, how often) triples, where each word's features are
+    `flat[start:start + length]`: one triple per row and feature, sorted."""
+    if not len(row):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+    n_features = int(flat.max()) + 1
+    key = np.repeat(row, length) * n_features + flat[np.repeat(start, length) + offsets]
+    amounts = np.repeat(count, length)
+    order = np.argsort(key)  # (whole counts: any order sums them exactly)
+    key, amounts = key[order], amounts[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    unique = key[first]
+    return unique // n_features, (unique % n_features).astype(np.int32), np.add.reduceat(amounts, first)
