@@ -55,6 +55,7 @@ class Analyzer:
         self.phrase_starts = frozenset(p[0] for p in self.phrases)
         self.vocabulary: frozenset[str] = frozenset()
         self._by_length: dict[tuple[str, int], list[str]] = {}  # (first letter, length) -> spellings
+        self._near: dict[tuple[str, int], list[str]] = {}
         self._spellings: dict[str, str] = {}
         self._prefixes: dict[str, str] = {}
         self._correct = lru_cache(maxsize=50_000)(self._correct_uncached)
@@ -81,6 +82,7 @@ class Analyzer:
         for word in self._spellings:
             by_length[word[0], len(word)].append(word)
         self._by_length = dict(by_length)
+        self._near = {}  # (first letter, length) -> the spellings of about that length
         self._correct.cache_clear()
         self._term.cache_clear()
         self._terms = {}
@@ -170,9 +172,13 @@ class Analyzer:
             return parts
         if len(term) >= 5 and not term.isdigit():
             # A typo keeps the first letter and length roughly; anything looser "corrects" real words.
-            candidates = [
-                w for n in range(len(term) - 2, len(term) + 3) for w in self._by_length.get((term[0], n), ())
-            ]
+            candidates = self._near.get((term[0], len(term)))
+            if candidates is None:
+                candidates = self._near[term[0], len(term)] = [
+                    w
+                    for n in range(len(term) - 2, len(term) + 3)
+                    for w in self._by_length.get((term[0], n), ())
+                ]
             best = process.extractOne(term, candidates, scorer=fuzz.ratio, score_cutoff=80.0)
             if best is not None:
                 return (self._spellings[str(best[0])],)

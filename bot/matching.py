@@ -132,7 +132,7 @@ class Index:
         )
         return {t: float(weight[i]) if (i := known.get(t)) is not None else unknown for t in terms}
 
-    def rank(  # noqa: C901, PLR0915 — every signal of one ranking, summed in one place so `why` can show each
+    def rank(  # noqa: PLR0915 — every signal of one ranking, summed in one place so `why` can show each
         self, text: str, *, lang: str | None = None, exclude: int | None = None
     ) -> tuple[tuple[Match, ...], tuple[str, ...]]:
         """The best-scoring entries (the out-of-scope pseudo-entry among them) and the terms read."""
@@ -146,7 +146,8 @@ class Index:
         total = sum(weights.values()) or 1.0
         coverage: NDArray[np.float64] = np.zeros(self.n_entries)
         core: NDArray[np.float64] = np.zeros(self.n_entries)
-        overlap: NDArray[np.float64] = np.zeros(len(self.questions))
+        touched: list[NDArray[np.int32]] = []  # the examples using each term, and the term's weight
+        touched_weight: list[float] = []
         own = int(self.question_entry[exclude]) if exclude is not None else -1
         left_out = set(p.question_terms(exclude).tolist()) if exclude is not None else set()
         for term in terms:
@@ -157,7 +158,8 @@ class Index:
             ids, strengths = p.entry_ids[a:b], p.entry_strength[a:b]
             coverage[ids] += weights[term] * strengths
             core[ids] += weights[term] * (strengths >= 1.0)
-            overlap[p.example_ids[p.example_ptr[t] : p.example_ptr[t + 1]]] += weights[term]
+            touched.append(p.example_ids[p.example_ptr[t] : p.example_ptr[t + 1]])
+            touched_weight.append(weights[term])
             if t in left_out and own != self.out_of_scope:  # as if the example were not written
                 self._leave_out(t, own, weights[term], coverage=coverage, core=core)
         # Matching only an entry's incidental words ("christmas party" in a photo example) is not
@@ -171,22 +173,7 @@ class Index:
                 candidates = np.union1d(candidates, [self.out_of_scope])
         else:
             candidates = np.arange(self.n_entries)
-        best_question = np.full(self.n_entries, -1, dtype=np.int64)
-        best_closeness: NDArray[np.float64] = np.zeros(self.n_entries)
-        if exclude is not None:
-            overlap[exclude] = 0.0
-        if candidates.size:
-            starts, ends = self.postings.entry_start[candidates], self.postings.entry_end[candidates]
-            lengths = ends - starts
-            owners = np.repeat(candidates, lengths)
-            examples = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(
-                lengths.sum()
-            )
-            # weighted Dice between the question and each example of the candidate entries
-            closeness = 2 * overlap[examples] / (total + self.postings.question_weight[examples])
-            ascending = np.argsort(closeness, kind="stable")  # the best of each entry is written last
-            best_closeness[owners[ascending]] = closeness[ascending]
-            best_question[owners[ascending]] = examples[ascending]
+        best_question, best_closeness = self._closest(touched, touched_weight, total, candidates, exclude)
         word_score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * best_closeness
         word_score *= 1 - CORE_PENALTY * (1 - core_share)
         resemblance = self._resemblance(text, candidates, exclude, own)
@@ -198,9 +185,9 @@ class Index:
             oos = self.out_of_scope
             closeness_oos = best_closeness[oos]
             word_score[oos], resemblance[oos] = closeness_oos, 0.0
-            real = np.delete(np.arange(self.n_entries), oos)
-            top_score = float(score[real].max()) if real.size else 0.0
-            top_words = float(word_score[real].max()) if real.size else 0.0
+            real = slice(0, oos)  # (the out-of-scope examples' row is the last)
+            top_score = float(score[real].max()) if oos else 0.0
+            top_words = float(word_score[real].max()) if oos else 0.0
             scale = top_score / top_words if top_words > 0 else 1.0
             score[oos] = OUT_OF_SCOPE_TIES * closeness_oos * scale
         if not terms:  # nothing but filler words and unknown scripts: nothing to go on
@@ -219,6 +206,44 @@ class Index:
             if score[i] > 0
         )
         return ranked, tuple(terms)
+
+    def _closest(
+        self,
+        touched: list[NDArray[np.int32]],
+        touched_weight: list[float],
+        total: float,
+        candidates: NDArray[np.int64],
+        exclude: int | None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Per candidate entry, its example closest to the question (weighted Dice over the shared
+        terms; the last of equals) and how close; only examples sharing a term are looked at."""
+        p = self.postings
+        best_question = np.full(self.n_entries, -1, dtype=np.int64)
+        best_closeness: NDArray[np.float64] = np.zeros(self.n_entries)
+        if not candidates.size:
+            return best_question, best_closeness
+        has_examples = candidates[p.entry_end[candidates] > p.entry_start[candidates]]
+        best_question[has_examples] = p.entry_end[has_examples] - 1  # none close: the last example
+        if not touched:
+            return best_question, best_closeness
+        examples = np.concatenate(touched)
+        weight = np.repeat(touched_weight, [len(ids) for ids in touched])
+        if self.n_real > ALL_ENTRIES:
+            wanted = np.zeros(self.n_entries, dtype=bool)
+            wanted[candidates] = True
+            keep = wanted[p.question_entry[examples]]
+            examples, weight = examples[keep], weight[keep]
+        if exclude is not None:
+            keep = examples != exclude
+            examples, weight = examples[keep], weight[keep]
+        examples, where = np.unique(examples, return_inverse=True)
+        overlap = np.bincount(where.reshape(-1), weights=weight, minlength=len(examples))
+        closeness = 2 * overlap / (total + p.question_weight[examples])
+        ascending = np.lexsort((examples, closeness))  # the best of each entry is written last
+        owners = p.question_entry[examples[ascending]]
+        best_closeness[owners] = closeness[ascending]
+        best_question[owners] = examples[ascending]
+        return best_question, best_closeness
 
     def _leave_out(
         self, term: int, own: int, weight: float, *, coverage: NDArray[np.float64], core: NDArray[np.float64]

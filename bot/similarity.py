@@ -11,6 +11,7 @@ gathers the rows of the entries it is compared with.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+WORDS_KEPT = 50_000  # questions' words whose features are kept at hand
 ROWS_AT_ONCE = 1000  # rows built together (bounds the memory a build takes on the way)
 SHORTEST, LONGEST = 3, 4  # n-gram lengths (bench/cross_validate.py: as good as 2-5, half the work)
 WORD = "\x00"  # marks a whole-word feature, so the word "car" and the piece "car" are two features
@@ -75,7 +77,13 @@ class Space:
         summed = np.concatenate([np.zeros(0, dtype=np.int64), *counts])
         rows_of = np.concatenate([np.zeros(0, dtype=np.int64), *row_of])
         del indices, counts, row_of
-        self.counts = summed.astype(np.min_scalar_type(int(summed.max()) if len(summed) else 0))
+        most = int(summed.max()) if len(summed) else 0
+        self.counts = summed.astype(np.min_scalar_type(most))
+        self._tf = np.where(
+            np.arange(most + 1) > 0, 1.0 + np.log(np.maximum(np.arange(most + 1), 1e-12)), 0.0
+        )
+        self._scratch = threading.local()
+        self._word_features: dict[str, tuple[int, ...]] = {}  # a question's word -> its known features
         document_frequency = np.bincount(self.indices, minlength=max(len(self.features), 1))
         self.idf = np.log((1 + self.rows) / (1 + document_frequency)) + 1.0
         self.indptr = np.r_[0, np.cumsum(np.bincount(rows_of, minlength=self.rows))]
@@ -104,11 +112,16 @@ class Space:
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         counts: Counter[int] = Counter()
+        known = self._word_features
+        if len(known) > WORDS_KEPT:
+            known.clear()
         for word in words:
-            for piece in pieces(word):
-                feature = self.features.get(piece)
-                if feature is not None:
-                    counts[feature] += 1
+            found = known.get(word)
+            if found is None:
+                found = known[word] = tuple(
+                    f for p in pieces(word) if (f := self.features.get(p)) is not None
+                )
+            counts.update(found)
         self._last = (key, counts)
         return counts
 
@@ -141,16 +154,30 @@ class Space:
         ids, weights = query
         if not len(ids) or not len(rows):
             return np.zeros(len(rows))
-        dense = np.zeros(len(self.idf))  # the question, looked up by feature (a fresh array: no shared state)
+        dense = self._dense()  # the question, looked up by feature
         dense[ids] = weights
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        lengths = ends - starts
-        positions = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
-        owner = np.repeat(np.arange(len(rows)), lengths)
-        features = self.indices[positions]
-        data = self._weights(self.counts[positions], features) / self.norms[rows[owner]]
-        products = dense[features] * data
+        try:
+            starts, ends = self.indptr[rows], self.indptr[rows + 1]
+            lengths = ends - starts
+            positions = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(
+                lengths.sum()
+            )
+            asked = dense[self.indices[positions]]
+            hit = np.flatnonzero(asked)  # the row's features the question has (the rest add nothing)
+            at, owner = positions[hit], np.repeat(np.arange(len(rows)), lengths)[hit]
+            data = self._tf[self.counts[at]] * self.idf[self.indices[at]] / self.norms[rows[owner]]
+            products = asked[hit] * data
+        finally:
+            dense[ids] = 0.0
         return np.asarray(np.bincount(owner, weights=products, minlength=len(rows)), dtype=np.float64)
+
+    def _dense(self) -> NDArray[np.float64]:
+        """A zeroed array over all features, this thread's own (allocated once: a question fills and
+        empties only its own features)."""
+        dense: NDArray[np.float64] | None = getattr(self._scratch, "dense", None)
+        if dense is None:
+            dense = self._scratch.dense = np.zeros(len(self.idf))
+        return dense
 
     def cosine_without(
         self,
