@@ -170,7 +170,7 @@ class Index:
             candidates = np.argpartition(-coverage, CANDIDATES)[:CANDIDATES]
             candidates = candidates[coverage[candidates] > 0]
             if self.out_of_scope >= 0:
-                candidates = np.union1d(candidates, [self.out_of_scope])
+                candidates = np.sort(np.r_[candidates[candidates != self.out_of_scope], self.out_of_scope])
         else:
             candidates = np.arange(self.n_entries)
         best_question, best_closeness = self._closest(touched, touched_weight, total, candidates, exclude)
@@ -313,9 +313,9 @@ class Index:
 
     def sample(self) -> list[int]:
         """The examples asked at load time: spread evenly over entries, every out-of-scope example."""
-        positions = list(range(len(self.questions)))
-        real = [p for p in positions if self.question_entry[p] != self.out_of_scope]
-        oos = [p for p in positions if self.question_entry[p] == self.out_of_scope]
+        unanswered = self.question_entry == self.out_of_scope
+        real: list[int] = np.flatnonzero(~unanswered).tolist()
+        oos: list[int] = np.flatnonzero(unanswered).tolist()
         step = max(1, math.ceil(len(real) / FIT_SAMPLE))
         return real[::step] + oos[:FIT_SAMPLE]
 
