@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.database import dialect_insert, tip_posts
@@ -64,6 +64,15 @@ def _tip_post(row: Any) -> TipPost:
         updated_at=row.updated_at,
         next_attempt_at=row.next_attempt_at,
         error=row.error,
+    )
+
+
+def _slot(platform: str, target_id: str, slot: str) -> Select[Any]:
+    """The one tip post of a slot (a day's tip to one channel or conversation)."""
+    return select(tip_posts).where(
+        tip_posts.c.platform == platform,
+        tip_posts.c.target_id == target_id,
+        tip_posts.c.slot == slot,
     )
 
 
@@ -132,15 +141,7 @@ class TipStore(StoreBase):
             )
             if inserted.rowcount != 1:
                 return None
-            row = (
-                await conn.execute(
-                    select(tip_posts).where(
-                        tip_posts.c.platform == platform,
-                        tip_posts.c.target_id == target_id,
-                        tip_posts.c.slot == slot,
-                    )
-                )
-            ).one()
+            row = (await conn.execute(_slot(platform, target_id, slot))).one()
             return _tip_post(row)
 
         result: TipPost | None = await self._run("claiming a tip", op)
@@ -148,15 +149,7 @@ class TipStore(StoreBase):
 
     async def tip_slot(self, platform: str, target_id: str, slot: str) -> TipPost | None:
         async def op(conn: AsyncConnection) -> TipPost | None:
-            row = (
-                await conn.execute(
-                    select(tip_posts).where(
-                        tip_posts.c.platform == platform,
-                        tip_posts.c.target_id == target_id,
-                        tip_posts.c.slot == slot,
-                    )
-                )
-            ).one_or_none()
+            row = (await conn.execute(_slot(platform, target_id, slot))).one_or_none()
             return None if row is None else _tip_post(row)
 
         result: TipPost | None = await self._run("reading a tip slot", op)

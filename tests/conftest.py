@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.knowledge import MESSAGE_KEYS
@@ -94,3 +96,15 @@ def write_kb(directory: Path, entries: str = ENTRIES, messages: str | None = Non
 def tiny_kb_dir(tmp_path: Path) -> Path:
     """A two-entry bilingual knowledge base with tips, synonyms and every bot sentence."""
     return write_kb(tmp_path / "knowledge")
+
+
+async def wait_until_serving(http: aiohttp.ClientSession, port: int, seconds: float = 30) -> None:
+    """Wait until the `policybot serve` on `port` answers /healthz (up to 30 s: the machine may be loaded)."""
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+                return
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)

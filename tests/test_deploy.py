@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from tests.bot.conftest import postgres_schema
+from tests.conftest import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -160,15 +161,7 @@ async def test_the_compose_commands_run_a_migration_and_two_healthy_replicas_on_
     try:
         async with aiohttp.ClientSession() as http:
             for port in ports:
-                for _ in range(600):  # up to 30 s on a loaded machine
-                    try:
-                        async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                            assert response.status == 200
-                        break
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.05)
-                else:
-                    pytest.fail(f"the replica on port {port} did not start; see {tmp_path}")
+                await wait_until_serving(http, port)
         for port in ports:  # the image's HEALTHCHECK, as Docker runs it inside each container
             check = await asyncio.create_subprocess_exec(
                 *healthcheck_command(), env={**env, "PORT": str(port)}

@@ -51,6 +51,7 @@ class Policybot:
     conversation: Conversation
     connector: FakeBotConnector
     http: aiohttp.ClientSession
+    services: Services
 
     async def post(self, body: Any, *, headers: dict[str, str] | None = None) -> tuple[int, str]:
         data = body if isinstance(body, str | bytes) else json.dumps(body)
@@ -66,7 +67,8 @@ async def start_policybot(
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'policybot.db'}", **env})
     store = await Store.open(settings.database_url)
     conversation = Conversation(await load_knowledge(kb_dir), default_lang="en", recorder=store)
-    app = build_app(Services.assemble(settings, conversation, store))
+    services = Services.assemble(settings, conversation, store)
+    app = build_app(services)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -74,7 +76,7 @@ async def start_policybot(
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # no public accessor
     try:
         async with aiohttp.ClientSession() as http:
-            yield Policybot(f"http://127.0.0.1:{port}", app, store, conversation, connector, http)
+            yield Policybot(f"http://127.0.0.1:{port}", app, store, conversation, connector, http, services)
     finally:
         await runner.cleanup()
         await store.close()

@@ -33,7 +33,7 @@ from bot.report import summary
 from bot.store import Store
 from tests.adapters.slack_harness import SECRET, cli_env, free_port, payload, signed
 from tests.adapters.teams_harness import activity
-from tests.conftest import ENTRIES
+from tests.conftest import ENTRIES, wait_until_serving
 from tests.fakes.bot_connector import FakeBotConnector
 from tests.fakes.slack_api import BOT_TOKEN, Call, FakeSlackApi
 
@@ -349,7 +349,8 @@ async def test_policybot_serve_reloads_on_sighup_and_shows_it_on_healthz(tmp_pat
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
                     return dict(await response.json())
 
-            first = await poll(health, lambda h: True)
+            await wait_until_serving(http, port)
+            first = await health()
             edited(kb_dir)
             await asyncio.sleep(0.3)
             assert (await health())["knowledge"] == first["knowledge"]  # watching is off: nothing yet
@@ -375,7 +376,7 @@ async def test_policybot_serve_reloads_on_sighup_and_shows_it_on_healthz(tmp_pat
 
 
 async def poll(
-    fetch: Callable[[], Any], done: Callable[[dict[str, Any]], bool], within: float = 10.0
+    fetch: Callable[[], Any], done: Callable[[dict[str, Any]], bool], within: float = 20.0
 ) -> dict[str, Any]:
     async with asyncio.timeout(within):
         while True:

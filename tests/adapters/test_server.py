@@ -15,6 +15,7 @@ import pytest
 from bot.config import Settings
 from bot.errors import ConfigError
 from tests.adapters.slack_harness import REPO, SECRET, cli_env, free_port
+from tests.conftest import wait_until_serving
 from tests.fakes.slack_api import BOT_TOKEN
 
 # Builds the server's application the way `policybot serve` does, in a fresh interpreter, and says which
@@ -66,15 +67,7 @@ async def serve_and_get_healthz(tmp_path: Path, **env: str) -> str:
     )  # fmt: skip
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        assert response.status == 200
-                    break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                pytest.fail("policybot serve did not start")
+            await wait_until_serving(http, port)
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
     finally:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from botbuilder.schema import ConversationReference
@@ -323,3 +325,19 @@ async def test_personal_chats_are_not_read_when_looking_for_the_hr_channel(
 
     assert read == ["channel"]
     assert len(admin_bot.connector.calls_to(HR_CONVERSATION)) == 1
+
+
+async def test_the_weekly_review_notice_reaches_the_hr_channel_in_teams(admin_bot: Policybot) -> None:
+    await install_in_team(admin_bot)  # the HR team
+    monday = datetime(
+        2028, 5, 15, 9, 30, tzinfo=ZoneInfo("Europe/Oslo")
+    )  # friend-manager: reviewed 2026-11-01
+
+    assert await admin_bot.services.review.run_once(monday) is True
+    assert await admin_bot.services.review.run_once(monday) is False  # once a week, however often it looks
+
+    [notice] = admin_bot.connector.calls_to(HR_CONVERSATION)
+    assert (notice.method, notice.activity_id) == ("POST", None)  # a new post in the HR channel
+    assert notice.text is not None
+    assert "1 answer(s) were last reviewed more than 12 months ago" in notice.text
+    assert "friend-manager" in notice.text and "2026-11-01" in notice.text

@@ -13,8 +13,9 @@ from jsonschema import Draft202012Validator
 
 from bot.errors import KnowledgeError, Problem
 from bot.knowledge import ALL_MESSAGE_KEYS, LANGS
-from bot.knowledge_loader import ID_PATTERN, load_knowledge
+from bot.knowledge_loader import load_knowledge
 from bot.schema import schema_path, schema_problems, validate
+from bot.yaml_fields import ID_PATTERN
 from bot.yaml_files import compose_file
 from tests.conftest import ENTRIES, messages_yaml
 
