@@ -79,7 +79,7 @@ class Analyzer:
                     prefixes[word[:size]] = None  # shared by two meanings: tells nothing
         self._prefixes = {prefix: term for prefix, term in prefixes.items() if term is not None}
         by_length: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for word in self._spellings:
+        for word in sorted(self._spellings):  # (sorted: of two as close, the same wins in every process)
             by_length[word[0], len(word)].append(word)
         self._by_length = dict(by_length)
         self._near = {}  # (first letter, length) -> the spellings of about that length
