@@ -174,11 +174,13 @@ class Analyzer:
             # A typo keeps the first letter and length roughly; anything looser "corrects" real words.
             candidates = self._near.get((term[0], len(term)))
             if candidates is None:
-                candidates = self._near[term[0], len(term)] = [
+                candidates = [
                     w
                     for n in range(len(term) - 2, len(term) + 3)
                     for w in self._by_length.get((term[0], n), ())
                 ]
+                if candidates:  # (kept only for letters and lengths the knowledge base has: bounded)
+                    self._near[term[0], len(term)] = candidates
             best = process.extractOne(term, candidates, scorer=fuzz.ratio, score_cutoff=80.0)
             if best is not None:
                 return (self._spellings[str(best[0])],)
