@@ -24,10 +24,10 @@ from adapters.cli_commands import (
     cmd_tips_preview,
     open_conversation,
 )
+from adapters.cli_kb_check import cmd_kb_check
 from bot.config import Settings
 from bot.conversation import Conversation, Message, Reply, ReplyKind
-from bot.errors import ConfigError, KnowledgeError, PolicybotError, Problem
-from bot.knowledge import KnowledgeBase
+from bot.errors import ConfigError, KnowledgeError, PolicybotError
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
 
 log = logging.getLogger(__name__)
@@ -168,63 +168,6 @@ async def _chat(args: argparse.Namespace, settings: Settings, conversation: Conv
         print(render(reply) + "\n")
 
 
-def self_test(kb: KnowledgeBase, today: date | None = None) -> list[Problem]:
-    """Warnings about a knowledge base that loads (see `bot.knowledge_check`): never errors."""
-    from bot.knowledge_check import self_test as check
-
-    return check(kb, today=today)
-
-
-def folder_to_check(given: Path | None) -> Path | None:
-    """The folder `kb check` loads: HR often names the file they just edited, and the bot loads (and
-    merges) its whole folder."""
-    if given is not None and given.is_file():
-        print(f"{given} is a file: checking its folder, {given.parent}, as the bot loads it", file=sys.stderr)
-        return given.parent
-    if given is not None and not given.exists():
-        raise ConfigError(
-            f"{given} does not exist: give the knowledge folder, e.g. policybot kb check knowledge"
-        )
-    return given
-
-
-async def cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.schema import schema_problems  # jsonschema is only needed here
-
-    directory = resolve_knowledge_dir(folder_to_check(args.directory) or settings.knowledge_dir)
-    # The JSON Schema editors use: its findings agree with the loader's (tests hold them to it), so
-    # one the loader already reported at the same line is not printed twice.
-    schema = await schema_problems(directory)
-    try:
-        kb = await load_knowledge(directory)
-    except KnowledgeError as exc:
-        located = {(p.file, p.line) for p in exc.problems if p.severity == "error"}
-        extra = [p for p in schema if p.severity != "error" or (p.file, p.line) not in located]
-        for problem in [*exc.problems, *extra]:
-            print(problem, file=sys.stderr)
-        errors = sum(p.severity == "error" for p in [*exc.problems, *extra])
-        print(f"\n{directory}: {errors} error(s) — the bot would keep serving its previous knowledge base.")
-        return 1
-    from bot.knowledge_check import blocking
-    from bot.knowledge_check import self_test as check
-    from bot.matching import Index
-
-    index = await asyncio.to_thread(Index, kb)
-    problems = [*kb.warnings, *schema, *await asyncio.to_thread(check, kb, index)]
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    errors = len(blocking(problems))
-    warnings = len(problems) - errors
-    questions = sum(len(q) for e in kb.entries.values() for q in e.questions.values())
-    languages = ", ".join(kb.languages)
-    print(
-        f"{directory}: {len(kb.entries)} entries, {questions} example questions, {len(kb.tips)} tips, "
-        f"languages {languages}, version {kb.version}: {errors} error(s), {warnings} warning(s)"
-    )
-    print(f"How sure the bot is, fitted on this knowledge base: {index.fit.summary()}.")
-    return 1 if errors else 0
-
-
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from adapters import server  # imports aiohttp and the platform SDKs: only for `serve`
 
@@ -286,6 +229,26 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
+class _Version(argparse.Action):
+    """`--version`, looking the version up only when asked: the package metadata costs every other
+    command tens of milliseconds at start-up."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"policybot {package_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statement per option: the CLI reads as a list
     parser = argparse.ArgumentParser(
         prog="policybot",
@@ -293,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — one statemen
         "in the terminal, in Slack and in Microsoft Teams.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    parser.add_argument("--version", action="version", version=f"policybot {package_version()}")
+    parser.add_argument("--version", action=_Version, help="show policybot's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     knowledge = argparse.ArgumentParser(add_help=False)
     knowledge.add_argument("--knowledge", type=Path, help="knowledge folder (default: $POLICYBOT_KNOWLEDGE)")

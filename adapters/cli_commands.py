@@ -16,21 +16,27 @@ from pathlib import Path
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import ConfigError
+from bot.index_cache import load_indexed
 from bot.knowledge import KnowledgeBase
-from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
+from bot.knowledge_loader import resolve_knowledge_dir
+from bot.yaml_files import off_the_loop
 
 
 async def open_conversation(settings: Settings, knowledge: Path | None = None) -> Conversation:
+    """The knowledge base and its index, from the snapshot the last command kept when nothing changed
+    since (bot/index_cache.py)."""
     directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
-    kb = await load_knowledge(directory)
+    cache = fit_cache_dir()
+    kb, index = await off_the_loop(lambda: load_indexed(directory, cache), "policybot-knowledge-load")
     return Conversation(
-        kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact, fit_cache=fit_cache_dir()
+        kb, default_lang=settings.default_lang, hr_contact=settings.hr_contact, fit_cache=cache, index=index
     )
 
 
 def fit_cache_dir() -> Path | None:
-    """Where `ask`, `chat` and `match` keep the confidence fitted on each knowledge-base version
-    (POLICYBOT_CACHE_DIR, else the user's cache folder; "off" fits anew every time)."""
+    """Where `ask`, `chat`, `match` and `kb check` keep the confidence fitted on each knowledge-base
+    version and a snapshot of the last few indexes (POLICYBOT_CACHE_DIR, else the user's cache folder;
+    "off" loads and fits anew every time)."""
     configured = os.environ.get("POLICYBOT_CACHE_DIR")
     if configured == "off":
         return None

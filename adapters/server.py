@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.log import access_logger
 
+from adapters.guards import quiet_client_errors
 from adapters.services import Services
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -51,6 +52,7 @@ def build_app(services: Services) -> web.Application:
     """The aiohttp application: `/healthz`, and the endpoint of each platform `services` built."""
     # Slack and Teams payloads are small; 1 MiB leaves room for large Teams activities with attachments.
     app = web.Application(client_max_size=1024 * 1024)
+    quiet_client_errors()  # a request aiohttp cannot parse is a 400 and one log line, not a traceback
     app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
     if services.slack is not None:

@@ -122,7 +122,7 @@ class Services:
 
             adapter, teams_deliverer = teams_parts
             teams_platform = TeamsPlatform(settings, conversation, teams_deliverer)
-            teams = TeamsBot(router, teams_platform, adapter)
+            teams = TeamsBot(router, teams_platform, adapter, anonymous=settings.teams is None)
             router.attach(teams_platform)
         return cls(
             settings, store, conversation, reloader, router, tips, review, tuple(deliverers), slack, teams

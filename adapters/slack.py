@@ -1,7 +1,8 @@
 """Slack: direct messages, @mentions, `/policy`, buttons and App Home, on slack-bolt's async app.
 
 Bolt runs inside our aiohttp server at `POST /slack/events` (events, slash commands and interactivity
-share the URL). Bolt verifies every request's signature, acknowledges Events API requests at once and
+share the URL). adapters/slack_guards.py checks every request's signature on its raw bytes and then its
+body before bolt sees it (401 and 400, never a 500); bolt acknowledges Events API requests at once and
 the slash command / buttons as the first thing their listeners do; the answer is sent afterwards, so
 Slack's 3-second limit holds however slow the Web API is.
 
@@ -24,22 +25,26 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from adapters.guards import Rejection, body_of
 from adapters.slack_blocks import ASK_HR, FEEDBACK_NO, FEEDBACK_YES, PICK, RELATED, home_view, neutralise
+from adapters.slack_guards import SlackGuard
 from adapters.slack_platform import SlackOrigin, SlackPlatform
 from adapters.slack_web import CALL_ERRORS, failure
 from bot.config import SlackSettings
 from bot.platform import AskHr, Feedback, HrReply, Pick, Question
+from bot.privacy import CHANNEL, EMAIL, SOMEONE
 from bot.router import Router
 
 log = logging.getLogger(__name__)
@@ -59,16 +64,22 @@ def mention_key(event: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------- incoming text
 
-_CHANNEL_LINK = re.compile(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL_LINK = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
 _URL_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
+_PERSON = re.compile(r"<@[UWB][A-Z0-9]*(?:\|[^>]*)?>")  # <@U123>, <@U123|per.olsen>
+_MAIL_LINK = re.compile(r"<mailto:[^>]*>")  # <mailto:per@example.com|Per Olsen>
 
 
 def incoming_text(text: str, bot_user_id: str | None = None) -> str:
-    """Slack message text -> the plain text the core matches on (bot mention removed, mentions inert)."""
+    """Slack message text -> the plain text the core matches on: the bot's mention removed, and who and
+    which channel a mention or link named replaced with bot/privacy.py's placeholders as the markup is
+    resolved (once resolved, `<@U123|per>` would be only a name); a channel link keeps its name."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    text = _PERSON.sub(SOMEONE, text)
+    text = _MAIL_LINK.sub(EMAIL, text)
     text = neutralise(text)
-    text = _CHANNEL_LINK.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _CHANNEL_LINK.sub(lambda m: "#" + m.group(2) if m.group(2) else CHANNEL, text)
     text = _URL_LINK.sub(lambda m: m.group(2) or m.group(1), text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(text.split()).strip(" ,:;")
@@ -110,6 +121,7 @@ class SlackBot:
         self.client = platform.client
         self.default_lang = router.default_lang
         self._locales: OrderedDict[str, str] = OrderedDict()  # user id -> language, from users.info
+        self.guard = SlackGuard(settings.signing_secret)
         bolt_log = logging.getLogger("adapters.slack.bolt")
         # bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns on every start that
         # the client we pass wins over it; our client holds that very token, so the warning says nothing.
@@ -119,7 +131,9 @@ class SlackBot:
                 client=self.client,
                 signing_secret=settings.signing_secret,
                 process_before_response=False,
-                request_verification_enabled=True,
+                # `handle` verifies every request before bolt sees it (bolt's own check would log the
+                # whole body of a forged request); Socket Mode needs no signature.
+                request_verification_enabled=False,
                 logger=bolt_log,
                 name="policybot",
             )
@@ -177,9 +191,22 @@ class SlackBot:
         return tracked
 
     async def handle(self, request: web.Request) -> web.Response:
-        """aiohttp -> bolt -> aiohttp; a bad signature is a 401 from bolt, before anything else runs."""
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        """aiohttp -> bolt -> aiohttp, once adapters/slack_guards.py has checked the signature on the raw
+        bytes (a 401 before anything else runs) and the body (a 400 for anything malformed)."""
+        raw = await body_of(request)
+        if isinstance(raw, Rejection):
+            return raw.response()
+        text = self.guard.read(raw, request.headers, request.content_type)
+        if isinstance(text, Rejection):
+            return text.response()
+        # one value per name, as bolt's own aiohttp adapter gives them
+        headers: dict[str, str | Sequence[str]] = dict(request.headers)
+        try:
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+        except Exception as exc:  # bolt's reading of a signed body the shape check let through
+            log.warning("signed Slack request refused (400): bolt cannot read it (%s)", type(exc).__name__)
+            return Rejection(400, "not a Slack payload").response()
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     # ---- plumbing ------------------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ upload is written by adapters/teams_package.py.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -38,17 +37,22 @@ from aiohttp import web
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
+from botframework.connector.auth import AuthenticateRequestResult
 
+from adapters.guards import Rejection, json_body
 from adapters.teams_auth import Refusal, TokenCheck
 from adapters.teams_cards import MAX_DATA_QUESTION
 from adapters.teams_delivery import TeamsDeliverer
 from adapters.teams_platform import TeamsPlatform, TeamsTurn, reference_of
 from bot.platform import AskHr, Feedback, HrReply, Installed, Pick, Question, Uninstalled
+from bot.privacy import SOMEONE
 from bot.router import Router
 
 log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+_MENTION = re.compile(r"<at(?:\s[^>]*)?>.*?</at>", re.IGNORECASE | re.DOTALL)
+_BEARER = re.compile(r"Bearer [!-~]+\Z")
 _CHAT_TYPES_NEEDING_MENTION = ("channel", "groupChat")
 _LANGS = ("en", "nb")
 
@@ -78,8 +82,15 @@ def tenant_of(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def question_text(body: Mapping[str, Any], bot_id: str | None) -> tuple[str, bool]:
-    """The user's text without the bot's @mention, and whether the bot was mentioned."""
+def question_text(
+    body: Mapping[str, Any], bot_id: str | None, *, keep_people: bool = False
+) -> tuple[str, bool]:
+    """The user's text without the bot's @mention, and whether the bot was mentioned.
+
+    Every other mention (`<at>Per Olsen</at>`) becomes bot/privacy.py's placeholder as the markup is
+    resolved (once the tags are gone it would be only a name), unless `keep_people` (HR's replies, which
+    are relayed and never stored).
+    """
     raw = body.get("text")
     text = raw if isinstance(raw, str) else ""
     mentioned = False
@@ -94,6 +105,8 @@ def question_text(body: Mapping[str, Any], bot_id: str | None) -> tuple[str, boo
         if not isinstance(mention_text, str) or not mention_text:
             mention_text = f"<at>{who.get('name', '')}</at>"
         text = text.replace(mention_text, " ")
+    if not keep_people:
+        text = _MENTION.sub(SOMEONE, text)
     text = html.unescape(_TAG.sub(" ", text)).replace("\xa0", " ")
     return " ".join(text.split()), mentioned
 
@@ -105,8 +118,11 @@ def question_text(body: Mapping[str, Any], bot_id: str | None) -> tuple[str, boo
 class TeamsBot:
     """Turns Teams activities into the router's events; `platform` renders and sends what it decides."""
 
-    def __init__(self, router: Router, platform: TeamsPlatform, adapter: CloudAdapter) -> None:
+    def __init__(
+        self, router: Router, platform: TeamsPlatform, adapter: CloudAdapter, *, anonymous: bool = False
+    ) -> None:
         self.router = router
+        self.anonymous = anonymous  # development mode without an app id: no token to check
         self.platform = platform
         self.adapter = adapter
         self.default_lang = router.default_lang
@@ -125,13 +141,10 @@ class TeamsBot:
     # -- HTTP ------------------------------------------------------------------------------------------
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        parsed = await _parse(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        body, activity = parsed
-        authenticated = await self.token_check.check(activity, request.headers.get("Authorization"))
-        if isinstance(authenticated, Refusal):
-            return _problem(authenticated.status, authenticated.message)
+        admitted = await self._admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        body, activity, authenticated = admitted
 
         async def logic(turn_context: TurnContext) -> None:
             await self.on_turn(TeamsTurn(turn_context, tenant_of(body)), body)
@@ -147,6 +160,29 @@ class TeamsBot:
                 return web.Response(status=invoke_response.status or 200)
             return web.json_response(invoke_response.body, status=invoke_response.status or 200)
         return web.Response(status=200)
+
+    async def _admit(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any], Activity, AuthenticateRequestResult] | web.Response:
+        """The activity, authenticated, or the 4xx to answer instead.
+
+        botbuilder checks a token against the activity it came with (its serviceUrl and channel), so the
+        body is read before the token is checked, bounded (`_parse`); a request without a bearer token
+        is refused before that (unless the endpoint is anonymous). The fields this module reads from the
+        raw body are type-checked where they are read (`question_text`, `tenant_of`, `_on_action`).
+        """
+        authorization = request.headers.get("Authorization", "")
+        if not self.anonymous and not _BEARER.match(authorization):
+            log.info("Teams request refused (401): no bearer token")
+            return _problem(401, "unauthorized")
+        parsed = await _parse(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        body, activity = parsed
+        authenticated = await self.token_check.check(activity, authorization or None)
+        if isinstance(authenticated, Refusal):
+            return _problem(authenticated.status, authenticated.message)
+        return body, activity, authenticated
 
     # -- Turns -----------------------------------------------------------------------------------------
 
@@ -204,7 +240,7 @@ class TeamsBot:
         if not hr_id or not thread_id.startswith(f"{hr_id};messageid="):
             return False
         sender = turn.context.activity.from_property.id if turn.context.activity.from_property else None
-        text, _ = question_text(body, bot_id)
+        text, _ = question_text(body, bot_id, keep_people=True)
         reply = HrReply(thread_id, text, ignored=not sender or sender == bot_id)
         return await self.router.hr_reply(self.platform, reply)
 
@@ -248,14 +284,16 @@ def _problem(status: int, message: str) -> web.Response:
 
 
 async def _parse(request: web.Request) -> tuple[dict[str, Any], Activity] | web.Response:
-    """The raw JSON and the parsed activity, or a 4xx naming what is wrong (never a stack trace)."""
+    """The raw JSON and the parsed activity, or a 4xx naming what is wrong (never a stack trace).
+
+    Read with the bounds of adapters/guards.py: UTF-8, at most MAX_DEPTH levels, an object.
+    """
     if request.content_type != "application/json":
         return _problem(415, "send the activity as application/json")
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        return _problem(400, "the body is not valid JSON")
-    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+    body = await json_body(request)
+    if isinstance(body, Rejection):
+        return body.response()
+    if not isinstance(body.get("type"), str):
         return _problem(400, "the body is not a Bot Framework activity (it needs a 'type')")
     try:
         activity = Activity().deserialize(body)

@@ -487,23 +487,26 @@ async def per_event_cpu(runs: int, stage: Callable[[int], Awaitable[object]]) ->
     return (time.process_time() - cpu) / runs
 
 
-async def stage_costs(fake: FakeSlackApi, web_api_url: str, workdir: Path) -> dict[str, float]:
+async def dispatch_cost(fake: FakeSlackApi) -> float:
+    """CPU per event of what policybot does before its listener runs."""
     from slack_bolt.async_app import AsyncApp
     from slack_bolt.request.async_request import AsyncBoltRequest
 
-    from adapters.slack_blocks import render
+    from adapters.slack_guards import SlackGuard
     from adapters.slack_web import web_client
     from bot.config import SlackSettings
-    from bot.conversation import Conversation, Message
-    from bot.knowledge_loader import load_knowledge
-    from bot.store import Store
 
-    costs: dict[str, float] = {}
-
-    # bolt as SlackBot configures it, with a listener that does nothing: verification, parsing, built-in
-    # middleware, the per-request WebClient bolt creates, listener matching, ack, the listener task.
+    # bolt as SlackBot configures it, with a listener that does nothing: the guard (verification on the
+    # raw bytes, parsing, field types; adapters/slack_guards.py), bolt's parsing, built-in middleware,
+    # the per-request WebClient bolt creates, listener matching, ack, the listener task.
     fake_client = web_client(SlackSettings(BOT_TOKEN, SECRET, api_url=fake.api_url))
-    app = AsyncApp(client=fake_client, signing_secret=SECRET, process_before_response=False)
+    app = AsyncApp(
+        client=fake_client,
+        signing_secret=SECRET,
+        process_before_response=False,
+        request_verification_enabled=False,
+    )
+    guard = SlackGuard(SECRET)
     listened = asyncio.Event()
 
     async def mentioned() -> None:
@@ -514,12 +517,29 @@ async def stage_costs(fake: FakeSlackApi, web_api_url: str, workdir: Path) -> di
     async def dispatch(n: int) -> None:
         body = mention(n, "000004")[1]
         listened.clear()
-        response = await app.async_dispatch(AsyncBoltRequest(body=body, headers=headers(body)))
+        sent = headers(body)
+        text = guard.read(body.encode(), sent, "application/json")
+        assert isinstance(text, str), text
+        response = await app.async_dispatch(AsyncBoltRequest(body=text, headers=sent))
         assert response.status == 200, response.body
         await listened.wait()  # the listener runs as a task after the ack, as in the server
 
-    costs["bolt dispatch (verify, parse, middleware, ack, listener task)"] = await per_event_cpu(
-        STAGE_RUNS, dispatch
+    return await per_event_cpu(STAGE_RUNS, dispatch)
+
+
+async def stage_costs(fake: FakeSlackApi, web_api_url: str, workdir: Path) -> dict[str, float]:
+
+    from adapters.slack_blocks import render
+    from adapters.slack_web import web_client
+    from bot.config import SlackSettings
+    from bot.conversation import Conversation, Message
+    from bot.knowledge_loader import load_knowledge
+    from bot.store import Store
+
+    costs: dict[str, float] = {}
+
+    costs["guard and bolt dispatch (verify, parse, middleware, ack, listener task)"] = await dispatch_cost(
+        fake
     )
 
     kb = await load_knowledge(REPO / "knowledge")

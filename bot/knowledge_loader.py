@@ -19,9 +19,18 @@ from pathlib import Path
 
 from bot.calibration import ANSWER_WHEN_SURE
 from bot.errors import KnowledgeError, Problem
+from bot.gc_pause import gc_paused
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_references import KnowledgeReader
-from bot.yaml_files import MAX_FILES, knowledge_files, off_the_loop, read_yaml
+from bot.yaml_files import (
+    MAX_FILES,
+    NotReadable,
+    knowledge_files,
+    off_the_loop,
+    parse_yaml,
+    read_raw,
+    read_yaml,
+)
 
 
 def default_knowledge_dir() -> Path:
@@ -61,31 +70,42 @@ async def load_knowledge(directory: Path) -> KnowledgeBase:
 
 
 def _load(directory: Path) -> KnowledgeBase:
-    reader = KnowledgeReader()
+    files = folder_files(directory)
+    return assemble(directory, files, [read_raw(path) for path in files])
+
+
+def folder_files(directory: Path) -> list[Path]:
+    """The files the loader reads in `directory`; KnowledgeError when it is no folder or has too many."""
     if not directory.is_dir():
-        reader.file = str(directory)
-        reader.add(None, None, "the knowledge folder does not exist", "point POLICYBOT_KNOWLEDGE at a folder")
-        raise KnowledgeError(reader.problems)
+        message, fix = "the knowledge folder does not exist", "point POLICYBOT_KNOWLEDGE at a folder"
+        raise KnowledgeError([Problem(str(directory), None, None, None, message, fix)])
     files = knowledge_files(directory)
     if len(files) > MAX_FILES:
-        reader.file = str(directory)
-        reader.add(None, None, f"{len(files)} YAML files (at most {MAX_FILES})", "merge some files")
-        raise KnowledgeError(reader.problems)
-    digest = hashlib.sha256()
-    unreadable = False  # a file that could not be parsed at all
-    for path in files:
-        reader.file = str(path)
-        read = read_yaml(path, reader.problems)
-        if read.raw is not None:
-            digest.update(path.name.encode() + b"\0" + read.raw + b"\0")
-        if read.node is not None:
-            reader.read_file(read.node)
-        unreadable = unreadable or read.unreadable
-    if not files:
-        reader.file = str(directory)
-        reader.add(None, None, "no .yaml files in the knowledge folder", "add the knowledge base files")
-    reader.cross_check(unreadable)
-    reader.fill_messages(builtin_messages())
+        message, fix = f"{len(files)} YAML files (at most {MAX_FILES})", "merge some files"
+        raise KnowledgeError([Problem(str(directory), None, None, None, message, fix)])
+    return files
+
+
+def assemble(directory: Path, files: list[Path], raws: list[bytes | NotReadable]) -> KnowledgeBase:
+    """The knowledge base of `directory` from its files' bytes as `read_raw` gave them: all the I/O is
+    done before, so the collector can be paused (bot/gc_pause.py) and a cache can key on the same bytes."""
+    reader = KnowledgeReader()
+    with gc_paused():
+        digest = hashlib.sha256()
+        unreadable = False  # a file that could not be parsed at all
+        for path, raw in zip(files, raws, strict=True):
+            reader.file = str(path)
+            read = parse_yaml(path, raw, reader.problems)
+            if read.raw is not None:
+                digest.update(path.name.encode() + b"\0" + read.raw + b"\0")
+            if read.node is not None:
+                reader.read_file(read.node)
+            unreadable = unreadable or read.unreadable
+        if not files:
+            reader.file = str(directory)
+            reader.add(None, None, "no .yaml files in the knowledge folder", "add the knowledge base files")
+        reader.cross_check(unreadable)
+        reader.fill_messages(builtin_messages())
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise KnowledgeError(reader.problems)

@@ -164,6 +164,9 @@ class Reloader:
                 )  # fmt: skip
                 return self._reject(reason, (problem,))
             self.loaded_at = self.clock()
+            # Cleared with the swap, before the advice (which takes a while): /healthz never shows the new
+            # version beside the rejection it replaced.
+            self.rejected = None
             log.info(
                 "knowledge base %s loaded (%s): %d entries, %d tips, %d warning(s); was %s",
                 kb.version, reason, len(kb.entries), len(kb.tips), len(kb.warnings), served,
@@ -171,7 +174,7 @@ class Reloader:
             warnings = await asyncio.to_thread(self._advice, kb, previous)
         else:
             log.info("knowledge base %s is unchanged (%s)", served, reason)
-        self.rejected = None
+            self.rejected = None
         return ReloadResult(ok=True, version=kb.version, changed=changed, reason=reason, warnings=warnings)
 
     def _advice(self, kb: KnowledgeBase, previous: KnowledgeBase) -> tuple[Problem, ...]:

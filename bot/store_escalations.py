@@ -1,9 +1,15 @@
-"""Where "Ask HR" threads lead back to: how to reach the asker of each HR thread, never the question."""
+"""Where "Ask HR" threads lead back to: how to reach the asker of each HR thread, never the question.
+
+A route names a person, so nothing in it may date the escalation closely enough to be matched with the
+question it followed (`questions.asked_at`): an HR thread's id is its post's time (Slack's `ts`, Teams'
+message id), so it is kept hashed, and a route's expiry is rounded up to a whole day (UTC).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.database import dialect_insert, escalation_routes
 from bot.store_base import StoreBase
+
+
+def thread_key(thread_id: str) -> str:
+    """What an HR thread is filed under: a hash of its id, which is the time HR got the question."""
+    return "sha256:" + hashlib.sha256(thread_id.encode()).hexdigest()
+
+
+def whole_day_after(moment: datetime) -> datetime:
+    """`moment` rounded up to the next midnight (UTC), so that it tells the day only."""
+    midnight = datetime.combine(moment.date(), time(), tzinfo=moment.tzinfo)
+    return midnight if midnight == moment else midnight + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -34,11 +51,15 @@ class EscalationStore(StoreBase):
         ttl: timedelta = timedelta(days=30),
     ) -> None:
         """Remember how to reach the employee whose question HR got in thread `thread_id`."""
-        expires_at = self._clock() + ttl
+        expires_at = whole_day_after(self._clock() + ttl)
 
         async def op(conn: AsyncConnection) -> None:
             stmt = dialect_insert(conn, escalation_routes).values(
-                platform=platform, thread_id=thread_id, route=route, lang=lang, expires_at=expires_at
+                platform=platform,
+                thread_id=thread_key(thread_id),
+                route=route,
+                lang=lang,
+                expires_at=expires_at,
             )
             await conn.execute(
                 stmt.on_conflict_do_update(
@@ -58,14 +79,15 @@ class EscalationStore(StoreBase):
                 await conn.execute(
                     select(escalation_routes).where(
                         escalation_routes.c.platform == platform,
-                        escalation_routes.c.thread_id == thread_id,
+                        # routes saved before ids were hashed are found by the plain id
+                        escalation_routes.c.thread_id.in_([thread_key(thread_id), thread_id]),
                         escalation_routes.c.expires_at > now,
                     )
                 )
-            ).one_or_none()
+            ).first()
             if row is None:
                 return None
-            return EscalationRoute(row.platform, row.thread_id, dict(row.route), row.lang)
+            return EscalationRoute(row.platform, thread_id, dict(row.route), row.lang)
 
         result: EscalationRoute | None = await self._run("reading an escalation route", op)
         return result

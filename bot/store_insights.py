@@ -53,12 +53,18 @@ class InsightStore(StoreBase, Recorder):
     writes them first), and `close` writes what is left.
     """
 
+    def _hour(self, moment: datetime) -> datetime:
+        """The hour `moment` falls in (local time): when a question was asked is kept no finer than
+        that, so that nothing else the bot keeps with a time (a claim, an escalation) can be matched
+        with it. The report counts by day and week."""
+        return moment.astimezone(self.tz).replace(minute=0, second=0, microsecond=0)
+
     async def record_question(
         self, question: str, lang: str, outcome: ReplyKind, entry_id: str | None, confidence: float
     ) -> None:
         now = self._clock()
         values = {
-            "asked_at": now,
+            "asked_at": self._hour(now),
             "question": mask(question),
             "lang": lang,
             "outcome": str(outcome),
@@ -74,7 +80,7 @@ class InsightStore(StoreBase, Recorder):
 
     async def record_suggestion_pick(self, question: str, entry_id: str, lang: str) -> None:
         now = self._clock()
-        values = {"at": now, "question": mask(question), "entry_id": entry_id, "lang": lang}
+        values = {"at": self._hour(now), "question": mask(question), "entry_id": entry_id, "lang": lang}
         self._writes.record(suggestion_picks, values, now)
 
     async def feedback_counts(self, *, since: date | None = None) -> dict[str, tuple[int, int]]:

@@ -44,10 +44,11 @@ def payload(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def signed(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+def signed(body: str | bytes, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
     """Slack's v0 request signature: HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    raw = body if isinstance(body, bytes) else body.encode()
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
@@ -60,9 +61,10 @@ class Policybot:
     store: Store
     http: aiohttp.ClientSession
 
-    async def post(self, body: str, content_type: str, headers: dict[str, str]) -> tuple[int, str]:
+    async def post(self, body: str | bytes, content_type: str, headers: dict[str, str]) -> tuple[int, str]:
+        data = body if isinstance(body, bytes) else body.encode()
         async with self.http.post(
-            self.url + "/slack/events", data=body.encode(), headers={"Content-Type": content_type, **headers}
+            self.url + "/slack/events", data=data, headers={"Content-Type": content_type, **headers}
         ) as response:
             return response.status, await response.text()
 

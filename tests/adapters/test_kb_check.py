@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters import cli
+from adapters.cli_kb_check import cmd_kb_check, self_test
 from bot.config import Settings
 from bot.knowledge_loader import load_knowledge
 from bot.schema import schema_path
@@ -17,7 +18,7 @@ from bot.schema import schema_path
 
 async def kb_check(directory: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
     args = cli.build_parser().parse_args(["kb", "check", str(directory)])
-    code = await cli.cmd_kb_check(args, Settings())
+    code = await cmd_kb_check(args, Settings())
     out = capsys.readouterr()
     return code, out.err.splitlines(), out.out
 
@@ -56,7 +57,7 @@ async def test_stale_means_more_than_365_days(tiny_kb_dir: Path) -> None:
     kb = await load_knowledge(tiny_kb_dir)  # friend-manager was reviewed 2026-11-01
 
     def stale(today: date) -> list[str]:
-        return [p.entry_id or "" for p in cli.self_test(kb, today=today) if "last reviewed" in p.message]
+        return [p.entry_id or "" for p in self_test(kb, today=today) if "last reviewed" in p.message]
 
     assert stale(date(2027, 11, 1)) == []
     assert stale(date(2027, 11, 2)) == ["friend-manager"]

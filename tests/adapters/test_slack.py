@@ -257,8 +257,9 @@ async def test_ask_hr_posts_the_question_to_hr_with_mentions_neutralised(start_b
     to_hr = posts[1]
     assert to_hr.params["channel"] == HR_CHANNEL
     assert f"from <@{ASKER}>:" in to_hr.text  # the asker consented to being named
-    # the core drops invisible characters, so the inert forms arrive as "@ channel" and stay inert
-    assert "> Can I post photos of @ channel and @ ola at @ hr-team?" in to_hr.text
+    # the core drops invisible characters, so the inert forms arrive as "@ channel" and stay inert; a
+    # person the asker mentioned is a placeholder from the start (only the asker consented to be named)
+    assert "> Can I post photos of @ channel and [someone] at @ hr-team?" in to_hr.text
     for ping in ("<!channel>", "<@U0OTHER99", "<!subteam"):
         assert ping not in to_hr.text
     [sent] = await bot.fake.wait_for("response_url")
@@ -494,6 +495,11 @@ async def test_healthz_reports_the_knowledge_version_and_slack(bot: Policybot) -
 def test_incoming_text_loses_the_bot_mention_and_slack_escapes() -> None:
     text = f"<@{BOT_USER_ID}> can I share Q&amp;A on <https://example.com|our blog> in <#C0GENERAL|general>?"
     assert incoming_text(text, BOT_USER_ID) == "can I share Q&A on our blog in #general?"
+
+
+def test_incoming_text_puts_placeholders_for_people_mail_links_and_unnamed_channels() -> None:
+    text = "may <@U0PER1234> and <@U0OLA1234|ola> see <mailto:per@example.com|Per Olsen> in <#C0SECRET1>?"
+    assert incoming_text(text, BOT_USER_ID) == "may [someone] and [someone] see [email] in [channel]?"
 
 
 # ------------------------------------------------------------------------------- start-up (CLI)

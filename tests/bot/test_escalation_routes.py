@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, time, timedelta
+
+from sqlalchemy import select
+
+from bot.database import create_engine, escalation_routes
 from bot.store import Store
 from tests.bot.conftest import Clock
 
@@ -45,4 +50,48 @@ async def test_expired_routes_are_purged_and_a_new_escalation_in_a_thread_replac
         assert await store.escalation("slack", THREAD) is None
         assert await store.escalation("teams", "19:hr@thread.tacv2;messageid=1") is None
     finally:
+        await store.close()
+
+
+async def test_nothing_in_a_route_dates_the_escalation_closer_than_its_day(
+    database_url: str, clock: Clock
+) -> None:
+    """An HR thread's id is its post's time; kept as it is, it would tie who asked to when they asked."""
+    store = await Store.open(database_url, clock=clock)
+    try:
+        clock.advance(hours=3, minutes=7, seconds=5.5)
+        await store.save_escalation("slack", THREAD, {"user": "U0ASKER01"}, "en")
+        assert await store.escalation("slack", THREAD) is not None
+    finally:
+        await store.close()
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            [(thread_id, expires_at)] = (
+                await conn.execute(select(escalation_routes.c.thread_id, escalation_routes.c.expires_at))
+            ).all()
+    finally:
+        await engine.dispose()
+    assert "1700000002" not in thread_id and thread_id.startswith("sha256:")
+    assert expires_at.astimezone(UTC).timetz() == time(tzinfo=UTC)  # midnight: the day, no finer
+
+
+async def test_a_route_saved_before_thread_ids_were_hashed_is_still_found(
+    database_url: str, clock: Clock
+) -> None:
+    store = await Store.open(database_url, clock=clock)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                escalation_routes.insert().values(
+                    platform="slack", thread_id=THREAD, route={"user": "U0OLD0001"}, lang="nb",
+                    expires_at=clock() + timedelta(days=30),
+                )
+            )  # fmt: skip
+        route = await store.escalation("slack", THREAD)
+        assert route is not None and route.route == {"user": "U0OLD0001"}
+    finally:
+        await engine.dispose()
         await store.close()

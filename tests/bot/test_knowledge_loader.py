@@ -235,3 +235,10 @@ async def test_a_bot_sentence_missing_in_a_language_is_a_warning_and_falls_back(
         "message 'greeting' is missing in Norwegian (nb)",
     )
     assert kb.say("greeting", "nb").startswith("Hei! Jeg er policybot")  # the built-in Norwegian one
+
+
+async def test_a_knowledge_base_is_written_out_in_one_short_line(tiny_kb_dir: Path) -> None:
+    """In a log line or a traceback: not every entry, answer and warning of a large one."""
+    kb = await load_knowledge(tiny_kb_dir)
+
+    assert repr(kb) == f"KnowledgeBase(version={kb.version!r}, 2 entries, from {str(tiny_kb_dir)!r})"

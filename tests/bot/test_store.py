@@ -210,3 +210,27 @@ async def test_without_a_time_zone_votes_are_dated_in_utc(database_url, clock):
         assert await store.feedback_counts(since=date(2028, 5, 7)) == {"photos": (1, 0)}
     finally:
         await store.close()
+
+
+async def test_when_a_question_was_asked_is_kept_to_the_local_hour_only(database_url, clock):
+    """Nothing else with a time (a claim, an escalation route) can be matched with a question by it."""
+    store = await Store.open(database_url, clock=clock, tz=ZoneInfo("Asia/Kolkata"))  # UTC+5:30
+    try:
+        clock.at(2028, 5, 15, 20, 44)  # Oslo 20:44 = 18:44 UTC = 00:14 on the 16th in Kolkata
+        clock.advance(seconds=17.25)
+        await store.record_question("can I post photos?", "en", ReplyKind.ANSWER, "photos", 0.9)
+        await store.record_suggestion_pick("can I film?", "photos", "en")
+        [asked] = await store.question_log()
+        [picked] = await store.pick_log()
+    finally:
+        await store.close()
+
+    kolkata = asked.asked_at.astimezone(ZoneInfo("Asia/Kolkata"))
+    assert (kolkata.date(), kolkata.hour, kolkata.minute, kolkata.second, kolkata.microsecond) == (
+        date(2028, 5, 16),
+        0,
+        0,
+        0,
+        0,
+    )
+    assert picked.at == asked.asked_at

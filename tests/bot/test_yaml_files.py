@@ -102,6 +102,48 @@ async def test_unsafe_yaml_tags_are_rejected_not_executed(tmp_path: Path) -> Non
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("!!python/name:os.system\n", 1, "the YAML tag '!!python/name:os.system' is not supported"),
+        ("synonyms: {boss: [!!binary aGk=]}\n", 1, "the YAML tag '!!binary' is not supported"),
+        ("synonyms:\n  boss: [chief,*w]\n", 2, "anchors and aliases (&name / *name) are not supported"),
+        ("synonyms: {boss:\n  &w [chief]}\n", 2, "anchors and aliases (&name / *name) are not supported"),
+    ],
+)
+async def test_a_tag_or_anchor_at_the_start_or_after_a_flow_indicator_is_found_too(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    directory = write_kb(tmp_path / "kb")
+    (directory / "words.yaml").write_text(text, encoding="utf-8")
+
+    problems = await problems_in(directory)
+
+    assert [(Path(p.file).name, p.line, p.message) for p in problems][:1] == [("words.yaml", line, message)]
+
+
+async def test_exclamation_marks_ampersands_and_stars_in_text_are_just_text(tmp_path: Path) -> None:
+    directory = write_kb(tmp_path / "kb")
+    (directory / "words.yaml").write_text(
+        "synonyms:\n  q&a: [Q&A, don't!, 5*5, a*b*c, \"*quoted*\", 'it is !important']\n", encoding="utf-8"
+    )
+
+    kb = await load_knowledge(directory)
+
+    assert kb.synonyms["q&a"] == ("q&a", "don't!", "5*5", "a*b*c", "*quoted*", "it is !important")
+
+
+async def test_a_file_of_more_than_200000_items_is_refused(tmp_path: Path) -> None:
+    directory = write_kb(tmp_path / "kb")
+    (directory / "many.yaml").write_text("synonyms: {a: [" + "x," * 200_000 + "]}\n", encoding="utf-8")
+
+    problems = await problems_in(directory)
+
+    assert [(Path(p.file).name, p.message) for p in problems] == [
+        ("many.yaml", "the file has more than 200000 items")
+    ]
+
+
 async def test_a_folder_named_like_a_yaml_file_is_a_problem_not_a_crash(tiny_kb_dir: Path) -> None:
     (tiny_kb_dir / "old.yaml").mkdir()
 

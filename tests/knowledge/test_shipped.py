@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from adapters.cli import self_test
+from adapters.cli_kb_check import self_test
 from bot.conversation import Conversation, Message, ReplyKind
 from bot.knowledge import LANGS, KnowledgeBase
 from bot.knowledge_loader import load_knowledge

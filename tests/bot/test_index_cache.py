@@ -1,0 +1,143 @@
+"""`policybot ask` reads the last index back when nothing changed, and never a stale or foreign one."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from bot.errors import KnowledgeError
+from bot.index_cache import KEEP, load_indexed
+from tests.conftest import ENTRIES, write_kb
+
+QUESTION = "Can I add my manager on Facebook?"
+
+
+def snapshots(cache: Path) -> list[Path]:
+    return sorted(cache.glob("index-*.pickle"))
+
+
+def answer(directory: Path, cache: Path | None) -> str:
+    kb, index = load_indexed(directory, cache)
+    found = index.match(QUESTION, lang="en").answer_id
+    return kb.entries[found].answer["en"] if found else "(no answer)"
+
+
+def test_the_second_ask_of_an_unchanged_folder_reads_the_snapshot(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first_kb, _ = load_indexed(tiny_kb_dir, cache)
+    [snapshot] = snapshots(cache)
+    # What the snapshot holds is what is served: swap in another knowledge base's to see it.
+    other = write_kb(tmp_path / "other", ENTRIES.replace("Yes, you may", "Served from the snapshot"))
+    snapshot.write_bytes(pickle.dumps(load_indexed(other, None)))
+
+    kb, index = load_indexed(tiny_kb_dir, cache)
+
+    assert kb.version != first_kb.version
+    assert kb.entries["friend-manager"].answer["en"].startswith("Served from the snapshot")
+    assert index.match(QUESTION, lang="en").answer_id == "friend-manager"
+
+
+def test_an_edit_is_never_answered_from_the_snapshot_before_it(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    entries = tiny_kb_dir / "entries.yaml"
+    assert answer(tiny_kb_dir, cache).startswith("Yes, you may")
+
+    entries.write_text(
+        entries.read_text(encoding="utf-8").replace("Yes, you may", "Edited"), encoding="utf-8"
+    )
+    assert answer(tiny_kb_dir, cache).startswith("Edited")
+
+    entries.write_text(
+        entries.read_text(encoding="utf-8").replace("Edited", "Yes, you may"), encoding="utf-8"
+    )
+    assert answer(tiny_kb_dir, cache).startswith("Yes, you may")  # the first snapshot again
+    assert len(snapshots(cache)) == 2
+
+
+def test_a_new_file_is_a_new_snapshot(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    load_indexed(tiny_kb_dir, cache)
+    (tiny_kb_dir / "more.yaml").write_text("synonyms:\n  selfie: [snapshot]\n", encoding="utf-8")
+
+    kb, _ = load_indexed(tiny_kb_dir, cache)
+
+    assert kb.synonyms["selfie"] == ("snapshot",)
+    assert len(snapshots(cache)) == 2
+
+
+def test_a_corrupt_snapshot_is_ignored_and_written_again(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    load_indexed(tiny_kb_dir, cache)
+    [snapshot] = snapshots(cache)
+    good = snapshot.read_bytes()
+    snapshot.write_bytes(good[: len(good) // 2])
+
+    assert answer(tiny_kb_dir, cache).startswith("Yes, you may")
+    kb, _ = pickle.loads(snapshot.read_bytes())
+    assert kb.version == pickle.loads(good)[0].version
+
+
+def test_a_snapshot_others_may_write_is_never_read(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    load_indexed(tiny_kb_dir, cache)
+    [snapshot] = snapshots(cache)
+    other = write_kb(tmp_path / "other", ENTRIES.replace("Yes, you may", "Planted"))
+    snapshot.write_bytes(pickle.dumps(load_indexed(other, None)))
+    os.chmod(snapshot, 0o666)
+
+    assert answer(tiny_kb_dir, cache).startswith("Yes, you may")
+
+
+def test_something_else_under_the_snapshot_s_name_is_ignored(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    load_indexed(tiny_kb_dir, cache)
+    [snapshot] = snapshots(cache)
+    snapshot.write_bytes(pickle.dumps({"not": "an index"}))
+
+    assert answer(tiny_kb_dir, cache).startswith("Yes, you may")
+
+
+def test_a_knowledge_base_with_errors_is_reported_and_never_kept(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    entries = tiny_kb_dir / "entries.yaml"
+    entries.write_text(
+        entries.read_text(encoding="utf-8").replace("  - id: workplace-photos", "  - id: Bad Id")
+    )
+
+    with pytest.raises(KnowledgeError, match="characters ids cannot have"):
+        load_indexed(tiny_kb_dir, cache)
+    assert snapshots(cache) == []
+
+
+def test_only_the_newest_snapshots_are_kept(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    entries = tiny_kb_dir / "entries.yaml"
+    for version in range(KEEP + 2):
+        entries.write_text(ENTRIES.replace("Yes, you may", f"Version {version}"), encoding="utf-8")
+        load_indexed(tiny_kb_dir, cache)
+
+    assert len(snapshots(cache)) == KEEP
+    assert answer(tiny_kb_dir, cache).startswith(f"Version {KEEP + 1}")
+
+
+def test_without_a_cache_folder_nothing_is_written(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    assert answer(tiny_kb_dir, None).startswith("Yes, you may")
+    assert list(tmp_path.rglob("*.pickle")) == []
+
+
+def test_the_folder_named_another_way_is_another_snapshot(
+    tiny_kb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files' paths in the knowledge base are as given: what kb check prints must say them so."""
+    cache = tmp_path / "cache"
+    monkeypatch.chdir(tiny_kb_dir.parent)
+    relative, _ = load_indexed(Path(tiny_kb_dir.name), cache)
+
+    absolute, _ = load_indexed(tiny_kb_dir, cache)
+
+    assert relative.entries["friend-manager"].file == str(Path(tiny_kb_dir.name) / "entries.yaml")
+    assert absolute.entries["friend-manager"].file == str(tiny_kb_dir / "entries.yaml")
+    assert len(snapshots(cache)) == 2
