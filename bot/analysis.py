@@ -64,13 +64,14 @@ class Analyzer:
 
     def __getstate__(self) -> dict[str, object]:
         """Pickled without its memo caches (bot/index_cache.py keeps a built index on disk)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_correct", "_term", "_terms")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_correct", "_term", "_terms", "_near")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._correct = lru_cache(maxsize=50_000)(self._correct_uncached)
         self._term = lru_cache(maxsize=200_000)(self._term_uncached)
         self._terms = {}
+        self._near = {}
 
     def set_vocabulary(self, vocabulary: Iterable[str]) -> None:
         self.vocabulary = frozenset(vocabulary)

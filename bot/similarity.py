@@ -100,6 +100,16 @@ class Space:
             self.feature_data = (weights / self.norms[rows_of])[by]
             self.feature_ptr = np.r_[0, np.cumsum(document_frequency)]
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without what a process keeps at hand (bot/index_cache.py keeps a built index on disk)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_scratch", "_word_features", "_last")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
+        self._word_features = {}
+        self._last = None
+
     def _weights(self, counts: NDArray[Any], indices: NDArray[np.int32]) -> NDArray[np.float64]:
         """Sublinear TF-IDF of features occurring `counts` times (before the row's length is divided out)."""
         tf = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-12)), 0.0)

@@ -3,6 +3,8 @@ they would be one by one."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from bot.knowledge import Entry, KnowledgeBase
@@ -62,3 +64,25 @@ def test_a_compound_counts_as_its_parts_even_when_a_part_is_a_compound_too() -> 
     assert strength_in_safety("zimpquax") == two_of_ten
     assert strength_in_safety("zimp") == strength_in_safety("quax") == two_of_ten
     assert strength_in_safety("bork") == two_of_ten
+
+
+def test_an_index_read_back_from_disk_answers_as_the_one_built() -> None:
+    # more entries than are compared in full: the learned signal then uses its per-thread scratch
+    words = [f"{a}{b}{c}" for a in "bdfk" for b in "aeiou" for c in ("lam", "rot", "sek", "vin", "mul")]
+    entries = {
+        f"topic-{n}": entry(
+            f"topic-{n}",
+            [f"{words[n % 100]} {words[(n * 7) % 100]} question {k}" for k in range(4)],
+            f"Topic {words[n % 100]}",
+        )
+        for n in range(300)
+    }
+    kb = KnowledgeBase(entries=entries, tips=(), messages={}, synonyms={}, version="many")
+    built = Index(kb, fit=False)
+    questions = [f"{words[n % 100]} {words[(n * 7) % 100]}" for n in range(0, 300, 37)]
+    before = [built.match(q, lang="en") for q in questions]
+
+    read_back = pickle.loads(pickle.dumps(built))
+
+    assert [read_back.match(q, lang="en") for q in questions] == before
+    assert [built.match(q, lang="en") for q in questions] == before
