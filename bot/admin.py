@@ -190,10 +190,18 @@ def tip_now_reply(outcomes: Sequence[TipOutcome], kb: KnowledgeBase, lang: str) 
 
 
 def _signals(match: Match, kb: KnowledgeBase, lang: str) -> str:
-    """A score's two parts in HR's words: shared words, and resemblance to the entry's examples."""
+    """A score's two parts in HR's words: shared words, and resemblance to the entry's examples (beside
+    the resemblance its own examples usually have: a question far below it is unlike what the entry is
+    about)."""
     if match.entry_id == OUT_OF_SCOPE:
         return kb.say("why_signals_out_of_scope", lang, words=f"{match.words:.2f}")
-    return kb.say("why_signals", lang, words=f"{match.words:.2f}", resemblance=f"{match.resemblance:.2f}")
+    return kb.say(
+        "why_signals",
+        lang,
+        words=f"{match.words:.2f}",
+        resemblance=f"{match.resemblance:.2f}",
+        usual=f"{match.usual:.2f}",
+    )
 
 
 def _name(match: Match, kb: KnowledgeBase, lang: str) -> str:

@@ -2,8 +2,12 @@
 
 Every knowledge base is different: "a score of 0.4" is a sure thing on one and a coin toss on another.
 So at load time the bot asks itself its own example questions, each with its own copy left out (as if
-an employee had typed it), and the `out_of_scope` examples; from what it would have done it fits, by
-logistic regression on the best score and its lead over the runner-up:
+an employee had typed it), the same questions again as if their entry did not exist (leave-entry-out:
+what a question about something the knowledge base does not cover looks like, in its own field's words)
+and the `out_of_scope` examples; from what it would have done it fits, by logistic regression on the
+best score, its lead over the runner-up (overall and per signal), how much the question says, the
+overlap with the closest example, the share of the question the entry explains and how the resemblance
+compares with what the entry's own examples usually have (`signals`):
 
 * the probability that the best entry is the right one (the confidence the bot answers at), and
 * the probability that the right entry is among the "did you mean" choices (below an even chance of
@@ -30,9 +34,11 @@ log = logging.getLogger(__name__)
 ANSWER_WHEN_SURE = 65  # percent; HR's default trade-off (see docs/hr.md)
 SUGGEST_WHEN = 0.5  # offer choices when the right entry is at least this likely among them
 PRIOR_WEIGHT = 5.0  # pseudo-observations keeping a fit on a tiny knowledge base sane
-# Examples asked as if their entry did not exist count this much each: about one question in ten
-# that people ask is about something the knowledge base does not cover.
-ORPHAN_WEIGHT = 0.1
+# Examples asked as if their entry did not exist count this much each in the answer fit (about one
+# question in six is about something the knowledge base does not cover; bench/cross_validate.py), and
+# not at all in the offer fit: "did you mean" is what an unsure bot should say, in scope or not.
+ORPHAN_WEIGHT = 0.2
+ORPHAN_OFFER_WEIGHT = 0.0
 INFORMATION_QUANTILE = 0.02
 # ... and never less than one word that at most half of the entries use (the index's IDF is
 # log(1 + entries / entries using it)): a question only of words most entries use could mean any.
@@ -53,6 +59,9 @@ class Observation:
     out_of_scope: bool = False  # an out_of_scope example: no entry is right
     orphan: bool = False  # an example asked as if its entry did not exist: no entry is right
     declined: bool = False  # an out_of_scope example closest to the other out_of_scope examples
+    closeness: float = 0.0  # the best entry's overlap with its closest example question
+    coverage: float = 0.0  # the share of the question's meaning the best entry's vocabulary explains
+    familiar: float = 0.0  # the best entry's resemblance less what its own examples usually have
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class Fit:
     out_of_scope_declined: int = 0
     orphans: int = 0  # examples asked as if their entry did not exist
     orphans_answered: int = 0  # ... and answered all the same (with another entry: wrongly)
+    usual: tuple[float, ...] = ()  # per entry, how close its own examples are to it (kept with the fit)
 
     def confidence(self, signals: tuple[float, ...]) -> float:
         return _sigmoid(self.right, signals)
@@ -103,10 +113,19 @@ class Fit:
         return text
 
 
-def signals(o: Observation) -> tuple[float, float, float, float, float]:
+def signals(o: Observation) -> tuple[float, ...]:
     """What the confidence is read from: the best score, its lead, the lead in each signal, and how
     much the question says (its words' IDF, capped)."""
-    return (o.best, o.lead, o.words_lead, o.resemblance_lead, informative(o.information))
+    return (
+        o.best,
+        o.lead,
+        o.words_lead,
+        o.resemblance_lead,
+        informative(o.information),
+        o.closeness,
+        o.coverage,
+        o.familiar,
+    )
 
 
 def informative(information: float) -> float:
@@ -139,8 +158,8 @@ def logistic(
 
 
 # Before any evidence: a best score of 0.5 with a lead of 0.1 is a fair chance. Deliberately weak.
-PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0, 0.0)
-PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0, 0.0)
+PRIOR_RIGHT = (-4.0, 6.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+PRIOR_OFFERED = (-2.0, 6.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 INFORMATION_CAP = 10.0  # about four rare words: more does not make a question clearer
 
 
@@ -150,6 +169,7 @@ def fit(observations: list[Observation], answer_when_sure: float = ANSWER_WHEN_S
     features = np.asarray([signals(o) for o in usable], dtype=np.float64).reshape(-1, len(PRIOR_RIGHT) - 1)
     weights = np.asarray([ORPHAN_WEIGHT if o.orphan else 1.0 for o in usable], dtype=np.float64)
     right = logistic(features, np.asarray([o.right for o in usable], dtype=np.float64), PRIOR_RIGHT, weights)
+    weights = np.asarray([ORPHAN_OFFER_WEIGHT if o.orphan else 1.0 for o in usable], dtype=np.float64)
     offered = logistic(
         features, np.asarray([o.offered for o in usable], dtype=np.float64), PRIOR_OFFERED, weights
     )
@@ -224,6 +244,7 @@ def cached(directory: Path, version: str) -> Fit | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         data["right"], data["offered"] = tuple(data["right"]), tuple(data["offered"])
+        data["usual"] = tuple(data.get("usual", ()))
         return Fit(**data)
     except (OSError, ValueError, TypeError, KeyError):  # none yet, or unreadable: fit again
         return None

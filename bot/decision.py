@@ -23,6 +23,9 @@ class Match:
     question: str  # the example question closest to what was asked
     words: float = 0.0  # the word signal (coverage and closeness)
     resemblance: float = 0.0  # the learned signal
+    closeness: float = 0.0  # the word overlap with its closest example question alone
+    coverage: float = 0.0  # the share of the question's meaning its vocabulary explains
+    usual: float = 0.0  # the resemblance its own example questions usually have with it
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ def signals(ranked: tuple[Match, ...]) -> tuple[float, float, float, float]:
     )
 
 
+def familiar(match: Match) -> float:
+    """How much closer (or further) the question is to the entry than its own examples usually are."""
+    return match.resemblance - match.usual
+
+
 def choices(ranked: tuple[Match, ...]) -> tuple[str, ...]:
     """The entries a "did you mean" would offer."""
     real = [m for m in ranked if m.entry_id != OUT_OF_SCOPE]
@@ -83,7 +91,14 @@ def decide(
         return Result(lang, None, 0.0, (), rest, terms, answer_at=fit.answer_at)
     if not ranked or all(m.words == 0 for m in ranked):  # not one word in common: look-alike letters only
         return Result(lang, None, 0.0, (), ranked, terms, answer_at=fit.answer_at)
-    best, values = ranked[0], (*signals(ranked), calibration.informative(information))
+    best = ranked[0]
+    values = (
+        *signals(ranked),
+        calibration.informative(information),
+        best.closeness,
+        best.coverage,
+        familiar(best),
+    )
     confidence = fit.confidence(values)
     specific = information >= fit.min_information
     suggestions = choices(ranked)

@@ -86,7 +86,7 @@ ADMIN_MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
 }
 ALL_MESSAGE_KEYS: dict[str, tuple[str, ...]] = {**MESSAGE_KEYS, **ADMIN_MESSAGE_KEYS}
 # Placeholders a message may use beyond the required ones.
-OPTIONAL_PLACEHOLDERS: dict[str, tuple[str, ...]] = {"escalation_to_hr": ("user",)}
+OPTIONAL_PLACEHOLDERS: dict[str, tuple[str, ...]] = {"escalation_to_hr": ("user",), "why_signals": ("usual",)}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import cast
@@ -33,7 +34,7 @@ from numpy.typing import NDArray
 from bot import calibration
 from bot.analysis import Analyzer, fold_all
 from bot.calibration import Fit, Observation
-from bot.decision import OUT_OF_SCOPE, Match, Result, choices, decide, signals
+from bot.decision import OUT_OF_SCOPE, Match, Result, choices, decide, familiar, signals
 from bot.knowledge import KnowledgeBase
 from bot.languages import CHAT_FILLERS, detect, fold, normalise, stem, stop_words_of, tokens
 from bot.postings import Postings, strength
@@ -55,8 +56,13 @@ __all__ = [
 STOPWORDS = CHAT_FILLERS  # the chat filler of English and Norwegian (bot.report groups questions with it)
 CANDIDATES = 64  # with more entries than ALL_ENTRIES, only this many are scored in full per question
 ALL_ENTRIES = 256
-FIT_SAMPLE = 400  # example questions asked at load time to fit the confidence (spread over entries)
-# Weights chosen by bench/cross_validate.py (mean top-1 over the shipped knowledge base and BANKING77
+USUAL_SAMPLE = 1000  # example questions compared with their own entry to learn how close they usually are
+USUAL_PRIOR = 1.0  # an entry's own figure weighs against this many examples at the average of all
+USUAL_POWER = 0.25  # how strongly resemblance is read against it (bench/cross_validate.py)
+# Example questions asked at load time to fit the confidence (spread over entries): more make a surer
+# fit, and a knowledge base small enough to be scored whole is cheap to ask (a large one: 400, ~0.5 s).
+FIT_SAMPLE, FIT_SAMPLE_LARGE = 1000, 400
+# Weights chosen by bench/cross_validate.py (over the shipped knowledge base, variants of it and BANKING77
 # knowledge bases of 5, 10 and 20 examples per entry; never one knowledge base alone).
 LEARNED_WEIGHT = 0.8  # share of the score that is resemblance (the learned signal)
 COVERAGE_WEIGHT = 0.5  # within the word signal: coverage vs closeness
@@ -93,6 +99,12 @@ class Index:
         self.answer_when_sure = kb.answer_when_sure
         self._asked: dict[int, tuple[tuple[Match, ...], tuple[str, ...]]] = {}  # see observe
         known = calibration.cached(cache, kb.version) if cache is not None and fit else None
+        usual = known.usual if known is not None and len(known.usual) == self.n_entries else None
+        self.usual = np.asarray(usual if usual is not None else self._usual(), dtype=np.float64)
+        # Resemblance is read against what is usual for the entry: an entry whose examples vary is never
+        # as close to a question as one whose examples are all alike (USUAL_POWER: bench/cross_validate.py).
+        average = float(self.usual[: self.n_real].mean()) if self.n_real else 1.0
+        self.usual_scale = (average / np.maximum(self.usual, 1e-6)) ** USUAL_POWER
         self.fit = known or (self._fit() if fit else calibration.fit([], kb.answer_when_sure))
         if cache is not None and fit and known is None:
             calibration.remember(cache, kb.version, self.fit)
@@ -177,7 +189,7 @@ class Index:
         word_score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * best_closeness
         word_score *= 1 - CORE_PENALTY * (1 - core_share)
         resemblance = self._resemblance(text, candidates, exclude, own)
-        score = (1 - LEARNED_WEIGHT) * word_score + LEARNED_WEIGHT * resemblance
+        score = (1 - LEARNED_WEIGHT) * word_score + LEARNED_WEIGHT * resemblance * self.usual_scale
         if self.out_of_scope >= 0:
             # The out-of-scope examples share no theme, so only closeness to one of them counts, and
             # it is weighed on the word scale: they win when one is closer in words than any entry is
@@ -201,6 +213,9 @@ class Index:
                 self.questions[best_question[i]] if best_question[i] >= 0 else "",
                 round(float(word_score[i]), 4),
                 round(float(resemblance[i]), 4),
+                round(float(best_closeness[i]), 4),
+                round(float(coverage[i]), 4),
+                round(float(self.usual[i]), 4),
             )
             for i in top
             if score[i] > 0
@@ -295,6 +310,9 @@ class Index:
             right=bool(real) and real[0].entry_id == own,
             offered=own in choices(ranked),
             information=information,
+            closeness=real[0].closeness if real else 0.0,
+            coverage=real[0].coverage if real else 0.0,
+            familiar=familiar(real[0]) if real else 0.0,
             out_of_scope=own == OUT_OF_SCOPE,
             declined=bool(ranked) and ranked[0].entry_id == OUT_OF_SCOPE,
         )
@@ -306,6 +324,9 @@ class Index:
             right=False,
             offered=False,
             information=information,
+            closeness=others[0].closeness if others else 0.0,
+            coverage=others[0].coverage if others else 0.0,
+            familiar=familiar(others[0]) if others else 0.0,
             orphan=True,
             declined=not others or others[0].entry_id == OUT_OF_SCOPE,
         )
@@ -316,8 +337,23 @@ class Index:
         unanswered = self.question_entry == self.out_of_scope
         real: list[int] = np.flatnonzero(~unanswered).tolist()
         oos: list[int] = np.flatnonzero(unanswered).tolist()
-        step = max(1, math.ceil(len(real) / FIT_SAMPLE))
-        return real[::step] + oos[:FIT_SAMPLE]
+        budget = FIT_SAMPLE if self.n_real <= ALL_ENTRIES else FIT_SAMPLE_LARGE
+        step = max(1, math.ceil(len(real) / budget))
+        return real[::step] + oos[:budget]
+
+    def _usual(self) -> NDArray[np.float64]:
+        """Per entry, the resemblance its example questions have with it when each is left out: some
+        entries' examples are all alike, others' vary. Measured on up to USUAL_SAMPLE examples spread over
+        the entries; an entry's own figure is pulled towards the average of all (USUAL_PRIOR)."""
+        real: list[int] = np.flatnonzero(self.question_entry != self.out_of_scope).tolist()
+        step = max(1, math.ceil(len(real) / USUAL_SAMPLE))
+        sums, counts = np.zeros(self.n_entries), np.zeros(self.n_entries)
+        for position in real[::step]:
+            own, words = int(self.question_entry[position]), tokens(self.questions[position])
+            sums[own] += self.space.cosine_without(self.space.vector(words), own, words)
+            counts[own] += 1
+        average = float(sums.sum() / max(counts.sum(), 1.0))
+        return np.asarray((sums + USUAL_PRIOR * average) / (counts + USUAL_PRIOR))
 
     def _fit(self) -> Fit:
         self.fit = calibration.fit([], self.answer_when_sure)  # a prior, while observing
@@ -325,7 +361,8 @@ class Index:
         for position in self.sample():
             observation, orphan, _ = self.observe(position)
             observations += [observation] if orphan is None else [observation, orphan]
-        return calibration.fit(observations, self.answer_when_sure)
+        fitted = calibration.fit(observations, self.answer_when_sure)
+        return replace(fitted, usual=tuple(float(u) for u in self.usual))
 
 
 def give_back_memory() -> None:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 WORDS_KEPT = 50_000  # questions' words whose features are kept at hand
 ROWS_AT_ONCE = 1000  # rows built together (bounds the memory a build takes on the way)
 SHORTEST, LONGEST = 3, 4  # n-gram lengths (bench/cross_validate.py: as good as 2-5, half the work)
+WORD_WEIGHT = 1.0  # a whole word against its pieces (bench/cross_validate.py: 2 or 3 rank no better)
 WORD = "\x00"  # marks a whole-word feature, so the word "car" and the piece "car" are two features
 
 
@@ -86,6 +87,8 @@ class Space:
         self._word_features: dict[str, tuple[int, ...]] = {}  # a question's word -> its known features
         document_frequency = np.bincount(self.indices, minlength=max(len(self.features), 1))
         self.idf = np.log((1 + self.rows) / (1 + document_frequency)) + 1.0
+        whole = np.fromiter((f.startswith(WORD) for f in self.features), dtype=bool, count=len(self.features))
+        self.idf[: len(whole)][whole] *= WORD_WEIGHT
         self.indptr = np.r_[0, np.cumsum(np.bincount(rows_of, minlength=self.rows))]
         weights = self._weights(summed, self.indices)
         squares = np.bincount(rows_of, weights=weights * weights, minlength=self.rows)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -108,3 +110,16 @@ async def wait_until_serving(http: aiohttp.ClientSession, port: int, seconds: fl
                 return
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cache_folder_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The index snapshots of `ask`, `chat` and `kb check` (and of every `policybot` the tests start, which
+    inherit the environment) go to a folder of this run, never to the user's ~/.cache."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before

@@ -206,6 +206,7 @@ async def test_an_admin_asks_why_a_question_gets_its_answer(slack: SlackPolicybo
     assert lines[1].endswith("% (answer_when_sure, fitted on this knowledge base's own examples).")
     assert lines[2].startswith("Closest example: “") and "” in *friend-manager* (score 0." in lines[2]
     assert "words shared with the entry 0." in lines[2] and "resembles its examples 0." in lines[2]
+    assert "(its own examples usually 0." in lines[2]
     assert lines[3] == "Runners-up:"
     assert lines[4].startswith("• *workplace-photos* 0.") and "“Can I post photos from work?”" in lines[4]
     assert lines[5] == "Words understood: `manager`, `photo`, `facebook`"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bot.calibration import Observation, cached, fit, remember
+from bot.calibration import Observation, cached, fit, remember, signals
 
 
 def observations(seed: int = 3) -> list[Observation]:
@@ -15,17 +15,26 @@ def observations(seed: int = 3) -> list[Observation]:
     for _ in range(300):
         best, lead = rng.uniform(0.05, 0.9), rng.uniform(0.0, 0.4)
         right = rng.random() < min(0.98, best + lead)
-        seen.append(Observation(best, lead, lead, lead, right, right or rng.random() < 0.5, 3.0))
-        seen.append(Observation(best * 0.6, lead * 0.3, 0.0, 0.0, False, False, 3.0, orphan=True))
+        seen.append(
+            Observation(best, lead, lead, lead, right, right or rng.random() < 0.5, 3.0, closeness=best)
+        )
+        seen.append(
+            Observation(best * 0.6, lead * 0.3, 0.0, 0.0, False, False, 3.0, orphan=True, closeness=best / 2)
+        )
     return seen
+
+
+def asked(best: float, lead: float) -> tuple[float, ...]:
+    """A question's signals: its best entry scores `best`, `lead` ahead of the next one."""
+    return signals(Observation(best, lead, lead, lead, False, False, 3.0, closeness=best))
 
 
 def test_the_confidence_grows_with_the_score_and_the_lead() -> None:
     fitted = fit(observations())
 
-    assert fitted.confidence((0.8, 0.3, 0.3, 0.3, 0.3)) > 0.9
-    assert fitted.confidence((0.2, 0.01, 0.01, 0.01, 0.3)) < 0.3
-    assert fitted.confidence((0.5, 0.2, 0.2, 0.2, 0.3)) > fitted.confidence((0.5, 0.02, 0.02, 0.02, 0.3))
+    assert fitted.confidence(asked(0.8, 0.3)) > 0.9
+    assert fitted.confidence(asked(0.2, 0.01)) < 0.3
+    assert fitted.confidence(asked(0.5, 0.2)) > fitted.confidence(asked(0.5, 0.02))
 
 
 def test_answer_when_sure_trades_answers_for_questions_back() -> None:
@@ -41,11 +50,7 @@ def test_answer_when_sure_trades_answers_for_questions_back() -> None:
 def test_with_no_examples_to_learn_from_the_prior_is_cautious() -> None:
     prior = fit([])
 
-    assert (
-        prior.confidence((0.9, 0.5, 0.5, 0.5, 0.3))
-        > prior.answer_at
-        > prior.confidence((0.3, 0.02, 0.0, 0.0, 0.3))
-    )
+    assert prior.confidence(asked(0.9, 0.5)) > prior.answer_at > prior.confidence(asked(0.3, 0.02))
 
 
 def test_a_fit_is_kept_per_version_and_code(tmp_path: Path) -> None:

@@ -190,3 +190,31 @@ entries:
     for question in ("what is it?", "can I post photos from work?"):
         result = conversation.match(question)
         assert result.answer_id is None and result.suggestions == (), question
+
+
+async def test_an_entry_whose_examples_are_alike_expects_questions_closer_than_a_varied_one(
+    tmp_path: Path,
+) -> None:
+    entries = """\
+entries:
+  - id: password
+    title: {en: Password}
+    questions: {en: ["how do I reset my password", "reset my password please", "password reset how",
+                     "I need to reset my password", "how to reset password"]}
+    answer: {en: Use the self-service page.}
+  - id: pets
+    title: {en: Pets}
+    questions: {en: ["can I bring my dog to the office", "are animals allowed at work",
+                     "is a cat at my desk ok", "office pet rules", "may my puppy come along on fridays"]}
+    answer: {en: Guide dogs only.}
+"""
+    folder = write_kb(tmp_path / "kb", entries)
+    conversation = Conversation(await load_knowledge(folder), fit_cache=tmp_path / "cache")
+    index = conversation.index
+    password, pets = index.entry_ids.index("password"), index.entry_ids.index("pets")
+
+    assert index.usual[password] > index.usual[pets]
+    best = conversation.match("how can I reset the password").ranked[0]
+    assert (best.entry_id, best.usual) == ("password", round(float(index.usual[password]), 4))
+    again = Conversation(await load_knowledge(folder), fit_cache=tmp_path / "cache").index
+    assert again.fit == index.fit and again.fit.usual == tuple(float(u) for u in index.usual)  # kept

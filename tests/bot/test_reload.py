@@ -159,6 +159,19 @@ async def test_a_file_that_cannot_be_read_is_a_rejected_edit_not_a_crash(tiny_kb
     assert conversation.kb.version == reloader.status()["version"]
 
 
+async def test_an_empty_entry_is_rejected_by_the_running_bot_as_by_kb_check(tiny_kb_dir: Path) -> None:
+    """`entries: [{}]` once failed `kb check` but loaded as a new version in the running bot: one rule now."""
+    conversation, reloader = await started(tiny_kb_dir)
+    served = conversation.kb.version
+    (tiny_kb_dir / "more.yaml").write_text("entries: [{}]\n", encoding="utf-8")
+
+    result = await reloader.reload("changed: more.yaml")
+
+    assert not result.ok and conversation.kb.version == served
+    [problem] = result.problems
+    assert (Path(problem.file).name, problem.line, problem.message) == ("more.yaml", 1, "the entry is empty")
+
+
 async def test_a_named_pipe_saved_into_the_folder_is_rejected_and_later_edits_still_load(
     tiny_kb_dir: Path,
 ) -> None:
