@@ -88,6 +88,7 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
     tips: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
     review: asyncio.Task[None] | None = None
+    sweeper: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -118,13 +119,15 @@ async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = Fals
         # The daily tip: every replica runs a scheduler; the database makes each post happen once.
         tips = asyncio.create_task(services.tips.run_forever(stop), name="policybot-tips")
         review = asyncio.create_task(services.review.run_forever(stop), name="policybot-review-notice")
+        # Questions acknowledged by a process that died before answering: answered by whichever lives.
+        sweeper = asyncio.create_task(services.sweeper.run_forever(stop), name="policybot-pending-answers")
         await stop.wait()
         log.info("shutting down")
     finally:
         stop.set()  # also when leaving through an error or cancellation: the tips must not wait for it
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        await _stop_tasks(watcher, review, tips=tips)
+        await _stop_tasks(watcher, review, sweeper, tips=tips)
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]  # as connect_async
         if runner is not None:

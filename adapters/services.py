@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from bot.claims import Claims
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
+from bot.pending import Sweeper
 from bot.reload import Reloader
 from bot.review import ReviewReminder
 from bot.router import Router
@@ -49,6 +51,7 @@ class Services:
     tips: TipScheduler
     review: ReviewReminder
     deliverers: tuple[Deliverer, ...]
+    sweeper: Sweeper
     slack: SlackBot | None = None
     teams: TeamsBot | None = None
 
@@ -63,7 +66,10 @@ class Services:
         directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
         kb = await load_knowledge(directory)
         store = await Store.open(
-            settings.database_url, retention_days=settings.retention_days, tz=local_zone(settings)
+            settings.database_url,
+            retention_days=settings.retention_days,
+            tz=local_zone(settings),
+            secret=settings.claim_secret,
         )
         conversation = Conversation(
             kb, default_lang=settings.default_lang, recorder=store, hr_contact=settings.hr_contact
@@ -98,7 +104,7 @@ class Services:
             conversation,
             default_lang=settings.default_lang,
             admins=settings.admins,
-            claims=Claims(store),
+            claims=Claims(store, lease=timedelta(seconds=settings.answer_lease_seconds)),
             escalations=store,
             installs=store,
             insights=store,
@@ -124,9 +130,11 @@ class Services:
             teams_platform = TeamsPlatform(settings, conversation, teams_deliverer)
             teams = TeamsBot(router, teams_platform, adapter, anonymous=settings.teams is None)
             router.attach(teams_platform)
+        sweeper = Sweeper(store, router, every=settings.pending_sweep_seconds)
         return cls(
-            settings, store, conversation, reloader, router, tips, review, tuple(deliverers), slack, teams
-        )
+            settings, store, conversation, reloader, router, tips, review, tuple(deliverers), sweeper,
+            slack, teams,
+        )  # fmt: skip
 
     async def close(self) -> None:
         """Write the questions still being recorded, then close the store."""

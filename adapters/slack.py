@@ -7,7 +7,8 @@ the slash command / buttons as the first thing their listeners do; the answer is
 Slack's 3-second limit holds however slow the Web API is.
 
 Text flows in two directions with different rules:
-- in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`, here), with mentions neutralised;
+- in: Slack's escaped mrkdwn -> plain text for the core (`incoming_text`, adapters/slack_text.py), with
+  mentions neutralised;
 - out: the core's markdown -> Slack mrkdwn (`to_mrkdwn`), escaped, and neutralised again, so that text a
   user wrote can never ping `@channel`, a user group or a person when the bot repeats it. What a message
   looks like (Block Kit, buttons, App Home) is in adapters/slack_blocks.py; how the router's replies are
@@ -41,10 +42,10 @@ from adapters.guards import Rejection, body_of
 from adapters.slack_blocks import ASK_HR, FEEDBACK_NO, FEEDBACK_YES, PICK, RELATED, home_view, neutralise
 from adapters.slack_guards import SlackGuard
 from adapters.slack_platform import SlackOrigin, SlackPlatform
+from adapters.slack_text import incoming_text, lang_of_locale
 from adapters.slack_web import CALL_ERRORS, failure
 from bot.config import SlackSettings
 from bot.platform import AskHr, Feedback, HrReply, Pick, Question
-from bot.privacy import CHANNEL, EMAIL, SOMEONE
 from bot.router import Router
 
 log = logging.getLogger(__name__)
@@ -60,41 +61,6 @@ MENTION_CLAIM_TTL = timedelta(days=7)
 def mention_key(event: dict[str, Any]) -> str:
     """What an @mention's claim is keyed by: its message, whatever event (an edit) brings it again."""
     return f"slack-mention:{event.get('channel')}:{event.get('ts')}"
-
-
-# ------------------------------------------------------------------------------------- incoming text
-
-_CHANNEL_LINK = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
-_URL_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
-_PERSON = re.compile(r"<@[UWB][A-Z0-9]*(?:\|[^>]*)?>")  # <@U123>, <@U123|per.olsen>
-_MAIL_LINK = re.compile(r"<mailto:[^>]*>")  # <mailto:per@example.com|Per Olsen>
-
-
-def incoming_text(text: str, bot_user_id: str | None = None) -> str:
-    """Slack message text -> the plain text the core matches on: the bot's mention removed, and who and
-    which channel a mention or link named replaced with bot/privacy.py's placeholders as the markup is
-    resolved (once resolved, `<@U123|per>` would be only a name); a channel link keeps its name."""
-    if bot_user_id:
-        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
-    text = _PERSON.sub(SOMEONE, text)
-    text = _MAIL_LINK.sub(EMAIL, text)
-    text = neutralise(text)
-    text = _CHANNEL_LINK.sub(lambda m: "#" + m.group(2) if m.group(2) else CHANNEL, text)
-    text = _URL_LINK.sub(lambda m: m.group(2) or m.group(1), text)
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return " ".join(text.split()).strip(" ,:;")
-
-
-def lang_of_locale(locale: str | None, default: str) -> str:
-    """Slack user locale ("nb-NO", "en-US", …) -> one of our languages; Norwegian in any form is nb."""
-    if not locale:
-        return default
-    prefix = locale.lower().split("-")[0].split("_")[0]
-    if prefix in ("nb", "no", "nn"):
-        return "nb"
-    if prefix == "en":
-        return "en"
-    return default
 
 
 # A person writing: a plain message, one also sent to the channel from a thread, one with a file attached.
@@ -211,22 +177,37 @@ class SlackBot:
     # ---- plumbing ------------------------------------------------------------------------------
 
     async def _dedupe(
-        self, body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
-    ) -> BoltResponse | None:  # bolt passes `next` by name
+        self, body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:  # bolt passes `context` and `next` by name
         """A retried event (same event_id) is acknowledged but not answered twice.
 
         The first delivery to arrive claims the id, whether it is the original or a retry, so a retry
-        whose original was lost is still answered.
+        whose original was lost is still answered. A question's claim keeps it in progress until it is
+        answered (bot/pending.py): stored before Slack is acknowledged, so that a process dying in
+        between leaves it to a retry or another process, not to no one.
         """
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        event_id = _event_id(body)
         event = body.get("event") or {}
         # An @mention's own claim (an edit must not be answered again) goes with the event id's: one
         # store round trip before the answer, not two.
         ahead = [(mention_key(event), MENTION_CLAIM_TTL)] if event.get("type") == "app_mention" else []
-        if event_id and not await self.router.first_delivery(str(event_id), ahead=ahead):
+        # A reply in an HR thread may be HR's answer to relay, not a question: not kept in progress.
+        question = None if self._in_hr_thread(event) else self._asked(event, context.bot_user_id, event_id)
+        if event_id and not await self.router.first_delivery(
+            event_id, ahead=ahead, platform=self.platform, question=question
+        ):
             log.info("Slack event %s was already handled; acknowledging the retry", event_id)
             return BoltResponse(status=200, body="")
         return await next()
+
+    def _in_hr_thread(self, event: dict[str, Any]) -> bool:
+        thread = event.get("thread_ts")
+        return (
+            bool(self.hr_channel)
+            and event.get("channel") == self.hr_channel
+            and bool(thread)
+            and (thread != event.get("ts"))
+        )
 
     def _lang_hint(self, user: str | None) -> str | None:
         return self._locales.get(user) if user else None
@@ -266,8 +247,29 @@ class SlackBot:
             or event.get("user") == bot_user_id
         )
 
+    def _asked(
+        self, event: dict[str, Any], bot_user_id: str | None, delivery: str | None
+    ) -> Question[SlackOrigin] | None:
+        """The question an @mention or a direct message asks; None for any other event."""
+        if event.get("type") == "app_mention":
+            if self._ignored(event, bot_user_id, edited_ok=True):
+                return None
+            thread = event.get("thread_ts") or event.get("ts")
+            once = mention_key(event)  # an edit of an answered message is not answered again
+            return self._question(event, bot_user_id, thread, once, delivery)
+        if event.get("type") != "message" or event.get("channel_type") != "im":
+            return None
+        if self._ignored(event, bot_user_id):
+            return None
+        return self._question(event, bot_user_id, event.get("thread_ts"), None, delivery)
+
     def _question(
-        self, event: dict[str, Any], bot_user_id: str | None, thread: str | None, once: str | None = None
+        self,
+        event: dict[str, Any],
+        bot_user_id: str | None,
+        thread: str | None,
+        once: str | None,
+        delivery: str | None,
     ) -> Question[SlackOrigin]:
         user = event.get("user")
         channel = str(event["channel"])
@@ -279,25 +281,27 @@ class SlackBot:
             lang_hint=self._lang_hint(user),
             once=once,
             once_ttl=MENTION_CLAIM_TTL,
+            delivery=delivery,
         )
 
-    async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if await self._relay_hr_reply(event, context.bot_user_id):
-            return
-        if event.get("channel_type") != "im" or self._ignored(event, context.bot_user_id):
-            return
-        await self.router.question(
-            self.platform, self._question(event, context.bot_user_id, event.get("thread_ts"))
-        )
+    async def _on_message(
+        self, event: dict[str, Any], context: AsyncBoltContext, body: dict[str, Any]
+    ) -> None:
+        await self._on_question(event, context, body)
 
-    async def _on_mention(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def _on_mention(
+        self, event: dict[str, Any], context: AsyncBoltContext, body: dict[str, Any]
+    ) -> None:
+        await self._on_question(event, context, body)
+
+    async def _on_question(
+        self, event: dict[str, Any], context: AsyncBoltContext, body: dict[str, Any]
+    ) -> None:
         if await self._relay_hr_reply(event, context.bot_user_id):
             return
-        if self._ignored(event, context.bot_user_id, edited_ok=True):
-            return
-        thread = event.get("thread_ts") or event.get("ts")
-        once = mention_key(event)  # an edit of an answered message is not answered again
-        await self.router.question(self.platform, self._question(event, context.bot_user_id, thread, once))
+        question = self._asked(event, context.bot_user_id, _event_id(body))
+        if question is not None:
+            await self.router.question(self.platform, question)
 
     async def _on_home(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home" or not event.get("user"):
@@ -378,6 +382,12 @@ class SlackBot:
         if not self.hr_channel or not question or not re.fullmatch(r"[UW][A-Z0-9]+", origin.user):
             return
         await self.router.ask_hr(self.platform, AskHr(origin, question, value.get("l") or self.default_lang))
+
+
+def _event_id(body: dict[str, Any]) -> str | None:
+    """An Events API callback's event id (what a retry of it repeats); None for other requests."""
+    event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+    return str(event_id) if event_id else None
 
 
 # ------------------------------------------------------------------------------------------- mounting

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_blocks import (
@@ -27,9 +29,9 @@ from adapters.slack_blocks import (
     thanked,
     to_mrkdwn,
 )
-from adapters.slack_web import SlackSender
+from adapters.slack_web import SlackSender, failure
 from bot.conversation import Conversation, Reply
-from bot.platform import INSERT_1, INSERT_2, HrPost, Notice
+from bot.platform import INSERT_1, INSERT_2, HrPost, Notice, Posted
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,33 @@ class SlackPlatform(SlackSender):
             return
         message = markdown_message(text(self.default_lang))
         await self.call("chat.postMessage", channel=self.hr_channel, text=message.text, blocks=message.blocks)
+
+    def reference(self, origin: SlackOrigin) -> dict[str, Any] | None:
+        """A message's conversation and thread; a command's or click's private reply is not kept."""
+        if origin.kind != "message":
+            return None
+        return {"channel": origin.channel, "thread": origin.thread}
+
+    async def post_later(self, reference: dict[str, Any], reply: Reply) -> Posted:
+        """The answer, posted where `reference` says; a timeout or a dropped connection is UNKNOWN."""
+        message = render(reply, ask_hr=self.has_hr)
+        body = {"channel": reference.get("channel"), "text": message.text, "blocks": message.blocks}
+        if reference.get("thread"):
+            body["thread_ts"] = reference["thread"]
+        try:
+            await self.client.api_call("chat.postMessage", json={**body, "unfurl_links": False})
+        except SlackApiError as exc:
+            error, transient = failure(exc)
+            log.error("Slack chat.postMessage of an answer left pending failed: %s", error)
+            return Posted.TRY_LATER if transient else Posted.REFUSED
+        except aiohttp.ClientConnectorError:
+            return Posted.TRY_LATER  # nothing reached Slack
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.error(
+                "Slack did not confirm an answer left pending (%s); not posted again", type(exc).__name__
+            )
+            return Posted.UNKNOWN
+        return Posted.POSTED
 
     async def _answer_click(self, origin: SlackOrigin, reply: Reply) -> None:
         """A suggestion or related entry clicked: where its answer goes depends on where the button was.

@@ -190,15 +190,19 @@ class TeamsBot:
         activity = turn.context.activity
         kind = activity.type
         if kind == ActivityTypes.message:
-            if activity.id and not await self.router.first_delivery(
-                f"teams:{activity.conversation.id}:{activity.id}"
-            ):
-                return  # Teams redelivers a message it thinks was answered too slowly
             value = body.get("value")
-            if isinstance(value, dict) and "policybot" in value:
+            card_action = isinstance(value, dict) and "policybot" in value
+            key = f"teams:{activity.conversation.id}:{activity.id}" if activity.id else None
+            question = None if card_action else self._question(turn, body, key)
+            # A question is kept in progress with its claim until it is answered (bot/pending.py); a
+            # reply in an HR thread may be HR's answer to relay instead: not kept.
+            held = None if question is None or self._in_hr_thread(turn) else question
+            if key and not await self.router.first_delivery(key, platform=self.platform, question=held):
+                return  # Teams redelivers a message it thinks was answered too slowly
+            if isinstance(value, dict) and card_action:
                 await self._on_action(turn, value)
             else:
-                await self._on_message(turn, body)
+                await self._on_message(turn, body, question)
         elif kind == ActivityTypes.conversation_update:
             await self._on_conversation_update(turn)
         elif kind == ActivityTypes.installation_update:
@@ -215,19 +219,32 @@ class TeamsBot:
         else:
             log.debug("ignoring a Teams %s activity", kind)
 
-    async def _on_message(self, turn: TeamsTurn, body: dict[str, Any]) -> None:
+    def _question(self, turn: TeamsTurn, body: dict[str, Any], key: str | None) -> Question[TeamsTurn] | None:
+        """The question a message asks; None where the bot was not spoken to (a channel, a group chat)."""
+        activity = turn.context.activity
+        bot_id = activity.recipient.id if activity.recipient else None
+        text, mentioned = question_text(body, bot_id)
+        if activity.conversation.conversation_type in _CHAT_TYPES_NEEDING_MENTION and not mentioned:
+            return None  # channel and group chat: only when spoken to
+        # Admin commands (reload, report, tip now, why …) for an admin, by AAD object id. Empty text
+        # (attachments only, a bare mention) gets the core's "empty" help.
+        who = activity.from_property.aad_object_id if activity.from_property else None
+        lang = lang_from_locale(activity.locale)
+        return Question(turn, text, who=who, lang_hint=lang, admin=True, delivery=key)
+
+    def _in_hr_thread(self, turn: TeamsTurn) -> bool:
+        hr_id = self.platform.hr_id
+        return bool(hr_id) and turn.context.activity.conversation.id.startswith(f"{hr_id};messageid=")
+
+    async def _on_message(
+        self, turn: TeamsTurn, body: dict[str, Any], question: Question[TeamsTurn] | None
+    ) -> None:
         activity = turn.context.activity
         bot_id = activity.recipient.id if activity.recipient else None
         if await self._relay_hr_reply(turn, body, bot_id):
             return
-        text, mentioned = question_text(body, bot_id)
-        if activity.conversation.conversation_type in _CHAT_TYPES_NEEDING_MENTION and not mentioned:
-            return  # channel and group chat: only when spoken to
-        # Admin commands (reload, report, tip now, why …) for an admin, by AAD object id. Empty text
-        # (attachments only, a bare mention) gets the core's "empty" help.
-        who = activity.from_property.aad_object_id if activity.from_property else None
-        question = Question(turn, text, who=who, lang_hint=lang_from_locale(activity.locale), admin=True)
-        await self.router.question(self.platform, question)
+        if question is not None:
+            await self.router.question(self.platform, question)
 
     async def _relay_hr_reply(self, turn: TeamsTurn, body: dict[str, Any], bot_id: str | None) -> bool:
         """A message in a thread of the HR conversation may be HR answering "Ask HR": the router relays it.
@@ -235,9 +252,8 @@ class TeamsBot:
         Teams delivers channel messages to a bot only when it is @mentioned, so HR mentions policybot
         in the reply (the HR note says so); the mention is removed before the text is passed on.
         """
-        hr_id = self.platform.hr_id
         thread_id = turn.context.activity.conversation.id
-        if not hr_id or not thread_id.startswith(f"{hr_id};messageid="):
+        if not self._in_hr_thread(turn):
             return False
         sender = turn.context.activity.from_property.id if turn.context.activity.from_property else None
         text, _ = question_text(body, bot_id, keep_people=True)

@@ -21,7 +21,7 @@ from adapters.teams_delivery import PLATFORM, TeamsDeliverer, card_activity
 from bot.config import Settings
 from bot.conversation import Conversation, Reply
 from bot.errors import DeliveryError
-from bot.platform import HrPost, Notice
+from bot.platform import HrPost, Notice, Posted
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,21 @@ class TeamsPlatform:
             log.warning("HR's reply could not be relayed to the asker: %s", exc)
             return False
         return True
+
+    def reference(self, origin: TeamsTurn) -> dict[str, Any] | None:
+        """The conversation's reference (service, conversation, tenant), without the user or activity."""
+        return dict(reference_of(origin.context.activity, origin.tenant).serialize())
+
+    async def post_later(self, reference: dict[str, Any], reply: Reply) -> Posted:
+        """The answer card, sent proactively into the referenced conversation."""
+        card = render_card(reply, hr_enabled=self.has_hr, say=self.conversation.say)
+        try:
+            await self.deliverer.send(ConversationReference.deserialize(reference), card_activity(card))
+        except DeliveryError as exc:
+            log.error("an answer left pending could not be sent to Teams: %s", exc)
+            # Not retryable: refused for good, or a timeout that may have posted it (see teams_delivery).
+            return Posted.TRY_LATER if exc.retryable else Posted.UNKNOWN
+        return Posted.POSTED
 
     async def tell_hr(self, text: Callable[[str], str]) -> None:
         if not self.hr_id:

@@ -27,6 +27,31 @@ def _switch(env: Mapping[str, str], name: str, default: str, missing: list[str])
     return value in ("on", "true", "1", "yes")
 
 
+def _seconds(env: Mapping[str, str], name: str, default: str, missing: list[str]) -> float:
+    """A positive number of seconds (fractions allowed); anything else is reported in `missing`."""
+    value = env.get(name, default).strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86_400:
+        missing.append(f"{name}={value!r} must be a number of seconds, more than 0")
+        return 0.0
+    return seconds
+
+
+def _pending_timing(env: Mapping[str, str], missing: list[str]) -> tuple[float, float]:
+    """How long an answer in progress is leased, and how often the sweeper runs (bot/pending.py)."""
+    lease = _seconds(env, "POLICYBOT_ANSWER_LEASE_SECONDS", "60", missing)
+    sweep = _seconds(env, "POLICYBOT_PENDING_SWEEP_SECONDS", "15", missing)
+    if 0 < lease <= sweep:
+        missing.append(
+            "POLICYBOT_PENDING_SWEEP_SECONDS must be shorter than POLICYBOT_ANSWER_LEASE_SECONDS "
+            "(each sweep renews the leases of the answers in progress)"
+        )
+    return lease, sweep
+
+
 def _clock(name: str, value: str) -> time:
     if not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
         raise ConfigError(f"{name}={value!r} is not a time of day; write it as HH:MM, e.g. 09:00")
@@ -104,6 +129,18 @@ class Settings:
     access_log: bool = (
         False  # one INFO line per HTTP request (POLICYBOT_ACCESS_LOG=on); costs CPU per request
     )
+    answer_lease_seconds: float = (
+        60.0  # an acknowledged question is this process's to answer (bot/pending.py)
+    )
+    pending_sweep_seconds: float = 15.0  # how often unanswered questions of dead processes are looked for
+
+    @property
+    def claim_secret(self) -> str:
+        """What event ids are hashed with in the store (bot/store_events.py): the platforms' own secrets,
+        the same in every replica and never stored in the database."""
+        slack = self.slack.signing_secret if self.slack is not None else ""
+        teams = self.teams.app_password if self.teams is not None else ""
+        return f"{slack}\x00{teams}" if slack or teams else ""
 
     @property
     def development(self) -> bool:
@@ -184,6 +221,7 @@ class Settings:
             missing.append(f"POLICYBOT_RELOAD_DEBOUNCE_MS={debounce!r} must be a number of milliseconds")
 
         access_log = _switch(env, "POLICYBOT_ACCESS_LOG", "off", missing)
+        lease, sweep = _pending_timing(env, missing)
 
         if missing:
             raise ConfigError("; ".join(missing))
@@ -212,4 +250,6 @@ class Settings:
             watch_knowledge=watch,
             reload_debounce_ms=int(debounce),
             access_log=access_log,
+            answer_lease_seconds=lease,
+            pending_sweep_seconds=sweep,
         )

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration's revision id (bot/migrations/versions; tests/bot/test_database.py checks it): a
 # database already there is opened without importing Alembic (+11 MiB, +0.1 s at every start).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 # Any constant will do, as long as every replica uses the same one: pg_advisory_xact_lock takes a bigint.
 MIGRATION_LOCK_KEY = 0x706F6C6963790001
 # Most writes one group-commit transaction takes; keeps statements far below SQLite's and PostgreSQL's
@@ -163,6 +163,23 @@ escalation_routes = Table(
     Column("route", JSON(), nullable=False),
     Column("lang", String(8), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# Questions acknowledged and not answered yet (bot/store_pending.py): what answering one later needs and
+# nothing else. `claim_key` is the keyed hash its event's claim is stored under; `reference` says where to
+# post (a Slack channel and thread, a Teams conversation reference without its user), never who asked.
+# A row lives from the claim to the answer; `lease_until` is when another process may take it over.
+pending_answers = Table(
+    "pending_answers",
+    metadata,
+    Column("claim_key", String(64), primary_key=True),
+    Column("platform", String(32), nullable=False),
+    Column("reference", JSON(), nullable=False),
+    Column("question", Text(), nullable=False),
+    Column("lang_hint", String(8), nullable=True),
+    Column("state", String(16), nullable=False),  # "answering", or "posting" (outcome unknown if found)
+    Column("attempts", Integer, nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=False, index=True),
 )
 
 

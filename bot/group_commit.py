@@ -5,7 +5,12 @@ Two kinds of write go through `GroupCommit`:
 - claims (Slack event ids, answered mentions): the caller needs the answer — did this replica win? —
   before it may reply, so a claim wakes the writer at once; claims queued together (`claim_many`)
   are decided in one transaction, one store round trip for all the claims an event needs;
-- records (questions, feedback votes, picked suggestions): nobody waits for them. They are queued and
+- an event that will be answered claims with a `hold`: the `pending_answers` row that lets another
+  process answer it if this one dies first (bot/store_pending.py), inserted in the same transaction;
+  when its own claim loses (a retry) and that row's lease has expired, the retry takes the row over and
+  wins, with the claims of its group (an @mention's message);
+- records (questions, feedback votes, picked suggestions, an answer's "posting" mark, finished
+  answers' rows to delete): nobody waits for them. They are queued and
   ride along with the next claims' transaction, or are written after `DEFER_SECONDS`, whichever comes
   first; at the light load of a normal day an answered mention then costs one transaction, not three.
   Reads of the store `flush` them first, and `close` writes everything still queued (nothing is lost on
@@ -30,11 +35,11 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, update
+from sqlalchemy import Connection, Engine, Table, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from bot.database import processed_events
+from bot.database import pending_answers, processed_events
 from bot.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 # The longest a record waits for a claims' transaction to share before it gets one of its own.
 DEFER_SECONDS = 1.0
+# What a queued record does to its table; and in which order a batch does them (claims go third).
+INSERT, UPDATE, DELETE = "insert", "update", "delete"
+_ORDER = {DELETE: 0, UPDATE: 1, INSERT: 2}
 
 # What a failed write was doing, for its error message.
 _WHAT = {
@@ -51,6 +59,7 @@ _WHAT = {
     "questions": "recording a question",
     "feedback": "recording feedback",
     "suggestion_picks": "recording a suggestion pick",
+    "pending_answers": "finishing an answer",
 }
 
 T = TypeVar("T")
@@ -69,6 +78,51 @@ class _Write:
     now: datetime
     future: asyncio.Future[bool] = field(repr=False)
     claim: bool
+    hold: dict[str, Any] | None = None  # a claim's `pending_answers` row (without its key: the claim's)
+    group: tuple[_Write, ...] = ()  # the other claims of the same event, won or lost with this one
+    op: str = INSERT  # a record's: INSERT its row, UPDATE or DELETE the row its primary key names
+
+
+@cache
+def _hold_statement(dialect: str) -> Any:
+    """INSERT a pending answer, replacing a leftover row of an expired claim of the same key."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(pending_answers)
+    columns = [c.name for c in pending_answers.c if c.name != "claim_key"]
+    return statement.on_conflict_do_update(
+        index_elements=["claim_key"], set_={name: statement.excluded[name] for name in columns}
+    )
+
+
+def _holds(conn: Connection, holders: list[_Write], won: set[_Write]) -> set[_Write]:
+    """Store the pending answers of the events that won all their claims; a holder that lost (a retry)
+    takes its event's row over if its lease has expired (the process answering it died): it then wins,
+    with its group. Returns the writes won by takeover."""
+    rows = [
+        {**write.hold, "claim_key": write.values["event_id"]}
+        for write in holders
+        if write.hold is not None and write in won and all(other in won for other in write.group)
+    ]
+    if rows:
+        conn.execute(_hold_statement(conn.dialect.name), rows)
+    taken: set[_Write] = set()
+    for write in holders:
+        if write in won or write.hold is None:
+            continue
+        row = pending_answers.c
+        taken_over = conn.execute(
+            update(pending_answers)
+            .where(
+                row.claim_key == write.values["event_id"],
+                row.state == "answering",
+                row.lease_until <= write.now,
+            )
+            .values(lease_until=write.hold["lease_until"])
+            .returning(row.claim_key)
+        ).first()
+        if taken_over is not None:
+            taken.update((write, *write.group))
+    return taken
 
 
 @cache
@@ -113,21 +167,40 @@ def _claim_events(conn: Connection, claims: list[_Write]) -> set[_Write]:
             .returning(processed_events.c.event_id)
         )
         won.update(renewed.scalars())
-    return {first[event_id] for event_id in won}
+    winners = {first[event_id] for event_id in won}
+    holders = [claim for claim in claims if claim.hold is not None]
+    return winners | _holds(conn, holders, winners) if holders else winners
 
 
 def _write_batch(conn: Connection, batch: list[_Write]) -> set[_Write]:
     """Write a batch in one transaction; returns the claims that won."""
-    by_table: dict[Table, list[_Write]] = defaultdict(list)
-    for write in batch:
-        by_table[write.table].append(write)
+    by_table: dict[tuple[Table, str], list[_Write]] = defaultdict(list)
+    # Finished and posting answers first: a retry claimed in the same batch must not take them over.
+    for write in sorted(batch, key=lambda write: _ORDER[write.op]):
+        by_table[write.table, write.op].append(write)
     won: set[_Write] = set()
-    for table, writes in by_table.items():
+    for (table, op), writes in by_table.items():
         if table is processed_events:
             won = _claim_events(conn, writes)
-        else:
+        elif op == INSERT:
             conn.execute(table.insert(), [write.values for write in writes])
+        else:
+            _by_key(conn, table, op, writes)
     return won
+
+
+def _by_key(conn: Connection, table: Table, op: str, writes: list[_Write]) -> None:
+    """DELETE the rows the writes name by primary key, or UPDATE them (one statement per new values)."""
+    [key] = table.primary_key.columns
+    if op == DELETE:
+        conn.execute(delete(table).where(key.in_([write.values[key.name] for write in writes])))
+        return
+    by_values: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
+    for write in writes:
+        values = tuple(sorted((k, v) for k, v in write.values.items() if k != key.name))
+        by_values[values].append(write.values[key.name])
+    for values, keys in by_values.items():
+        conn.execute(update(table).where(key.in_(keys)).values(dict(values)))
 
 
 def _disconnected(error: StoreError) -> bool:
@@ -199,11 +272,13 @@ class GroupCommit:
         """Whether records are queued or being written (a read must `flush` first to see them)."""
         return bool(self._records) or any(not write.claim for write in self._writing)
 
-    def _queue(self, table: Table, values: dict[str, Any], now: datetime, *, claim: bool) -> _Write:
+    def _queue(
+        self, table: Table, values: dict[str, Any], now: datetime, *, claim: bool, op: str = INSERT
+    ) -> _Write:
         if self._closed:
             raise StoreError(f"the store is closed; {_WHAT[table.name]} is not possible")
         loop = asyncio.get_running_loop()
-        write = _Write(table, values, now, loop.create_future(), claim)
+        write = _Write(table, values, now, loop.create_future(), claim, op=op)
         if claim:
             self._claims.append(write)
             self._wakeup.set()
@@ -222,22 +297,36 @@ class GroupCommit:
         """Claim one event id (a row of `processed_events`): True if this caller won it."""
         return (await self.claim_many([values], now))[0]
 
-    async def claim_many(self, rows: Sequence[dict[str, Any]], now: datetime) -> list[bool]:
+    async def claim_many(
+        self, rows: Sequence[dict[str, Any]], now: datetime, *, hold: dict[str, Any] | None = None
+    ) -> list[bool]:
         """Claim several ids in one transaction (queued together: one batch); whether each was won.
 
+        `hold`: the first id's event will be answered; its `pending_answers` row (see `_holds`).
         A caller that stops waiting (a timeout) does not withdraw its claims: they still count for the
         other replicas.
         """
         writes = [self._queue(processed_events, values, now, claim=True) for values in rows]
+        if hold is not None and writes:
+            writes[0].hold = hold
+            writes[0].group = tuple(writes[1:])
         results = await asyncio.gather(*(write.future for write in writes), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return [bool(result) for result in results]
 
-    def record(self, table: Table, values: dict[str, Any], now: datetime) -> None:
-        """Queue a record (a question, a vote, a pick); written within DEFER_SECONDS, errors logged."""
-        self._queue(table, values, now, claim=False)
+    def record(self, table: Table, values: dict[str, Any], now: datetime, *, op: str = INSERT) -> None:
+        """Queue a record (a question, a vote, a pick); written within DEFER_SECONDS, errors logged.
+        `op`: UPDATE or DELETE the row `values` names by its primary key instead of inserting one."""
+        self._queue(table, values, now, claim=False, op=op)
+
+    async def record_now(self, table: Table, values: dict[str, Any], now: datetime, *, op: str) -> bool:
+        """A record written at once (with whatever else is queued, as a claim is): whether it was."""
+        write = self._queue(table, values, now, claim=False, op=op)
+        self._records_due = asyncio.get_running_loop().time()
+        self._wakeup.set()
+        return await asyncio.shield(write.future)  # a caller that gives up leaves the write to go on
 
     async def flush(self) -> None:
         """Write the records queued so far (the store's reads see them)."""

@@ -18,7 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.conversation import Reply
-from bot.platform import AskHr, Feedback, HrPost, HrReply, Installed, Notice, Pick, Question, Uninstalled
+from bot.platform import (
+    AskHr,
+    Feedback,
+    HrPost,
+    HrReply,
+    Installed,
+    Notice,
+    Pick,
+    Posted,
+    Question,
+    Uninstalled,
+)
 from bot.router import Router
 from bot.tip_schedule import Target
 
@@ -56,6 +67,7 @@ class MemoryPlatform:
         self.hr_lang = hr_lang
         self.fail_hr = False
         self.fail_private = False
+        self.later: list[Posted] = []  # how the next `post_later`s go (then: POSTED)
         self.sent: list[Sent] = []
         self._threads = itertools.count(1)
 
@@ -95,6 +107,15 @@ class MemoryPlatform:
     async def tell_hr(self, text: Callable[[str], str]) -> None:
         self.sent.append(Sent("hr", HR, text(self.hr_lang)))
 
+    def reference(self, origin: Place) -> dict[str, Any] | None:
+        return {"conversation": origin.conversation}
+
+    async def post_later(self, reference: dict[str, Any], reply: Reply) -> Posted:
+        outcome = self.later.pop(0) if self.later else Posted.POSTED
+        if outcome in (Posted.POSTED, Posted.UNKNOWN):  # an unknown outcome: it did go through here
+            self.sent.append(Sent("reply", str(reference["conversation"]), reply.text, reply))
+        return outcome
+
     async def deliver(self, target: Target, reply: Reply) -> None:
         self.sent.append(Sent("tip", target.id, reply.text, reply))
 
@@ -122,13 +143,31 @@ class Chat:
         self.lang_hint = lang_hint
         router.attach(self.platform)
 
-    async def ask(self, text: str, *, admin: bool = True, once: str | None = None) -> list[Sent]:
-        """Write `text` to the bot (admin commands are recognised, as in a Teams chat or /policy)."""
-        event = Question(
-            self.place, text, who=self.place.who, lang_hint=self.lang_hint, admin=admin, once=once
-        )
+    async def ask(
+        self, text: str, *, admin: bool = True, once: str | None = None, delivery: str | None = None
+    ) -> list[Sent]:
+        """Write `text` to the bot (admin commands are recognised, as in a Teams chat or /policy).
+
+        `delivery`: the platform's event id; a redelivery of an event already handled gets nothing."""
+        event = self._question(text, admin, once, delivery)
+        if delivery is not None and not await self.router.first_delivery(
+            delivery, platform=self.platform, question=event
+        ):
+            return []
         await self.router.question(self.platform, event)
         return self.platform.take()
+
+    async def acknowledged(self, text: str, *, delivery: str, admin: bool = False) -> bool:
+        """The platform delivers `text` and is acknowledged, and the process dies before answering:
+        whether the delivery was claimed (a question in progress, if it is one)."""
+        event = self._question(text, admin, None, delivery)
+        return await self.router.first_delivery(delivery, platform=self.platform, question=event)
+
+    def _question(self, text: str, admin: bool, once: str | None, delivery: str | None) -> Question[Place]:
+        return Question(
+            self.place, text, who=self.place.who, lang_hint=self.lang_hint, admin=admin, once=once,
+            delivery=delivery,
+        )  # fmt: skip
 
     async def command(self, text: str) -> list[Sent]:
         """A slash command: as `ask`, but nothing typed gets the help."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
 from bot.conversation import Reply
@@ -58,6 +59,16 @@ class HrPost:
     route: dict[str, Any]
 
 
+class Posted(StrEnum):
+    """How a post made later (`Platform.post_later`) went. Only TRY_LATER is posted again: a post that
+    may have gone through (UNKNOWN: a timeout, a dropped connection) never is, so none is seen twice."""
+
+    POSTED = "posted"
+    UNKNOWN = "unknown"
+    REFUSED = "refused"  # the platform said no for good (the bot was removed, the channel archived)
+    TRY_LATER = "try later"  # certainly not posted (rate limited, unreachable)
+
+
 class Platform(Protocol[O_contra]):
     """What a chat platform must do for the bot. Sends log their own failures; none raises for them."""
 
@@ -92,6 +103,13 @@ class Platform(Protocol[O_contra]):
     async def tell_hr(self, text: Callable[[str], str]) -> None:
         """Post a note to the HR conversation, in HR's language: `text(lang)` gives it (markdown)."""
 
+    def reference(self, origin: O_contra) -> dict[str, Any] | None:
+        """Where an answer to `origin` can be posted later by any process (JSON: a conversation and
+        thread, never who asked); None where that cannot be done (a private reply to a click)."""
+
+    async def post_later(self, reference: dict[str, Any], reply: Reply) -> Posted:
+        """Post an answer through a `reference`, from a process other than the one that took the event."""
+
 
 # ---------------------------------------------------------------------------------------- incoming
 
@@ -100,7 +118,8 @@ class Platform(Protocol[O_contra]):
 class Question(Generic[T]):
     """Someone wrote to the bot. `admin`: admin commands are recognised here (Teams, Slack's /policy);
     `help_when_empty`: nothing typed gets the help (a bare slash command); `once`: answered once per
-    key, for `once_ttl` (a Slack message edited to mention the bot comes again)."""
+    key, for `once_ttl` (a Slack message edited to mention the bot comes again); `delivery`: its answer
+    finishes the answer in progress that `Router.first_delivery(delivery, question=…)` stored."""
 
     origin: T
     text: str
@@ -111,6 +130,7 @@ class Question(Generic[T]):
     help_when_empty: bool = False
     once: str | None = None
     once_ttl: timedelta = timedelta(hours=1)
+    delivery: str | None = None  # the key the event was claimed by (`Router.first_delivery`)
 
 
 @dataclass(frozen=True)
@@ -185,6 +205,7 @@ __all__ = [
     "Notice",
     "Pick",
     "Platform",
+    "Posted",
     "Question",
     "Uninstalled",
 ]

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bot.admin import Admin
-from bot.claims import Claims
+from bot.claims import Claims, Hold
 from bot.conversation import Conversation, Message
 from bot.errors import PolicybotError
 from bot.platform import (
@@ -93,10 +93,14 @@ class Router:
         self.installs = installs
         self.reloader = reloader
         self.admin = Admin(admins, conversation, reloader=reloader, tips=tips, store=insights)
+        self.admins = admins
+        self.platforms: dict[str, Platform[Any]] = {}  # by name: where answers left pending are posted
 
     def attach(self, platform: Platform[Any]) -> None:
-        """Tell `platform`'s HR conversation when a knowledge-base edit is rejected, and when it is fixed,
-        and post the weekly list of answers due for review there."""
+        """Serve `platform`'s answers left pending by a process that died (bot/pending.py); tell its HR
+        conversation when a knowledge-base edit is rejected, and when it is fixed, and post the weekly
+        list of answers due for review there."""
+        self.platforms[platform.name] = platform
         if not platform.has_hr:
             return
         if self.review is not None:
@@ -111,13 +115,31 @@ class Router:
         reloader.on_result(notify)
 
     async def first_delivery(
-        self, key: str, ttl: timedelta = timedelta(hours=1), *, ahead: Sequence[tuple[str, timedelta]] = ()
+        self,
+        key: str,
+        ttl: timedelta = timedelta(hours=1),
+        *,
+        ahead: Sequence[tuple[str, timedelta]] = (),
+        platform: Platform[O] | None = None,
+        question: Question[O] | None = None,
     ) -> bool:
         """False for a platform's redelivery of an event already handled (Slack retries, Teams resends).
 
         `ahead`: the event's own `once` claim, made in the same store round trip (see bot/claims.py).
+        `question`: the event is that question (its `delivery` is `key`): its answer is in progress, kept
+        in the store with the claims until `question` is answered, so that a process dying in between
+        loses it to no one (bot/pending.py). An admin's message is not kept: a command is never run
+        blind later. A redelivery whose answer was left in progress by a dead process is answered.
         """
-        return await self.claims.claim(key, ttl, ahead=ahead)
+        hold = None
+        if platform is not None and question is not None and not self._from_admin(question):
+            reference = platform.reference(question.origin)
+            if reference is not None:
+                hold = Hold(platform.name, reference, question.text, question.lang_hint)
+        return await self.claims.claim(key, ttl, ahead=ahead, hold=hold)
+
+    def _from_admin(self, event: Question[Any]) -> bool:
+        return event.admin and event.who is not None and event.who in self.admins
 
     # ---- questions and commands --------------------------------------------------------------------
 
@@ -125,19 +147,30 @@ class Router:
         """Answer it: an admin command for an admin, the help for nothing typed, else the conversation."""
         if event.once and not await self.claims.claim(event.once, event.once_ttl):
             log.info("a message was answered already (an edit of it); not again")
+            self._answered(event)
             return
         lang = event.lang_hint or self.default_lang
         if event.admin:
             answer = await self.admin.run(event.text, event.who, lang)
             if answer is not None:
-                await platform.reply_text(event.origin, answer)
+                async with self.claims.sending(event.delivery):
+                    await platform.reply_text(event.origin, answer)
+                self._answered(event)
                 return
         if not event.text and event.help_when_empty:
             reply = self.conversation.help(lang)
         else:
             message = Message(text=event.text, lang_hint=event.lang_hint, who=event.who, where=event.where)
             reply = await self.conversation.handle(message)
-        await platform.reply(event.origin, reply)
+        # Marked as being posted first: a process dying from now on leaves an answer that may be out.
+        async with self.claims.sending(event.delivery):
+            await platform.reply(event.origin, reply)
+        self._answered(event)
+
+    def _answered(self, event: Question[Any]) -> None:
+        """Posted (sends log their own failures): the answer in progress is finished."""
+        if event.delivery is not None:
+            self.claims.answered(event.delivery)
 
     # ---- buttons -----------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 One object over one database, made of a part per concern, each in its own module:
 - bot/store_events.py — event ids already handled (Slack retries, Teams redeliveries);
+- bot/store_pending.py — questions acknowledged and not answered yet (answered by another process if
+  this one dies);
 - bot/store_insights.py — what HR learns from: questions, feedback, picked suggestions (the `Recorder`);
 - bot/store_tips.py — the daily tips' bookkeeping;
 - bot/store_escalations.py — the "Ask HR" reply routes;
@@ -28,10 +30,11 @@ from bot.store_escalations import EscalationRoute, EscalationStore
 from bot.store_events import EventStore
 from bot.store_insights import InsightStore, LoggedPick, LoggedQuestion
 from bot.store_installs import InstallStore, StoredReference
+from bot.store_pending import PendingAnswer, PendingStore
 from bot.store_tips import TipPost, TipStatus, TipStore
 
 
-class Store(EventStore, InsightStore, TipStore, EscalationStore, InstallStore):
+class Store(EventStore, PendingStore, InsightStore, TipStore, EscalationStore, InstallStore):
     """The database, behind the few operations the bot needs. Create it with `await Store.open(url)`."""
 
     @classmethod
@@ -42,9 +45,12 @@ class Store(EventStore, InsightStore, TipStore, EscalationStore, InstallStore):
         retention_days: int = 90,
         clock: Callable[[], datetime] = utcnow,
         tz: tzinfo = UTC,
+        secret: str = "",
     ) -> Store:
         """Open (and migrate) the database. `tz` dates the feedback votes: the report's `since` is a
-        local day, so a vote at 00:30 in Oslo must count for that Oslo day, not the UTC one before."""
+        local day, so a vote at 00:30 in Oslo must count for that Oslo day, not the UTC one before.
+        `secret` keys the hash event ids are stored as (bot/store_events.py): the same in every replica.
+        """
         engine = create_engine(url)
         try:
             await migrate(engine)
@@ -52,7 +58,7 @@ class Store(EventStore, InsightStore, TipStore, EscalationStore, InstallStore):
             await engine.dispose()
             raise
         writer = SQLiteWriter(create_sqlite_write_engine(url)) if engine.dialect.name == "sqlite" else None
-        return cls(engine, retention_days=retention_days, clock=clock, tz=tz, writer=writer)
+        return cls(engine, retention_days=retention_days, clock=clock, tz=tz, writer=writer, secret=secret)
 
     async def close(self) -> None:
         """Write everything still queued, then release the database connections."""
@@ -79,6 +85,7 @@ __all__ = [
     "EscalationRoute",
     "LoggedPick",
     "LoggedQuestion",
+    "PendingAnswer",
     "Store",
     "StoredReference",
     "TipPost",

@@ -8,6 +8,7 @@ bot/store_tips.py (tip posts), bot/store_escalations.py ("Ask HR" routes), bot/s
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -41,13 +42,20 @@ class StoreBase:
         clock: Callable[[], datetime],
         tz: tzinfo = UTC,
         writer: SQLiteWriter | None = None,
+        secret: str = "",
     ) -> None:
         self._engine = engine
+        # The key of the claim keys' hash (see `claim_key`): the platforms' secrets, never stored here.
+        self._hash_key = hashlib.blake2b(secret.encode(), digest_size=32).digest()
         self.retention_days = retention_days
         self._clock = clock
         self.tz = tz  # the local time zone: a vote is dated by the day it was given there
         self._writer = writer  # SQLite: the group commit's own thread and connection
         self._writes = GroupCommit(self._run_batch)
+
+    def claim_key(self, event_id: str) -> str:
+        """What an event id is stored as: a keyed hash (32 hex digits) that names no channel or person."""
+        return hashlib.blake2b(event_id.encode(), key=self._hash_key, digest_size=16).hexdigest()
 
     @property
     def write_engine(self) -> Engine:

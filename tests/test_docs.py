@@ -95,6 +95,10 @@ QUICKER: dict[str, tuple[str, str]] = {
         "python bench/bench_startup.py --entries 100 --runs 1",
         "10 000 extra entries take a minute to start: the same code with 100",
     ),
+    "python bench/bench_kill9.py": (
+        "python bench/bench_kill9.py --quick",
+        "five kills take a minute: the same code with one, at a lighter load",
+    ),
     "python bench/bench_cli.py": (
         "python bench/bench_cli.py --entries 100 --runs 1",
         "loading 10 000 extra entries takes half a minute: the same code with 100",

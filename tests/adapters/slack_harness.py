@@ -134,9 +134,12 @@ async def start_bot(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncIterator[St
     """Start the real server (build_app + AppRunner on 127.0.0.1:0) with a small knowledge base."""
     runners: list[tuple[web.AppRunner, Store, aiohttp.ClientSession]] = []
 
-    async def start(*, hr_channel: str | None = HR_CHANNEL, messages: str | None = None) -> Policybot:
+    async def start(
+        *, hr_channel: str | None = HR_CHANNEL, messages: str | None = None, env: dict[str, str] | None = None
+    ) -> Policybot:
+        """`env`: more settings (e.g. a short POLICYBOT_ANSWER_LEASE_SECONDS)."""
         kb_dir = write_kb(tmp_path / f"knowledge{len(runners)}", messages=messages)
-        env = {
+        settings_env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack_api.api_url,
@@ -144,9 +147,9 @@ async def start_bot(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncIterator[St
             "POLICYBOT_KNOWLEDGE": str(kb_dir),
         }
         if hr_channel:
-            env["POLICYBOT_HR_CHANNEL"] = hr_channel
-        settings = Settings.from_env(env)
-        store = await Store.open(settings.database_url)
+            settings_env["POLICYBOT_HR_CHANNEL"] = hr_channel
+        settings = Settings.from_env(settings_env | (env or {}))
+        store = await Store.open(settings.database_url, secret=settings.claim_secret)
         conversation = Conversation(await load_knowledge(kb_dir), recorder=store)
         runner = web.AppRunner(build_app(Services.assemble(settings, conversation, store)), access_log=None)
         await runner.setup()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.claims import Claims
+from bot.claims import Claims, Hold
 from bot.config import Settings
 from bot.conversation import Conversation, ReplyKind
 from bot.errors import StoreError
@@ -100,7 +100,9 @@ async def test_claims_fall_back_to_this_process_when_the_store_is_down(store: St
         async def claim_event(self, event_id: str, *, ttl: timedelta = timedelta(hours=1)) -> bool:
             raise StoreError("could not reach the database")
 
-        async def claim_events(self, claims: Sequence[tuple[str, timedelta]]) -> list[bool]:
+        async def claim_events(
+            self, claims: Sequence[tuple[str, timedelta]], *, hold: Hold | None = None, lease: timedelta
+        ) -> list[bool]:
             raise StoreError("could not reach the database")
 
     claims = Claims(DownStore())
@@ -308,7 +310,9 @@ async def test_claims_made_ahead_go_in_the_same_store_round_trip_and_wait_for_th
         async def claim_event(self, event_id: str, *, ttl: timedelta = timedelta(hours=1)) -> bool:
             return (await self.claim_events([(event_id, ttl)]))[0]
 
-        async def claim_events(self, claims: Sequence[tuple[str, timedelta]]) -> list[bool]:
+        async def claim_events(
+            self, claims: Sequence[tuple[str, timedelta]], *, hold: Hold | None = None, lease: timedelta
+        ) -> list[bool]:
             self.calls.append([key for key, _ in claims])
             won = [key not in self.seen for key, _ in claims]
             self.seen.update(key for key, _ in claims)

@@ -6,6 +6,9 @@ The `slack_api` fixture (registered for every test in tests/conftest.py) gives a
 Failures are scripted per method with `fake.fail_next(...)`: a Slack error (`error="channel_not_found"`),
 an HTTP status with `Retry-After` (`status=429, retry_after=1`) or a dropped connection (`disconnect=True`).
 A slow Slack is scripted with `fake.slow_next(method, seconds)`: the next call is handled that much later.
+A Slack that never takes a call, `fake.stall_next(method)`: the next call hangs, unrecorded, until the bot
+goes away (a process killed before its answer got through) or `fake.release()` refuses it (and the
+calls still to stall).
 """
 
 from __future__ import annotations
@@ -94,6 +97,10 @@ class FakeSlackApi:
     calls: list[Call] = field(default_factory=list)
     _failures: dict[str, deque[_Failure]] = field(default_factory=lambda: defaultdict(deque))
     _delays: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    _stalls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    stalled: int = 0  # calls hanging now
+    latency: float = 0.0  # seconds every call takes (real Slack: a tenth of a second or more)
+    _released: asyncio.Event | None = None
     _runner: web.AppRunner | None = None
     _port: int = 0
     _changed: asyncio.Condition | None = None
@@ -109,6 +116,7 @@ class FakeSlackApi:
         await site.start()
         self._port = self._runner.addresses[0][1]
         self._changed = asyncio.Condition()
+        self._released = asyncio.Event()
         return self
 
     async def close(self) -> None:
@@ -142,6 +150,36 @@ class FakeSlackApi:
     def slow_next(self, method: str, seconds: float) -> None:
         """Make the next call to `method` (or "response_url") wait `seconds` before it is handled."""
         self._delays[method].append(seconds)
+
+    def stall_next(self, method: str, times: int = 1) -> None:
+        """Make the next `times` calls to `method` hang, unrecorded (Slack never took them)."""
+        self._stalls[method] += times
+
+    def release(self) -> None:
+        """End the calls hanging now, refused (`not_taken`) and still unrecorded; stall no more."""
+        assert self._released is not None
+        self._released.set()
+        self._stalls.clear()
+
+    async def wait_stalled(self, n: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (reads best in tests)
+        """Wait until `n` calls hang."""
+        assert self._changed is not None
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.stalled >= n), timeout)
+
+    async def _stall(self, request: web.Request) -> web.StreamResponse:
+        assert self._changed is not None and self._released is not None
+        async with self._changed:
+            self.stalled += 1
+            self._changed.notify_all()
+        try:
+            while not self._released.is_set():
+                if request.transport is None or request.transport.is_closing():
+                    return web.Response(status=500)  # the bot is gone; nobody reads this
+                await asyncio.sleep(0.01)
+            return web.json_response({"ok": False, "error": "not_taken"})
+        finally:
+            self.stalled -= 1
 
     @property
     def last_ts(self) -> str:
@@ -182,6 +220,8 @@ class FakeSlackApi:
         delays = self._delays.get(method)
         if delays:
             await asyncio.sleep(delays.popleft())
+        elif self.latency:
+            await asyncio.sleep(self.latency)
         async with self._changed:
             self.calls.append(Call(method, params, token, time.perf_counter()))
             self._changed.notify_all()
@@ -191,6 +231,9 @@ class FakeSlackApi:
         params = await _params(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        if self._stalls.get(method):
+            self._stalls[method] -= 1
+            return await self._stall(request)
         failures = self._failures.get(method)
         failure = failures.popleft() if failures else None
         if failure is not None and failure.disconnect:
