@@ -10,7 +10,7 @@ Swedish or German.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
@@ -55,6 +55,7 @@ class Analyzer:
         self.phrase_starts = frozenset(p[0] for p in self.phrases)
         self.vocabulary: frozenset[str] = frozenset()
         self._by_length: dict[tuple[str, int], list[str]] = {}  # (first letter, length) -> spellings
+        self._near: dict[tuple[str, int], list[str]] = {}
         self._spellings: dict[str, str] = {}
         self._prefixes: dict[str, str] = {}
         self._correct = lru_cache(maxsize=50_000)(self._correct_uncached)
@@ -63,13 +64,14 @@ class Analyzer:
 
     def __getstate__(self) -> dict[str, object]:
         """Pickled without its memo caches (bot/index_cache.py keeps a built index on disk)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_correct", "_term", "_terms")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_correct", "_term", "_terms", "_near")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._correct = lru_cache(maxsize=50_000)(self._correct_uncached)
         self._term = lru_cache(maxsize=200_000)(self._term_uncached)
         self._terms = {}
+        self._near = {}
 
     def set_vocabulary(self, vocabulary: Iterable[str]) -> None:
         self.vocabulary = frozenset(vocabulary)
@@ -88,9 +90,10 @@ class Analyzer:
                     prefixes[word[:size]] = None  # shared by two meanings: tells nothing
         self._prefixes = {prefix: term for prefix, term in prefixes.items() if term is not None}
         by_length: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for word in self._spellings:
+        for word in sorted(self._spellings):  # (sorted: of two as close, the same wins in every process)
             by_length[word[0], len(word)].append(word)
         self._by_length = dict(by_length)
+        self._near = {}  # (first letter, length) -> the spellings of about that length
         self._correct.cache_clear()
         self._term.cache_clear()
         self._terms = {}
@@ -98,8 +101,11 @@ class Analyzer:
     def tokens(self, text: str) -> list[str]:
         return tokens(text)
 
-    def canonical(self, words: list[str], lang: str | None = None) -> list[str]:  # noqa: C901 — phrases first, then one word at a time; the cases read best in one loop
-        """Synonyms (phrases first), stop words out, stems in."""
+    def canonical(  # noqa: C901 — phrases first, then one word at a time; the cases read best in one loop
+        self, words: list[str], lang: str | None = None, term_of: Callable[[str, str], str] | None = None
+    ) -> list[str]:
+        """Synonyms (phrases first), stop words out, stems in; `term_of`: the term of one word outside
+        phrases, when the caller knows them (an index build)."""
         lang = lang or self.languages[0]
         if self.phrase_starts.isdisjoint(words):  # the common case: no synonym phrase can start here
             cache = self._terms.get(lang)
@@ -127,13 +133,18 @@ class Analyzer:
                     target = None
                 if target is not None:
                     continue
-            term = self._term(words[i], lang)
+            term = (term_of or self._term)(words[i], lang)
             i += 1
             if term:
                 out.append(term)
         return out
 
-    def _term_uncached(self, word: str, lang: str) -> str:
+    def word_term(self, word: str, lang: str, stem_of: Callable[[str, str], str]) -> str:
+        """One word's term outside synonym phrases ("" for a stop word), as `canonical` reads it, with
+        the stems of `stem_of` (an index build stems all its words at once) and nothing kept."""
+        return self._term_uncached(word, lang, stem_of)
+
+    def _term_uncached(self, word: str, lang: str, stem_of: Callable[[str, str], str] = stem) -> str:
         """One word's canonical term, or "" for a stop word.
 
         A spelling HR listed wins; a stop word is dropped before stems are compared, so a synonym
@@ -145,9 +156,9 @@ class Analyzer:
             return ""
         # The text's language first; another language of the knowledge base only where its stem is a
         # word the knowledge base knows (a Norwegian word in an English sentence, a misread language).
-        first = stem(word, lang)
+        first = stem_of(word, lang)
         for other in (lang, *(x for x in self.languages if x != lang)):
-            stemmed = first if other == lang else stem(word, other)
+            stemmed = first if other == lang else stem_of(word, other)
             known = self.words.get(stemmed) or self.stems.get(stemmed)
             if known:
                 return known
@@ -172,9 +183,15 @@ class Analyzer:
             return parts
         if len(term) >= 5 and not term.isdigit():
             # A typo keeps the first letter and length roughly; anything looser "corrects" real words.
-            candidates = [
-                w for n in range(len(term) - 2, len(term) + 3) for w in self._by_length.get((term[0], n), ())
-            ]
+            candidates = self._near.get((term[0], len(term)))
+            if candidates is None:
+                candidates = [
+                    w
+                    for n in range(len(term) - 2, len(term) + 3)
+                    for w in self._by_length.get((term[0], n), ())
+                ]
+                if candidates:  # (kept only for letters and lengths the knowledge base has: bounded)
+                    self._near[term[0], len(term)] = candidates
             best = process.extractOne(term, candidates, scorer=fuzz.ratio, score_cutoff=80.0)
             if best is not None:
                 return (self._spellings[str(best[0])],)

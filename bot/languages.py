@@ -111,6 +111,9 @@ CHAT_FILLERS: dict[str, frozenset[str]] = {
 
 _FOLD = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "ä": "ae", "ö": "o", "ß": "ss"})
 TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, in any script
+_APART = "\x00"  # between texts folded together: no letter, no case, never in a chat text
+_TOKEN_OR_APART = re.compile(r"[^\W_]+|\x00")
+_FOLD_LETTERS = tuple((chr(letter), ascii_letters) for letter, ascii_letters in _FOLD.items())
 
 
 def fold(text: str) -> str:
@@ -123,6 +126,30 @@ def fold(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     return TOKEN.findall(fold(text))
+
+
+def tokens_of_many(texts: list[str]) -> tuple[list[str], list[int]]:
+    """The `tokens` of every text, one text after the other, and how many each has: folded and read in
+    one pass over them all (an index build reads 100 000 texts)."""
+    joined = _APART.join(texts)
+    if not texts or joined.count(_APART) != len(texts) - 1:  # a text holds the separator itself
+        each = [tokens(text) for text in texts]
+        return [w for words in each for w in words], [len(words) for words in each]
+    folded = joined.lower()
+    for letter, ascii_letters in _FOLD_LETTERS:  # (`str.translate` reads a long text char by char)
+        folded = folded.replace(letter, ascii_letters)
+    if folded.isascii():
+        folded = folded.replace("aa", "a")
+    else:  # accents: those texts one by one, as `fold` reads them
+        parts = folded.split(_APART)
+        folded = _APART.join(
+            part.replace("aa", "a") if part.isascii() else fold(text)
+            for part, text in zip(parts, texts, strict=True)
+        )
+    found = _TOKEN_OR_APART.findall(folded)
+    apart = [i for i, word in enumerate(found) if word == _APART]
+    counts = [b - a - 1 for a, b in zip([-1, *apart], [*apart, len(found)], strict=True)]
+    return [word for word in found if word != _APART], counts
 
 
 def normalise(code: str | None) -> str | None:
@@ -153,6 +180,12 @@ def stem(token: str, lang: str = "en") -> str:
     if len(token) < 3 or token.isdigit():
         return token
     return str(_stemmer(lang).stemWord(token))
+
+
+def stems_of(words: list[str], lang: str) -> dict[str, str]:
+    """`stem` of each of many words, stemmed together (and not kept in `stem`'s cache)."""
+    stemmed = _stemmer(lang).stemWords(words)
+    return {w: w if len(w) < 3 or w.isdigit() else str(s) for w, s in zip(words, stemmed, strict=True)}
 
 
 @cache

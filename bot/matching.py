@@ -20,9 +20,13 @@ centroid rows of its candidate entries.
 
 from __future__ import annotations
 
+import ctypes
 import math
+from collections.abc import Callable
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,7 +37,7 @@ from bot.calibration import Fit, Observation
 from bot.decision import OUT_OF_SCOPE, Match, Result, choices, decide, familiar, signals
 from bot.knowledge import KnowledgeBase
 from bot.languages import CHAT_FILLERS, detect, fold, normalise, stem, stop_words_of, tokens
-from bot.postings import EMPTY, Postings, strength
+from bot.postings import Postings, strength
 from bot.similarity import Space
 
 __all__ = [
@@ -85,9 +89,11 @@ class Index:
         self.entry_ids: list[str] = [*kb.entries, OUT_OF_SCOPE]
         self.postings = Postings(kb, self.analyzer)
         # The learned signal: one row per entry, the out-of-scope examples' row last.
-        self.space = Space(self.postings.documents)
-        self.postings.documents = []  # only the space needed them
         self.n_real = len(kb.entries)
+        self.space = Space(
+            self.postings.documents, self.postings.n_entries, by_feature=self.n_real <= ALL_ENTRIES
+        )
+        del self.postings.documents  # only the space needed them
         self.out_of_scope = self.postings.out_of_scope
         self.n_entries = self.postings.n_entries
         self.answer_when_sure = kb.answer_when_sure
@@ -102,6 +108,7 @@ class Index:
         self.fit = known or (self._fit() if fit else calibration.fit([], kb.answer_when_sure))
         if cache is not None and fit and known is None:
             calibration.remember(cache, kb.version, self.fit)
+        give_back_memory()
 
     @property
     def questions(self) -> list[str]:
@@ -126,10 +133,18 @@ class Index:
         return decide(lang, ranked, terms, self.fit, self.information(terms))
 
     def information(self, terms: tuple[str, ...]) -> float:
-        idf, unknown = self.postings.idf, self.postings.unknown_weight
-        return sum(idf.get(t, unknown) for t in terms)
+        return sum(self._weights(terms).values())
 
-    def rank(  # noqa: C901, PLR0915 — every signal of one ranking, summed in one place so `why` can show each
+    def _weights(self, terms: tuple[str, ...] | list[str]) -> dict[str, float]:
+        """How much meaning each term carries (its inverse document frequency)."""
+        known, weight, unknown = (
+            self.postings.term_ids,
+            self.postings.term_weight,
+            self.postings.unknown_weight,
+        )
+        return {t: float(weight[i]) if (i := known.get(t)) is not None else unknown for t in terms}
+
+    def rank(  # noqa: PLR0915 — every signal of one ranking, summed in one place so `why` can show each
         self, text: str, *, lang: str | None = None, exclude: int | None = None
     ) -> tuple[tuple[Match, ...], tuple[str, ...]]:
         """The best-scoring entries (the out-of-scope pseudo-entry among them) and the terms read."""
@@ -138,30 +153,27 @@ class Index:
         terms = list(dict.fromkeys(self.analyzer.terms(text, lang)))
         if self.n_entries == 0:
             return (), tuple(terms)
-        weights = {t: self.postings.idf.get(t, self.postings.unknown_weight) for t in terms}
+        p = self.postings
+        weights = self._weights(terms)
         total = sum(weights.values()) or 1.0
         coverage: NDArray[np.float64] = np.zeros(self.n_entries)
         core: NDArray[np.float64] = np.zeros(self.n_entries)
-        overlap: NDArray[np.float64] = np.zeros(len(self.questions))
+        touched: list[NDArray[np.int32]] = []  # the examples using each term, and the term's weight
+        touched_weight: list[float] = []
         own = int(self.question_entry[exclude]) if exclude is not None else -1
-        left_out = self.postings.question_terms[exclude] if exclude is not None else frozenset()
+        left_out = set(p.question_terms(exclude).tolist()) if exclude is not None else set()
         for term in terms:
-            postings = self.postings.entry_postings.get(term)
-            if postings is not None:
-                ids, strengths = postings
-                coverage[ids] += weights[term] * strengths
-                core[ids] += weights[term] * (strengths >= 1.0)
-                overlap[self.postings.question_postings.get(term, EMPTY)] += weights[term]
-                if term in left_out and own != self.out_of_scope:  # as if the example were not written
-                    self._leave_out(
-                        term=term,
-                        own=own,
-                        ids=ids,
-                        strengths=strengths,
-                        weight=weights[term],
-                        coverage=coverage,
-                        core=core,
-                    )
+            t = p.term_ids.get(term)
+            if t is None:
+                continue
+            a, b = p.entry_ptr[t], p.entry_ptr[t + 1]
+            ids, strengths = p.entry_ids[a:b], p.entry_strength[a:b]
+            coverage[ids] += weights[term] * strengths
+            core[ids] += weights[term] * (strengths >= 1.0)
+            touched.append(p.example_ids[p.example_ptr[t] : p.example_ptr[t + 1]])
+            touched_weight.append(weights[term])
+            if t in left_out and own != self.out_of_scope:  # as if the example were not written
+                self._leave_out(t, own, weights[term], coverage=coverage, core=core)
         # Matching only an entry's incidental words ("christmas party" in a photo example) is not
         # matching the entry: scale by how much of the matched meaning is the entry's core terms.
         core_share = np.divide(core, coverage, out=np.zeros_like(core), where=coverage > 0)
@@ -170,25 +182,10 @@ class Index:
             candidates = np.argpartition(-coverage, CANDIDATES)[:CANDIDATES]
             candidates = candidates[coverage[candidates] > 0]
             if self.out_of_scope >= 0:
-                candidates = np.union1d(candidates, [self.out_of_scope])
+                candidates = np.sort(np.r_[candidates[candidates != self.out_of_scope], self.out_of_scope])
         else:
             candidates = np.arange(self.n_entries)
-        best_question = np.full(self.n_entries, -1, dtype=np.int64)
-        best_closeness: NDArray[np.float64] = np.zeros(self.n_entries)
-        if exclude is not None:
-            overlap[exclude] = 0.0
-        if candidates.size:
-            starts, ends = self.postings.entry_start[candidates], self.postings.entry_end[candidates]
-            lengths = ends - starts
-            owners = np.repeat(candidates, lengths)
-            examples = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(
-                lengths.sum()
-            )
-            # weighted Dice between the question and each example of the candidate entries
-            closeness = 2 * overlap[examples] / (total + self.postings.question_weight[examples])
-            ascending = np.argsort(closeness, kind="stable")  # the best of each entry is written last
-            best_closeness[owners[ascending]] = closeness[ascending]
-            best_question[owners[ascending]] = examples[ascending]
+        best_question, best_closeness = self._closest(touched, touched_weight, total, candidates, exclude)
         word_score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * best_closeness
         word_score *= 1 - CORE_PENALTY * (1 - core_share)
         resemblance = self._resemblance(text, candidates, exclude, own)
@@ -200,9 +197,9 @@ class Index:
             oos = self.out_of_scope
             closeness_oos = best_closeness[oos]
             word_score[oos], resemblance[oos] = closeness_oos, 0.0
-            real = np.delete(np.arange(self.n_entries), oos)
-            top_score = float(score[real].max()) if real.size else 0.0
-            top_words = float(word_score[real].max()) if real.size else 0.0
+            real = slice(0, oos)  # (the out-of-scope examples' row is the last)
+            top_score = float(score[real].max()) if oos else 0.0
+            top_words = float(word_score[real].max()) if oos else 0.0
             scale = top_score / top_words if top_words > 0 else 1.0
             score[oos] = OUT_OF_SCOPE_TIES * closeness_oos * scale
         if not terms:  # nothing but filler words and unknown scripts: nothing to go on
@@ -225,24 +222,57 @@ class Index:
         )
         return ranked, tuple(terms)
 
-    def _leave_out(
+    def _closest(
         self,
-        *,
-        term: str,
-        own: int,
-        ids: NDArray[np.int64],
-        strengths: NDArray[np.float64],
-        weight: float,
-        coverage: NDArray[np.float64],
-        core: NDArray[np.float64],
+        touched: list[NDArray[np.int32]],
+        touched_weight: list[float],
+        total: float,
+        candidates: NDArray[np.int64],
+        exclude: int | None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Per candidate entry, its example closest to the question (weighted Dice over the shared
+        terms; the last of equals) and how close; only examples sharing a term are looked at."""
+        p = self.postings
+        best_question = np.full(self.n_entries, -1, dtype=np.int64)
+        best_closeness: NDArray[np.float64] = np.zeros(self.n_entries)
+        if not candidates.size:
+            return best_question, best_closeness
+        has_examples = candidates[p.entry_end[candidates] > p.entry_start[candidates]]
+        best_question[has_examples] = p.entry_end[has_examples] - 1  # none close: the last example
+        if not touched:
+            return best_question, best_closeness
+        examples = np.concatenate(touched)
+        weight = np.repeat(touched_weight, [len(ids) for ids in touched])
+        if self.n_real > ALL_ENTRIES:
+            wanted = np.zeros(self.n_entries, dtype=bool)
+            wanted[candidates] = True
+            keep = wanted[p.question_entry[examples]]
+            examples, weight = examples[keep], weight[keep]
+        if exclude is not None:
+            keep = examples != exclude
+            examples, weight = examples[keep], weight[keep]
+        examples, where = np.unique(examples, return_inverse=True)
+        overlap = np.bincount(where.reshape(-1), weights=weight, minlength=len(examples))
+        closeness = 2 * overlap / (total + p.question_weight[examples])
+        ascending = np.lexsort((examples, closeness))  # the best of each entry is written last
+        owners = p.question_entry[examples[ascending]]
+        best_closeness[owners] = closeness[ascending]
+        best_question[owners] = examples[ascending]
+        return best_question, best_closeness
+
+    def _leave_out(
+        self, term: int, own: int, weight: float, *, coverage: NDArray[np.float64], core: NDArray[np.float64]
     ) -> None:
-        at = np.flatnonzero(ids == own)
+        """Entry `own`'s coverage of `term` as if one of its examples using it were not written."""
+        p = self.postings
+        a, b = p.entry_ptr[term], p.entry_ptr[term + 1]
+        at = np.flatnonzero(p.entry_ids[a:b] == own)
         if not at.size:
             return
-        before = float(strengths[at[0]])
-        postings = self.postings
-        count = max(postings.example_counts[own].get(term, 0.0) - 1, postings.background[own].get(term, 0.0))
-        after = float(strength(np.asarray([count]), postings.sizes[own : own + 1])[0])
+        at += a
+        before = float(p.entry_strength[at[0]])
+        count = max(float(p.entry_example[at[0]]) - 1, float(p.entry_background[at[0]]))
+        after = float(strength(np.asarray([count]), p.sizes[own : own + 1])[0])
         coverage[own] += weight * (after - before)
         core[own] += weight * ((after >= 1.0) - (before >= 1.0))
 
@@ -304,9 +334,9 @@ class Index:
 
     def sample(self) -> list[int]:
         """The examples asked at load time: spread evenly over entries, every out-of-scope example."""
-        positions = list(range(len(self.questions)))
-        real = [p for p in positions if self.question_entry[p] != self.out_of_scope]
-        oos = [p for p in positions if self.question_entry[p] == self.out_of_scope]
+        unanswered = self.question_entry == self.out_of_scope
+        real: list[int] = np.flatnonzero(~unanswered).tolist()
+        oos: list[int] = np.flatnonzero(unanswered).tolist()
         budget = FIT_SAMPLE if self.n_real <= ALL_ENTRIES else FIT_SAMPLE_LARGE
         step = max(1, math.ceil(len(real) / budget))
         return real[::step] + oos[:budget]
@@ -315,7 +345,7 @@ class Index:
         """Per entry, the resemblance its example questions have with it when each is left out: some
         entries' examples are all alike, others' vary. Measured on up to USUAL_SAMPLE examples spread over
         the entries; an entry's own figure is pulled towards the average of all (USUAL_PRIOR)."""
-        real = [p for p in range(len(self.questions)) if self.question_entry[p] != self.out_of_scope]
+        real: list[int] = np.flatnonzero(self.question_entry != self.out_of_scope).tolist()
         step = max(1, math.ceil(len(real) / USUAL_SAMPLE))
         sums, counts = np.zeros(self.n_entries), np.zeros(self.n_entries)
         for position in real[::step]:
@@ -333,6 +363,22 @@ class Index:
             observations += [observation] if orphan is None else [observation, orphan]
         fitted = calibration.fit(observations, self.answer_when_sure)
         return replace(fitted, usual=tuple(float(u) for u in self.usual))
+
+
+def give_back_memory() -> None:
+    """Return the memory a build used on the way to the operating system: glibc keeps what Python and
+    numpy free for the process (about a hundred MiB after a 10 000-entry build) unless asked."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return cast("Callable[[int], int]", ctypes.CDLL(None).malloc_trim)
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS, Windows): nothing to ask
+        return None
 
 
 def normalise_lang(hint: str | None) -> str | None:

@@ -11,14 +11,18 @@ gathers the rows of the entries it is compared with.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, pairwise
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+WORDS_KEPT = 50_000  # questions' words whose features are kept at hand
+ROWS_AT_ONCE = 1000  # rows built together (bounds the memory a build takes on the way)
 SHORTEST, LONGEST = 3, 4  # n-gram lengths (bench/cross_validate.py: as good as 2-5, half the work)
 WORD_WEIGHT = 1.0  # a whole word against its pieces (bench/cross_validate.py: 2 or 3 rank no better)
 WORD = "\x00"  # marks a whole-word feature, so the word "car" and the piece "car" are two features
@@ -34,64 +38,85 @@ def pieces(word: str) -> tuple[str, ...]:
 
 
 class Space:
-    """Entry centroids in the n-gram space; rows are entries, then one row per `extra` document."""
+    """Entry centroids in the n-gram space; rows are entries (the out-of-scope examples' row last).
 
-    def __init__(self, documents: Sequence[Counter[str]]) -> None:
-        """`documents`: per row, how often each folded word occurs in its examples."""
+    Kept compact: per row its features (int32) and how often each occurs (the smallest integer type);
+    a weight is worked out when a question is compared with the row (sublinear TF-IDF over the row's
+    length, `_weights`)."""
+
+    def __init__(
+        self,
+        documents: tuple[Sequence[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+        rows: int,
+        *,
+        by_feature: bool = True,
+    ) -> None:
+        """`documents`: the distinct folded words of all rows, and (row, word, how often) triples sorted
+        by row; `by_feature`: also keep the weights by feature, for `all_cosines` (a few hundred rows)."""
+        distinct, pair_row, pair_word, pair_count = documents
         self.features: dict[str, int] = {}
         self._last: tuple[tuple[str, ...], Counter[int]] | None = None  # see _counts
-        # Flat (row, word, count) triples, gathered at C speed (this runs on 100 000 examples).
-        flat_words = list(chain.from_iterable(d.keys() for d in documents))
-        flat_counts = np.fromiter(
-            chain.from_iterable(d.values() for d in documents), dtype=np.float64, count=len(flat_words)
-        )
-        sizes = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-        distinct = list(dict.fromkeys(flat_words))
-        number = {word: i for i, word in enumerate(distinct)}
+        uncached = pieces.__wrapped__  # every word once: the cache is for questions
         word_features = [
-            [self.features.setdefault(p, len(self.features)) for p in pieces(w)] for w in distinct
+            [self.features.setdefault(p, len(self.features)) for p in uncached(w)] for w in distinct
         ]
-        pair_word = np.fromiter(map(number.__getitem__, flat_words), dtype=np.int64, count=len(flat_words))
-        pair_row = np.repeat(np.arange(len(documents), dtype=np.int64), sizes)
-        self.rows = len(documents)
-        n_features = max(len(self.features), 1)
+        self.rows = rows
         lengths = np.asarray([len(f) for f in word_features], dtype=np.int64)
         flat = np.fromiter(chain.from_iterable(word_features), dtype=np.int64, count=int(lengths.sum()))
-        starts = np.r_[0, np.cumsum(lengths)[:-1]] if len(lengths) else np.zeros(0, dtype=np.int64)
-        p_word = pair_word
-        repeat = lengths[p_word] if len(p_word) else np.zeros(0, dtype=np.int64)
-        rows = np.repeat(pair_row, repeat)
-        amounts = np.repeat(flat_counts, repeat)
-        offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-        feats = flat[np.repeat(starts[p_word], repeat) + offsets] if len(p_word) else flat[:0]
-        key = rows * n_features + feats
-        order = np.argsort(key, kind="stable")
-        key, amounts = key[order], amounts[order]
-        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
-        summed = np.add.reduceat(amounts, first) if len(key) else amounts
-        unique = key[first]
-        self.row_of = unique // n_features
-        self.indices = unique % n_features
-        self.counts: NDArray[np.float64] = np.asarray(summed, dtype=np.float64)
-        document_frequency = np.bincount(self.indices, minlength=n_features)
+        del word_features
+        starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+        indices, counts, row_of = [], [], []
+        ends = np.asarray(np.r_[np.arange(0, rows, ROWS_AT_ONCE), rows], dtype=np.int64)
+        bounds: list[int] = np.searchsorted(pair_row, ends).tolist()
+        for a, b in pairwise(bounds):
+            words = pair_word[a:b]
+            found = _features(pair_row[a:b], flat, starts[words], lengths[words], pair_count[a:b])
+            row_of.append(found[0])
+            indices.append(found[1])
+            counts.append(found[2])
+        self.indices = np.concatenate([np.zeros(0, dtype=np.int32), *indices])
+        summed = np.concatenate([np.zeros(0, dtype=np.int64), *counts])
+        rows_of = np.concatenate([np.zeros(0, dtype=np.int64), *row_of])
+        del indices, counts, row_of
+        most = int(summed.max()) if len(summed) else 0
+        self.counts = summed.astype(np.min_scalar_type(most))
+        self._tf = np.where(
+            np.arange(most + 1) > 0, 1.0 + np.log(np.maximum(np.arange(most + 1), 1e-12)), 0.0
+        )
+        self._scratch = threading.local()
+        self._word_features: dict[str, tuple[int, ...]] = {}  # a question's word -> its known features
+        document_frequency = np.bincount(self.indices, minlength=max(len(self.features), 1))
         self.idf = np.log((1 + self.rows) / (1 + document_frequency)) + 1.0
         whole = np.fromiter((f.startswith(WORD) for f in self.features), dtype=bool, count=len(self.features))
         self.idf[: len(whole)][whole] *= WORD_WEIGHT
-        self.indptr = np.r_[0, np.cumsum(np.bincount(self.row_of, minlength=self.rows))]
-        self.data = self._weights(self.counts, self.indices, self.row_of)
-        # The same weights by feature, so a question can add up only the features it has.
-        by_feature = np.argsort(self.indices, kind="stable")
-        self.feature_rows = self.row_of[by_feature]
-        self.feature_data = self.data[by_feature]
-        self.feature_ptr = np.r_[0, np.cumsum(np.bincount(self.indices, minlength=n_features))]
+        self.indptr = np.r_[0, np.cumsum(np.bincount(rows_of, minlength=self.rows))]
+        weights = self._weights(summed, self.indices)
+        squares = np.bincount(rows_of, weights=weights * weights, minlength=self.rows)
+        self.norms = np.maximum(np.sqrt(squares), 1e-12)
+        # The weights by feature, so a question can add up only the features it has (few rows).
+        self.feature_rows = np.zeros(0, dtype=np.int32)
+        self.feature_data = np.zeros(0)
+        self.feature_ptr = np.zeros(1, dtype=np.int64)
+        if by_feature:
+            by = np.argsort(self.indices, kind="stable")
+            self.feature_rows = rows_of[by].astype(np.int32)
+            self.feature_data = (weights / self.norms[rows_of])[by]
+            self.feature_ptr = np.r_[0, np.cumsum(document_frequency)]
 
-    def _weights(
-        self, counts: NDArray[np.float64], indices: NDArray[np.int64], rows: NDArray[np.int64]
-    ) -> NDArray[np.float64]:
-        """Sublinear TF-IDF, each row scaled to length 1."""
-        weights = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-12)), 0.0) * self.idf[indices]
-        norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=self.rows))
-        return np.asarray(weights / np.maximum(norms[rows], 1e-12))
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without what a process keeps at hand (bot/index_cache.py keeps a built index on disk)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_scratch", "_word_features", "_last")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
+        self._word_features = {}
+        self._last = None
+
+    def _weights(self, counts: NDArray[Any], indices: NDArray[np.int32]) -> NDArray[np.float64]:
+        """Sublinear TF-IDF of features occurring `counts` times (before the row's length is divided out)."""
+        tf = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-12)), 0.0)
+        return np.asarray(tf * self.idf[indices])
 
     def _counts(self, words: Sequence[str]) -> Counter[int]:
         """How often each known feature occurs in `words` (features the examples never use drop out);
@@ -100,11 +125,16 @@ class Space:
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         counts: Counter[int] = Counter()
+        known = self._word_features
+        if len(known) > WORDS_KEPT:
+            known.clear()
         for word in words:
-            for piece in pieces(word):
-                feature = self.features.get(piece)
-                if feature is not None:
-                    counts[feature] += 1
+            found = known.get(word)
+            if found is None:
+                found = known[word] = tuple(
+                    f for p in pieces(word) if (f := self.features.get(p)) is not None
+                )
+            counts.update(found)
         self._last = (key, counts)
         return counts
 
@@ -137,14 +167,30 @@ class Space:
         ids, weights = query
         if not len(ids) or not len(rows):
             return np.zeros(len(rows))
-        dense = np.zeros(len(self.idf))  # the question, looked up by feature (a fresh array: no shared state)
+        dense = self._dense()  # the question, looked up by feature
         dense[ids] = weights
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        lengths = ends - starts
-        positions = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
-        products = dense[self.indices[positions]] * self.data[positions]
-        owner = np.repeat(np.arange(len(rows)), lengths)
+        try:
+            starts, ends = self.indptr[rows], self.indptr[rows + 1]
+            lengths = ends - starts
+            positions = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(
+                lengths.sum()
+            )
+            asked = dense[self.indices[positions]]
+            hit = np.flatnonzero(asked)  # the row's features the question has (the rest add nothing)
+            at, owner = positions[hit], np.repeat(np.arange(len(rows)), lengths)[hit]
+            data = self._tf[self.counts[at]] * self.idf[self.indices[at]] / self.norms[rows[owner]]
+            products = asked[hit] * data
+        finally:
+            dense[ids] = 0.0
         return np.asarray(np.bincount(owner, weights=products, minlength=len(rows)), dtype=np.float64)
+
+    def _dense(self) -> NDArray[np.float64]:
+        """A zeroed array over all features, this thread's own (allocated once: a question fills and
+        empties only its own features)."""
+        dense: NDArray[np.float64] | None = getattr(self._scratch, "dense", None)
+        if dense is None:
+            dense = self._scratch.dense = np.zeros(len(self.idf))
+        return dense
 
     def cosine_without(
         self,
@@ -156,7 +202,7 @@ class Space:
         leave-one-out fit: an example must not be compared with a centroid that contains itself)."""
         ids, weights = query
         a, b = int(self.indptr[row]), int(self.indptr[row + 1])
-        features, counts = self.indices[a:b], self.counts[a:b].copy()
+        features, counts = self.indices[a:b], self.counts[a:b].astype(np.float64)
         removed = self._counts(words)
         if removed:
             drop_ids = np.fromiter(removed, dtype=np.int64, count=len(removed))
@@ -172,3 +218,25 @@ class Space:
         found = np.minimum(np.searchsorted(ids, features), len(ids) - 1)
         hit = ids[found] == features
         return float(np.sum(np.where(hit, weights[found] * weights_row, 0.0)) / norm)
+
+
+def _features(
+    row: NDArray[np.int64],
+    flat: NDArray[np.int64],
+    start: NDArray[np.int64],
+    length: NDArray[np.int64],
+    count: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.int64]]:
+    """(row, feature, how often) for (row, word, how often) triples, where each word's features are
+    `flat[start:start + length]`: one triple per row and feature, sorted."""
+    if not len(row):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+    n_features = int(flat.max()) + 1
+    key = np.repeat(row, length) * n_features + flat[np.repeat(start, length) + offsets]
+    amounts = np.repeat(count, length)
+    order = np.argsort(key)  # (whole counts: any order sums them exactly)
+    key, amounts = key[order], amounts[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    unique = key[first]
+    return unique // n_features, (unique % n_features).astype(np.int32), np.add.reduceat(amounts, first)
