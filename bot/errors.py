@@ -9,7 +9,7 @@ class PolicybotError(Exception):
     """Base of every error policybot raises on purpose; `main` turns it into a message and exit code."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a large knowledge base may have tens of thousands of warnings
 class Problem:
     """One thing wrong in a knowledge-base file, located precisely enough for HR to fix it."""
 

@@ -19,7 +19,6 @@ A knowledge base with errors is never kept: the loader reports them every time.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import importlib.util
@@ -34,7 +33,7 @@ from pathlib import Path
 from bot.gc_pause import gc_paused
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import assemble, folder_files
-from bot.matching import Index
+from bot.matching import Index, give_back_memory
 from bot.yaml_files import read_raw
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ def _write(cache: Path, name: str, built: tuple[KnowledgeBase, Index]) -> None:
             Path(temporary).unlink(missing_ok=True)
             raise
         _prune(cache, name)
-        _give_back()
+        give_back_memory()  # what the pickler's memo grew (30 MiB at 10 000 entries)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
         # A read-only home, a full disk, or an index that cannot be pickled: it costs time, nothing more.
         log.debug("could not keep the index in %s: %s", cache, exc)
@@ -154,13 +153,3 @@ def _prune(cache: Path, written: str) -> None:
             continue
     for _, old in sorted(others, reverse=True)[KEEP - 1 :]:
         old.unlink(missing_ok=True)
-
-
-def _give_back() -> None:
-    """Hand the C heap the pickler's memo grew back to the system (glibc's `malloc_trim`; elsewhere,
-    nothing): at 10 000 entries the server otherwise keeps 30 MiB it will not use again."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): it keeps what it keeps
-        return
-    trim(0)

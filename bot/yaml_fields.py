@@ -9,6 +9,7 @@ to and how to fix it, and goes on: loading never stops at the first mistake.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -113,7 +114,7 @@ class FieldReader:
             return {}
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
-            key = str(key_node.value)
+            key = sys.intern(str(key_node.value))  # "en", "nb": one string, not one per entry's text
             if key in out:
                 self.add(key_node, owner, f"'{key}' appears twice in {what}", "keep one of them")
             out[key] = (key_node, value_node)
