@@ -104,8 +104,9 @@ def _read(path: Path) -> tuple[KnowledgeBase, Index] | None:
     if not (_private(path.parent) and _private(path)):
         return None
     try:
-        with gc_paused():
-            kept = pickle.loads(path.read_bytes())  # our own private file (see above)
+        # Streamed: the file is never in memory whole beside what it holds (a lower peak).
+        with gc_paused(), path.open("rb") as handle:
+            kept = pickle.load(handle)  # our own private file (see above)
     except Exception as exc:  # a snapshot that cannot be read back, whatever the reason, is rebuilt
         log.debug("ignoring the index snapshot %s: %s", path, exc)
         return None
