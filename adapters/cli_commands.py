@@ -13,7 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from bot.config import Settings
+from bot.config import Settings, cache_dir_from_env
 from bot.conversation import Conversation
 from bot.errors import ConfigError
 from bot.index_cache import load_indexed
@@ -37,12 +37,7 @@ def fit_cache_dir() -> Path | None:
     """Where `ask`, `chat`, `match` and `kb check` keep the confidence fitted on each knowledge-base
     version and a snapshot of the last few indexes (POLICYBOT_CACHE_DIR, else the user's cache folder;
     "off" loads and fits anew every time)."""
-    configured = os.environ.get("POLICYBOT_CACHE_DIR")
-    if configured == "off":
-        return None
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "policybot"
+    return cache_dir_from_env(os.environ)
 
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

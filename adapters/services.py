@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING
 from bot.claims import Claims
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
+from bot.index_cache import load_indexed
+from bot.knowledge_loader import resolve_knowledge_dir
 from bot.pending import Sweeper
 from bot.reload import Reloader
 from bot.review import ReviewReminder
 from bot.router import Router
 from bot.store import Store
 from bot.tips import Deliverer, TipScheduler, local_zone
+from bot.yaml_files import off_the_loop
 
 if TYPE_CHECKING:
     from botbuilder.integration.aiohttp import CloudAdapter
@@ -62,9 +64,12 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, *, knowledge: Path | None = None) -> Services:
-        """Load the knowledge base and open (and migrate) the store, then `assemble`."""
+        """Load the knowledge base and index it (or read both back from the snapshot kept in
+        `settings.cache_dir` when nothing they were made from has changed: bot/index_cache.py), open
+        (and migrate) the store, then `assemble`."""
         directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
-        kb = await load_knowledge(directory)
+        cache = settings.cache_dir
+        kb, index = await off_the_loop(lambda: load_indexed(directory, cache), "policybot-knowledge-load")
         store = await Store.open(
             settings.database_url,
             retention_days=settings.retention_days,
@@ -72,7 +77,11 @@ class Services:
             secret=settings.claim_secret,
         )
         conversation = Conversation(
-            kb, default_lang=settings.default_lang, recorder=store, hr_contact=settings.hr_contact
+            kb,
+            default_lang=settings.default_lang,
+            recorder=store,
+            hr_contact=settings.hr_contact,
+            index=index,
         )
         reloader = Reloader(conversation, directory, debounce_ms=settings.reload_debounce_ms)
         return cls.assemble(settings, conversation, store, reloader=reloader)

@@ -256,4 +256,4 @@ def remember(directory: Path, version: str, fitted: Fit) -> None:
         path = directory / f"fit-{version}-{code_digest()}.json"
         path.write_text(json.dumps(asdict(fitted)), encoding="utf-8")
     except OSError as exc:  # a read-only home: it costs a second next time, nothing more
-        log.info("could not keep the fitted confidence in %s: %s", directory, exc)
+        log.debug("could not keep the fitted confidence in %s: %s", directory, exc)

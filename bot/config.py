@@ -133,6 +133,7 @@ class Settings:
         60.0  # an acknowledged question is this process's to answer (bot/pending.py)
     )
     pending_sweep_seconds: float = 15.0  # how often unanswered questions of dead processes are looked for
+    cache_dir: Path | None = None  # where `serve` keeps its index snapshot (bot/index_cache.py)
 
     @property
     def claim_secret(self) -> str:
@@ -252,4 +253,18 @@ class Settings:
             access_log=access_log,
             answer_lease_seconds=lease,
             pending_sweep_seconds=sweep,
+            cache_dir=cache_dir_from_env(env),
         )
+
+
+def cache_dir_from_env(env: Mapping[str, str]) -> Path | None:
+    """Where the confidence fitted on a knowledge base and snapshots of its index are kept:
+    POLICYBOT_CACHE_DIR, else the cache folder of the user running policybot (from `env`, else the
+    process's environment, as its home is); "off": nowhere (everything is built anew)."""
+    configured = env.get("POLICYBOT_CACHE_DIR")
+    if configured == "off":
+        return None
+    if configured:
+        return Path(configured)
+    xdg = env.get("XDG_CACHE_HOME") or os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg or Path.home() / ".cache") / "policybot"

@@ -89,7 +89,7 @@ ALL_MESSAGE_KEYS: dict[str, tuple[str, ...]] = {**MESSAGE_KEYS, **ADMIN_MESSAGE_
 OPTIONAL_PLACEHOLDERS: dict[str, tuple[str, ...]] = {"escalation_to_hr": ("user",), "why_signals": ("usual",)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     url: str
     title: Mapping[str, str]  # per language; HR may give one string for both
@@ -98,7 +98,7 @@ class Link:
         return self.title.get(lang) or next(iter(self.title.values()), self.url)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     id: str
     title: Mapping[str, str]
@@ -118,7 +118,7 @@ class Entry:
         return self.question_lines.get(question, self.line)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tip:
     id: str
     text: Mapping[str, str]

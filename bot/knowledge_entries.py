@@ -12,7 +12,7 @@ import re
 import yaml
 
 from bot.knowledge import Entry, Link
-from bot.yaml_fields import FieldReader, language_name
+from bot.yaml_fields import FieldReader, Spot, language_name
 
 ENTRY_FIELDS = {
     "id",
@@ -36,7 +36,7 @@ class EntryReader(FieldReader):
         self.entries: dict[str, Entry] = {}
         self.used: dict[str, int] = {}  # language -> entries written in it, in order of appearance
         self.duplicates: list[tuple[str, str, int, int, int]] = []  # id, file, id line, entry lines
-        self.related_nodes: list[tuple[str, str, yaml.Node]] = []  # checked once every file is read
+        self.related_nodes: list[tuple[str, str, Spot]] = []  # checked once every file is read
         self.question_places: dict[str, tuple[str, str, int]] = {}
 
     def read_entries(self, node: yaml.Node) -> None:
@@ -103,7 +103,7 @@ class EntryReader(FieldReader):
                     self.translations.append(
                         (
                             self.file,
-                            qnode,
+                            Spot.of(qnode),
                             owner,
                             "example questions",
                             frozenset(questions),
@@ -115,7 +115,7 @@ class EntryReader(FieldReader):
         if "related" in fields:
             for rid, rnode in self.text_list(fields["related"][1], owner, "related"):
                 related.append(rid)
-                self.related_nodes.append((self.file, owner or "", rnode))
+                self.related_nodes.append((self.file, owner or "", Spot.of(rnode)))
         links = self.read_links(fields["links"][1], owner) if "links" in fields else []
         source = (
             self.localized(fields["source"][1], owner, "source", both=False) if "source" in fields else {}

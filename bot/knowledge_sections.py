@@ -15,7 +15,7 @@ from rapidfuzz import process
 from bot.knowledge import ALL_MESSAGE_KEYS, MESSAGE_KEYS, OPTIONAL_PLACEHOLDERS, Tip
 from bot.knowledge_settings import SettingsReader
 from bot.languages import available
-from bot.yaml_fields import language_name
+from bot.yaml_fields import Spot, language_name
 
 TIP_FIELDS = {"id", "entry"}
 TOP_LEVEL = {"entries", "tips", "messages", "synonyms", "out_of_scope", "settings"}
@@ -27,7 +27,7 @@ class SectionReader(SettingsReader):
     def __init__(self) -> None:
         super().__init__()
         self.tips: dict[str, Tip] = {}
-        self.tip_entry_nodes: list[tuple[str, str, yaml.Node]] = []  # checked once every file is read
+        self.tip_entry_nodes: list[tuple[str, str, Spot]] = []  # checked once every file is read
         self.messages: dict[str, dict[str, str]] = {}
         self.message_nodes: dict[str, yaml.Node] = {}
         self.synonyms: dict[str, tuple[str, ...]] = {}
@@ -82,7 +82,7 @@ class SectionReader(SettingsReader):
                 self.translations.append(
                     (
                         self.file,
-                        item,
+                        Spot.of(item),
                         tip_id,
                         "the tip",
                         frozenset(languages),
@@ -93,7 +93,7 @@ class SectionReader(SettingsReader):
             if "entry" in fields:
                 entry = self.text(fields["entry"][1], tip_id, "entry")
                 if entry is not None:
-                    self.tip_entry_nodes.append((self.file, tip_id or "", fields["entry"][1]))
+                    self.tip_entry_nodes.append((self.file, tip_id or "", Spot.of(fields["entry"][1])))
             if tip_id is None:
                 continue
             if tip_id in self.tips:

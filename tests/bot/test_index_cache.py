@@ -141,3 +141,21 @@ def test_the_folder_named_another_way_is_another_snapshot(
     assert relative.entries["friend-manager"].file == str(Path(tiny_kb_dir.name) / "entries.yaml")
     assert absolute.entries["friend-manager"].file == str(tiny_kb_dir / "entries.yaml")
     assert len(snapshots(cache)) == 2
+
+
+def test_the_warnings_and_entries_read_back_are_the_ones_loaded(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    folder = write_kb(tmp_path / "kb")
+    (folder / "more.yaml").write_text(
+        "entries:\n  - id: twice\n    title: {en: Twice}\n    answer: {en: Once is enough.}\n"
+        "    questions:\n      en: [Can I post photos twice?, Can I post photos twice?]\n",
+        encoding="utf-8",
+    )
+    loaded, _ = load_indexed(folder, cache)
+    assert len(snapshots(cache)) == 1
+
+    read_back, _ = load_indexed(folder, cache)
+
+    assert any("listed twice" in problem.message for problem in loaded.warnings)
+    assert read_back.warnings == loaded.warnings
+    assert read_back.entries == loaded.entries
