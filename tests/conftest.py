@@ -15,7 +15,13 @@ from bot.knowledge import MESSAGE_KEYS
 
 # Fakes of the chat platforms' HTTP APIs (`slack_api`, `bot_connector`), and the end-to-end harness that
 # starts policybot against them (`start_bot`), as fixtures for every test.
-pytest_plugins = ["tests.fakes.slack_api", "tests.fakes.bot_connector", "tests.adapters.slack_harness"]
+pytest_plugins = [
+    "tests.fakes.slack_api",
+    "tests.fakes.bot_connector",
+    "tests.fakes.identity",
+    "tests.adapters.slack_harness",
+    "tests.adapters.teams_auth_harness",
+]
 
 ENTRIES = """\
 entries:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,38 +19,13 @@ from adapters.teams_auth import VALIDATION_TIMEOUT_S, endpoints
 from bot.config import Settings
 from bot.errors import ConfigError, DeliveryError
 from bot.tips import Target
-from tests.adapters.test_teams import CHANNEL, PERSONAL, Policybot, activity, start_policybot
-from tests.fakes.bot_connector import FakeBotConnector, bot_connector  # noqa: F401 (a fixture)
-from tests.fakes.identity import IDENTITY_HEADER, FakeIdentity, identity  # noqa: F401 (a fixture)
+from tests.adapters.teams_auth_harness import APP_ID, PASSWORD, Launch, auth
+from tests.adapters.teams_harness import CHANNEL, PERSONAL, Policybot, activity
+from tests.fakes.bot_connector import FakeBotConnector
+from tests.fakes.identity import IDENTITY_HEADER, FakeIdentity
 
-APP_ID = "00000000-0000-4000-8000-000000000123"
-PASSWORD = "the-app-password"
 TENANT = "11111111-2222-4333-8444-555555555555"
 PUBLIC_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE + "/.default"
-
-
-def app_env(fake: FakeIdentity, **more: str) -> dict[str, str]:
-    return {"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": PASSWORD, **fake.env(), **more}
-
-
-Launch = Callable[..., AbstractAsyncContextManager[Policybot]]
-
-
-@pytest.fixture
-def launch(
-    tiny_kb_dir: Path,
-    tmp_path: Path,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
-) -> Launch:
-    """Starts policybot in production mode with an app id and password, pointed at the fake identity
-    service, with `env` added (a variable given as None is left out)."""
-
-    def start(**env: str | None) -> AbstractAsyncContextManager[Policybot]:
-        merged = {key: value for key, value in {**app_env(identity), **env}.items() if value is not None}
-        return start_policybot(merged, tiny_kb_dir, tmp_path, bot_connector)
-
-    return start
 
 
 @pytest.fixture
@@ -69,10 +42,6 @@ async def ask(bot: Policybot, fake: FakeIdentity, n: int = 1, **token: Any) -> t
     return await bot.post(body, headers={"Authorization": f"Bearer {issued}"})
 
 
-def auth(bot: Policybot, fake: FakeIdentity) -> dict[str, str]:
-    return {"Authorization": f"Bearer {fake.token(APP_ID, bot.connector.url)}"}
-
-
 async def tip_to_a_team(bot: Policybot, fake: FakeIdentity) -> None:
     """The bot is added to a team (an authenticated install), then posts the daily tip there."""
     status, _ = await bot.post(activity("install_team", bot.connector), headers=auth(bot, fake))
@@ -87,7 +56,7 @@ async def tip_to_a_team(bot: Policybot, fake: FakeIdentity) -> None:
 
 async def test_a_correctly_signed_token_is_accepted_and_the_answer_carries_the_bots_own_token(
     bot: Policybot,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
 ) -> None:
     status, _ = await ask(bot, identity)
 
@@ -126,7 +95,7 @@ BAD_TOKENS: dict[str, tuple[dict[str, Any], str]] = {
 async def test_a_bad_token_gets_401_and_nothing_is_sent(
     case: str,
     bot: Policybot,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="adapters.teams_auth")
@@ -147,7 +116,7 @@ async def test_a_bad_token_gets_401_and_nothing_is_sent(
 
 async def test_no_token_or_another_scheme_gets_401(
     bot: Policybot,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
 ) -> None:
     token = identity.token(APP_ID, bot.connector.url)
     for headers in ({}, {"Authorization": ""}, {"Authorization": f"Basic {token}"}, {"Authorization": token}):
@@ -158,8 +127,8 @@ async def test_no_token_or_another_scheme_gets_401(
 
 async def test_with_the_identity_service_down_requests_fail_closed_and_the_outage_is_logged_once(
     launch: Launch,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
+    bot_connector: FakeBotConnector,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="adapters.teams_auth")
@@ -185,7 +154,7 @@ async def test_with_the_identity_service_down_requests_fail_closed_and_the_outag
 
 async def test_an_identity_service_that_hangs_costs_a_503_and_the_server_keeps_answering(
     bot: Policybot,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     identity.hanging = True  # botbuilder's key fetch has no timeout of its own
@@ -208,7 +177,7 @@ async def test_an_identity_service_that_hangs_costs_a_503_and_the_server_keeps_a
 
 async def test_a_hundred_replies_and_a_tip_make_one_token_request(
     bot: Policybot,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
 ) -> None:
     for n in range(100):
         status, _ = await ask(bot, identity, n)
@@ -222,7 +191,7 @@ async def test_a_hundred_replies_and_a_tip_make_one_token_request(
 
 async def test_concurrent_replies_wait_for_one_token_request(
     bot: Policybot,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
 ) -> None:
     statuses = await asyncio.gather(*(ask(bot, identity, n) for n in range(20)))
 
@@ -233,7 +202,7 @@ async def test_concurrent_replies_wait_for_one_token_request(
 
 async def test_the_bots_token_is_fetched_again_once_it_has_expired(
     bot: Policybot,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
 ) -> None:
     # MSAL treats a token as expired five minutes early: this one is good for about 3 seconds.
     identity.expires_in = 5 * 60 + 3
@@ -254,8 +223,8 @@ async def test_the_bots_token_is_fetched_again_once_it_has_expired(
 
 async def test_a_single_tenant_bot_gets_its_token_from_its_own_tenant(
     launch: Launch,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
+    bot_connector: FakeBotConnector,
 ) -> None:
     async with launch(MicrosoftAppType="SingleTenant", MicrosoftAppTenantId=TENANT) as bot:
         assert (await ask(bot, identity))[0] == 200
@@ -269,8 +238,8 @@ async def test_a_single_tenant_bot_gets_its_token_from_its_own_tenant(
 
 async def test_a_wrong_password_sends_nothing_and_the_log_says_why_without_the_secret(
     launch: Launch,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
+    bot_connector: FakeBotConnector,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with launch(MicrosoftAppPassword="an-old-secret") as bot:
@@ -287,8 +256,8 @@ async def test_a_wrong_password_sends_nothing_and_the_log_says_why_without_the_s
 
 async def test_a_managed_identity_bot_gets_its_token_from_the_azure_host(
     launch: Launch,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
+    bot_connector: FakeBotConnector,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # What Azure App Service sets for an app with a managed identity; MSAL reads it (no IMDS here).
@@ -315,8 +284,8 @@ async def test_a_managed_identity_bot_gets_its_token_from_the_azure_host(
 
 async def test_a_gcc_high_bot_trusts_government_tokens_only_and_asks_for_the_government_scope(
     launch: Launch,
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
-    bot_connector: FakeBotConnector,  # noqa: F811 (the fixture)
+    identity: FakeIdentity,
+    bot_connector: FakeBotConnector,
 ) -> None:
     # Only where the keys and the bot's token come from are local; issuer and scope are the cloud's.
     login = f"{identity.url}/{GovernmentConstants.DEFAULT_CHANNEL_AUTH_TENANT}"

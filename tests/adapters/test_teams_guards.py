@@ -6,18 +6,25 @@ against the activity it came with), and nothing is ever a 500 or a traceback in 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.adapters.teams_auth_harness import Launch, auth
 from tests.adapters.teams_harness import Policybot, activity
-from tests.adapters.test_teams_auth import APP_ID, auth, bot, launch  # noqa: F401 (fixtures)
-from tests.fakes.bot_connector import bot_connector  # noqa: F401 (a fixture)
-from tests.fakes.identity import FakeIdentity, identity  # noqa: F401 (a fixture)
+from tests.adapters.wrong_types import variants
+from tests.fakes.identity import FakeIdentity
 
 DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.fixture
+async def bot(launch: Launch) -> AsyncIterator[Policybot]:
+    """policybot with an app id and password (MultiTenant, the public cloud)."""
+    async with launch() as policybot:
+        yield policybot
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +50,7 @@ HOSTILE: dict[str, str | bytes] = {
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
 async def test_without_a_token_any_body_is_401_before_it_is_read(
-    bot: Policybot,  # noqa: F811 (the fixture)
+    bot: Policybot,
     caplog: pytest.LogCaptureFixture,
     body: str | bytes,
 ) -> None:
@@ -55,8 +62,8 @@ async def test_without_a_token_any_body_is_401_before_it_is_read(
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
 async def test_with_a_token_a_body_that_is_no_activity_is_400(
-    bot: Policybot,  # noqa: F811 (the fixture)
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    bot: Policybot,
+    identity: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
     body: str | bytes,
 ) -> None:
@@ -68,8 +75,8 @@ async def test_with_a_token_a_body_that_is_no_activity_is_400(
 
 
 async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
-    bot: Policybot,  # noqa: F811 (the fixture)
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    bot: Policybot,
+    identity: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     host, port = bot.url.removeprefix("http://").split(":")
@@ -85,27 +92,13 @@ async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
     assert any("ended before its body did" in r.getMessage() for r in caplog.records)
 
 
-WRONG: list[Any] = [None, 7, True, "x", [], [1], {}, {"id": []}]
-
-
-def variants(sample: dict[str, Any], *paths: str) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for path in paths:
-        for n, value in enumerate(WRONG):
-            body = copy.deepcopy(sample)
-            *parents, key = [int(part) if part.isdigit() else part for part in path.split(".")]
-            node = body
-            for parent in parents:
-                node = node[parent]
-            node[key] = value
-            body["id"] = f"{path}-{n}"
-            out.append((f"{path}={value!r}", body))
-    return out
+def named(body: dict[str, Any], tag: str) -> None:
+    body["id"] = tag
 
 
 async def test_authenticated_fields_of_the_wrong_type_are_never_a_500_nor_a_traceback(
-    bot: Policybot,  # noqa: F811 (the fixture)
-    identity: FakeIdentity,  # noqa: F811 (the fixture)
+    bot: Policybot,
+    identity: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     personal = activity("personal_message", bot.connector)
@@ -113,11 +106,19 @@ async def test_authenticated_fields_of_the_wrong_type_are_never_a_500_nor_a_trac
     card = activity("card_action", bot.connector)
     cases = [
         *variants(
-            personal, "type", "text", "locale", "from", "from.aadObjectId", "recipient", "conversation"
+            personal,
+            "type",
+            "text",
+            "locale",
+            "from",
+            "from.aadObjectId",
+            "recipient",
+            "conversation",
+            name=named,
         ),
-        *variants(personal, "conversation.conversationType", "channelData", "channelData.tenant"),
-        *variants(mention, "entities", "entities.0", "entities.0.mentioned", "entities.0.text"),
-        *variants(card, "value", "value.policybot", "value.entry", "value.helpful", "value.lang"),
+        *variants(personal, "conversation.conversationType", "channelData", "channelData.tenant", name=named),
+        *variants(mention, "entities", "entities.0", "entities.0.mentioned", "entities.0.text", name=named),
+        *variants(card, "value", "value.policybot", "value.entry", "value.helpful", "value.lang", name=named),
     ]
     statuses: dict[str, int] = {}
     headers = auth(bot, identity)
