@@ -7,6 +7,7 @@ Every request goes over real HTTP to the running server (tests/adapters/slack_ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -114,6 +115,8 @@ async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
     writer.write(b'POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"type": ')
     await writer.drain()
     writer.close()
+    with contextlib.suppress(ConnectionError):  # closed, not left for the garbage collector
+        await writer.wait_closed()
     await asyncio.sleep(0.2)  # the server notices
 
     assert trouble(caplog) == []
@@ -129,6 +132,8 @@ async def test_a_header_line_over_8_kib_is_400_without_a_traceback(
     await writer.drain()
     status_line = await reader.readline()
     writer.close()
+    with contextlib.suppress(ConnectionError):  # closed, not left for the garbage collector
+        await writer.wait_closed()
 
     assert status_line.startswith(b"HTTP/1.0 400") or status_line.startswith(b"HTTP/1.1 400")
     assert trouble(caplog) == []

@@ -6,6 +6,7 @@ against the activity it came with), and nothing is ever a 500 or a traceback in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -86,6 +87,8 @@ async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
     writer.write(f"{head}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{".encode())
     await writer.drain()
     writer.close()
+    with contextlib.suppress(ConnectionError):  # closed, not left for the garbage collector
+        await writer.wait_closed()
     await asyncio.sleep(0.2)  # the server notices
 
     assert trouble(caplog) == []
