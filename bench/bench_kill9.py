@@ -30,17 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import json
 import os
 import signal
-import socket
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -51,19 +46,14 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.claims import SENDS_AT_ONCE  # noqa: E402 (after the path)
-from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, FakeSlackApi  # noqa: E402 (after the path)
+import bench_slack  # noqa: E402 (the same events, signing and ports as the Slack bench)
 
-SECRET = "bench-signing-secret"
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+from bot.claims import SENDS_AT_ONCE  # noqa: E402 (after the path)
+from tests.bot.conftest import postgres_schema  # noqa: E402 (after the path)
+from tests.fakes.slack_api import BOT_TOKEN, FakeSlackApi  # noqa: E402 (after the path)
+
 RETRY_AFTER = (1.0, 4.0, 10.0)  # seconds before each of Slack's three retries (compressed)
 QUICK_RETRY_AFTER = (0.5, 2.0, 5.0)
-QUESTIONS = [
-    "Can I add my manager on Facebook?",
-    "Kan jeg legge ut bilder fra jobben?",
-    "May I post photos from the office party?",
-    "Can I write about my job on LinkedIn?",
-]
 
 
 @dataclass
@@ -132,30 +122,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def mention(number: int, run: str) -> Event:
-    ts = f"1700{number:06d}.{run}"
-    body = json.dumps({
-        "type": "event_callback", "team_id": "T0POLICY", "api_app_id": "A0POLICY",
-        "event_id": f"Ev{run}{number:07d}", "event_time": 1700000000 + number,
-        "event": {
-            "type": "app_mention", "user": "U0ASKER01", "channel": "C0GENERAL", "ts": ts, "event_ts": ts,
-            "text": f"<@{BOT_USER_ID}> {QUESTIONS[number % len(QUESTIONS)]}",
-        },
-    })  # fmt: skip
-    return Event(number, ts, body)
+    return Event(number, *bench_slack.mention(number, run))
 
 
 def headers(body: str, retry: int) -> dict[str, str]:
-    stamp = str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
-    sent = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp}
-    sent["X-Slack-Signature"] = f"v0={digest}"
+    sent = bench_slack.headers(body)
     if retry:
         sent |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_error"}
     return sent
@@ -191,16 +163,8 @@ async def database(postgres: bool, workdir: Path) -> AsyncIterator[str]:
     if not postgres:
         yield f"sqlite:///{workdir}/kill9.db"
         return
-    import asyncpg
-
-    schema = f"kill9_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_SERVER)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
+    async with postgres_schema("kill9") as url:
+        yield url
 
 
 async def settle(fake: FakeSlackApi, quiet: float) -> None:
@@ -218,12 +182,12 @@ async def run(args: argparse.Namespace) -> list[str]:
         async with database(args.postgres, Path(tmp)) as url, aiohttp.ClientSession() as http:
             env = {k: v for k, v in os.environ.items() if k.lower() not in ("https_proxy", "http_proxy")}
             server = Server(env | {
-                "PYTHONPATH": str(REPO), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": fake.api_url, "DATABASE_URL": url,
+                "PYTHONPATH": str(REPO), "DATABASE_URL": url, "SLACK_API_URL": fake.api_url,
+                "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": bench_slack.SECRET,
                 "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge"), "POLICYBOT_WATCH_KNOWLEDGE": "off",
                 "POLICYBOT_ANSWER_LEASE_SECONDS": str(args.lease),
                 "POLICYBOT_PENDING_SWEEP_SECONDS": str(args.sweep),
-            }, port=free_port(), log=args.log)  # fmt: skip
+            }, port=bench_slack.free_port(), log=args.log)  # fmt: skip
             await server.start(http)
             events: list[Event] = []
             deliveries: list[asyncio.Task[None]] = []
