@@ -7,6 +7,7 @@ import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -106,15 +107,24 @@ def tiny_kb_dir(tmp_path: Path) -> Path:
     return write_kb(tmp_path / "knowledge")
 
 
-async def wait_until_serving(http: aiohttp.ClientSession, port: int, seconds: float = 30) -> None:
-    """Wait until the `policybot serve` on `port` answers /healthz (up to 30 s: the machine may be loaded)."""
+async def wait_until_serving(
+    http: aiohttp.ClientSession,
+    port: int,
+    seconds: float = 30,
+    process: asyncio.subprocess.Process | None = None,
+) -> dict[str, Any]:
+    """Wait until the `policybot serve` on `port` answers /healthz (up to 30 s: the machine may be loaded;
+    at once if its `process` has exited); what /healthz said."""
     async with asyncio.timeout(seconds):
         while True:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
                     assert response.status == 200
-                return
+                    health: dict[str, Any] = await response.json()
+                    return health
             except aiohttp.ClientConnectionError:
+                if process is not None and process.returncode is not None:
+                    pytest.fail(f"policybot serve exited ({process.returncode}) before it answered")
                 await asyncio.sleep(0.05)
 
 

@@ -48,7 +48,7 @@ from tests.adapters.slack_harness import (
     payload,
     signed,
 )
-from tests.conftest import messages_yaml, write_kb
+from tests.conftest import messages_yaml, wait_until_serving, write_kb
 from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, Call, FakeSlackApi
 
 
@@ -559,16 +559,7 @@ async def policybot_serve(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncItera
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = asyncio.get_running_loop().time() + 30  # a start on a loaded 2-core machine is slow
-            while True:
-                try:
-                    async with http.get(url + "/healthz") as response:
-                        health = await response.json()
-                    break
-                except aiohttp.ClientConnectionError:
-                    if process.returncode is not None or asyncio.get_running_loop().time() > deadline:
-                        pytest.fail("policybot serve did not start")
-                    await asyncio.sleep(0.05)
+            health = await wait_until_serving(http, port, process=process)
             yield Served(process, Policybot(url, slack_api, None, http), health)  # type: ignore[arg-type]
     finally:
         if process.returncode is None:

@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.adapters.hostile_requests import leave_before_the_body_ends, variants
 from tests.adapters.slack_harness import ASKER, Policybot, StartBot, payload, signed
-from tests.adapters.wrong_types import variants
 
 DEEP = "[" * 100_000 + "]" * 100_000
 JSON = "application/json"
@@ -110,14 +110,8 @@ async def test_a_body_over_1_mib_is_413_before_it_is_read_whole(
 async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
     bot: Policybot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host, port = bot.url.removeprefix("http://").split(":")
-    _, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b'POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"type": ')
-    await writer.drain()
-    writer.close()
-    with contextlib.suppress(ConnectionError):  # closed, not left for the garbage collector
-        await writer.wait_closed()
-    await asyncio.sleep(0.2)  # the server notices
+    head = b'POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"type": '
+    await leave_before_the_body_ends(bot.url, head)
 
     assert trouble(caplog) == []
     assert any("ended before its body did" in r.getMessage() for r in caplog.records)

@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
-import pytest
 from sqlalchemy import select
 
 from adapters.slack import MENTION_CLAIM_TTL, mention_key
@@ -25,6 +24,7 @@ from bot.claims import Claims, Hold
 from bot.database import pending_answers
 from bot.store import Store
 from tests.adapters.slack_harness import SECRET, Policybot, StartBot, cli_env, free_port, payload
+from tests.conftest import wait_until_serving
 from tests.fakes.slack_api import BOT_TOKEN, FakeSlackApi
 
 SHORT_LEASE = {"POLICYBOT_ANSWER_LEASE_SECONDS": "0.6", "POLICYBOT_PENDING_SWEEP_SECONDS": "0.2"}
@@ -47,15 +47,7 @@ async def serve(
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = asyncio.get_running_loop().time() + 30  # a start on a loaded 2-core machine is slow
-            while True:
-                try:
-                    async with http.get(url + "/healthz"):
-                        break
-                except aiohttp.ClientConnectionError:
-                    if process.returncode is not None or asyncio.get_running_loop().time() > deadline:
-                        pytest.fail("policybot serve did not start")
-                    await asyncio.sleep(0.05)
+            await wait_until_serving(http, port, process=process)
             yield process, Policybot(url, slack_api, None, http)  # type: ignore[arg-type]
     finally:
         if process.returncode is None:

@@ -5,17 +5,15 @@ against the activity it came with), and nothing is ever a 500 or a traceback in 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.adapters.hostile_requests import leave_before_the_body_ends, variants
 from tests.adapters.teams_auth_harness import Launch, auth
 from tests.adapters.teams_harness import Policybot, activity
-from tests.adapters.wrong_types import variants
 from tests.fakes.identity import FakeIdentity
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -80,16 +78,11 @@ async def test_a_client_that_leaves_before_its_body_ends_leaves_no_traceback(
     identity: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    host, port = bot.url.removeprefix("http://").split(":")
-    _, writer = await asyncio.open_connection(host, int(port))
     token = auth(bot, identity)["Authorization"]
     head = f"POST /api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
-    writer.write(f"{head}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{".encode())
-    await writer.drain()
-    writer.close()
-    with contextlib.suppress(ConnectionError):  # closed, not left for the garbage collector
-        await writer.wait_closed()
-    await asyncio.sleep(0.2)  # the server notices
+    await leave_before_the_body_ends(
+        bot.url, f"{head}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{".encode()
+    )
 
     assert trouble(caplog) == []
     assert any("ended before its body did" in r.getMessage() for r in caplog.records)

@@ -1,8 +1,11 @@
-"""Requests with a field of the wrong type, for the Slack and Teams guard tests: each is answered with a
-4xx or acknowledged, never a 500 and never a traceback."""
+"""Hostile requests for the Slack and Teams guard tests: bodies with a field of the wrong type, and a client
+that leaves before its body ends. Each is answered with a 4xx or acknowledged, or noticed in one log line,
+never a 500 and never a traceback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -27,3 +30,16 @@ def variants(
             name(body, f"{path}-{n}")
             out.append((f"{path}={value!r}", body))
     return out
+
+
+async def leave_before_the_body_ends(url: str, head: bytes) -> None:
+    """Send `head` (a request line, headers that promise a longer body, and the body's start) to the
+    server at `url`, then hang up; return once the server has had time to notice."""
+    host, port = url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head)
+    await writer.drain()
+    writer.close()
+    with contextlib.suppress(ConnectionError):  # closed, not left for the garbage collector
+        await writer.wait_closed()
+    await asyncio.sleep(0.2)  # the server notices
