@@ -34,7 +34,7 @@ import yaml
 import bot.calibration
 import bot.matching
 import bot.similarity
-from bench.eval_outside import DATASET, Split, entry_id, read, write_folder
+from bench.eval_outside import DATASET, Split, entry_id, read, sample, write_folder
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import default_knowledge_dir, load_knowledge
 from bot.matching import Index
@@ -58,12 +58,8 @@ class Figures:
 def banking(seed: int, examples: int, oos_examples: int, in_scope: int, held_out: int) -> tuple[Split, Asked]:
     train = read(DATASET / "train.csv")
     rng = random.Random(seed)
-    intents = sorted(train)
-    rng.shuffle(intents)
-    kept, held = intents[:in_scope], intents[in_scope : in_scope + held_out]
-    entries = {entry_id(i): rng.sample(train[i], examples) for i in kept}
-    pool = [q for i in held for q in train[i]]
-    out_of_scope = rng.sample(pool, oos_examples)
+    drawn = sample(train, rng, examples, oos_examples, in_scope=in_scope, held_out=held_out)
+    kept, held, entries, out_of_scope = drawn.kept, drawn.held, drawn.entries, drawn.out_of_scope
     asked: Asked = []
     for intent in kept:
         rest = [q for q in train[intent] if q not in entries[entry_id(intent)]]

@@ -72,15 +72,38 @@ def read(path: Path) -> dict[str, list[str]]:
     return dict(by_intent)
 
 
-def split(dataset: Path, examples: int, seed: int, oos_examples: int) -> Split:
-    train, test = read(dataset / "train.csv"), read(dataset / "test.csv")
-    rng = random.Random(seed)
+@dataclass(frozen=True)
+class Sample:
+    """Intents kept as entries (with their example questions) and intents held out (a few of their
+    questions written as the knowledge base's out-of-scope examples)."""
+
+    kept: list[str]
+    held: list[str]
+    entries: dict[str, list[str]]
+    out_of_scope: list[str]
+
+
+def sample(
+    train: dict[str, list[str]],
+    rng: random.Random,
+    examples: int,
+    oos_examples: int,
+    *,
+    in_scope: int = IN_SCOPE,
+    held_out: int = HELD_OUT,
+) -> Sample:
     intents = sorted(train)
     rng.shuffle(intents)
-    kept, held = intents[:IN_SCOPE], intents[IN_SCOPE : IN_SCOPE + HELD_OUT]
+    kept, held = intents[:in_scope], intents[in_scope : in_scope + held_out]
     entries = {entry_id(intent): rng.sample(train[intent], examples) for intent in kept}
     pool = [q for intent in held for q in train[intent]]
-    out_of_scope = rng.sample(pool, oos_examples)
+    return Sample(kept, held, entries, rng.sample(pool, oos_examples))
+
+
+def split(dataset: Path, examples: int, seed: int, oos_examples: int) -> Split:
+    train, test = read(dataset / "train.csv"), read(dataset / "test.csv")
+    drawn = sample(train, random.Random(seed), examples, oos_examples)
+    kept, held, entries, out_of_scope = drawn.kept, drawn.held, drawn.entries, drawn.out_of_scope
     tests: list[tuple[str, str | None]] = [(q, entry_id(i)) for i in kept for q in test[i]]
     tests += [(q, None) for i in held for q in test[i]]
     return Split(entries, out_of_scope, {entry_id(i): i for i in kept}, tests)
