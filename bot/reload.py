@@ -132,21 +132,20 @@ class Reloader:
         except TimeoutError:
             log.error("reading the knowledge folder %s took over %.0f s; gave up", self.directory,
                       self.load_timeout)  # fmt: skip
-            problem = Problem(
-                str(self.directory), None, None, None,
+            return self._reject_folder(
+                reason,
                 f"reading the folder took more than {self.load_timeout:g} seconds",
                 "check that the folder's disk or network share answers, then save again",
-            )  # fmt: skip
-            return self._reject(reason, (problem,))
+            )
         except KnowledgeError as exc:
             return self._reject(reason, tuple(p for p in exc.problems if p.severity == "error"))
         except Exception as exc:  # e.g. a file removed between listing the folder and reading it
             log.exception("the knowledge folder %s could not be read", self.directory)
-            problem = Problem(
-                str(self.directory), None, None, None, f"the folder could not be read ({exc})",
+            return self._reject_folder(
+                reason,
+                f"the folder could not be read ({exc})",
                 "check that the files exist and can be read, then save again",
-            )  # fmt: skip
-            return self._reject(reason, (problem,))
+            )
         changed = kb.version != served
         warnings: tuple[Problem, ...] = ()
         if changed:
@@ -157,12 +156,11 @@ class Reloader:
             except Exception as exc:  # a bug this edit set off: keep serving, tell HR, log it for us
                 log.exception("knowledge base %s loaded but its search index could not be built", kb.version)
                 failure = f"{type(exc).__name__}: {exc}"
-                problem = Problem(
-                    str(self.directory), None, None, None,
+                return self._reject_folder(
+                    reason,
                     f"the bot could not build its search index from this version ({failure})",
                     "undo the last edit, and tell whoever runs policybot (the log has the details)",
-                )  # fmt: skip
-                return self._reject(reason, (problem,))
+                )
             self.loaded_at = self.clock()
             # Cleared with the swap, before the advice (which takes a while): /healthz never shows the new
             # version beside the rejection it replaced.
@@ -189,6 +187,10 @@ class Reloader:
         for problem in found:
             log.warning("knowledge base %s: %s", kb.version, problem)
         return found
+
+    def _reject_folder(self, reason: str, message: str, fix: str) -> ReloadResult:
+        """Reject the edit for a problem of the whole folder (no file or line to point at)."""
+        return self._reject(reason, (Problem(str(self.directory), None, None, None, message, fix),))
 
     def _reject(self, reason: str, problems: tuple[Problem, ...]) -> ReloadResult:
         version = self.conversation.kb.version
