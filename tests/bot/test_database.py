@@ -80,22 +80,34 @@ def test_the_head_revision_the_store_checks_is_the_newest_migration():
 
 OPEN_AND_LIST_MODULES = """
 import asyncio, json, sys
+from datetime import timedelta
 from bot.store import Store
 async def main():
     store = await Store.open(sys.argv[1])
+    await store.claim_events([("ev-1", timedelta(hours=1))])  # an INSERT … ON CONFLICT of the dialect
     await store.close()
 asyncio.run(main())
-print(json.dumps("alembic" in sys.modules))
+print(json.dumps(sorted(m for m in ("alembic", "sqlalchemy.dialects.postgresql") if m in sys.modules)))
 """
 
 
-def alembic_was_loaded(database_url: str) -> bool:
-    """Open the store in a fresh interpreter (this one has Alembic loaded); whether Alembic was."""
+def modules_loaded(database_url: str) -> list[str]:
+    """Open the store in a fresh interpreter (this one has them all loaded) and claim an event: which
+    of Alembic and SQLAlchemy's PostgreSQL dialect were loaded."""
     done = subprocess.run(
         [sys.executable, "-c", OPEN_AND_LIST_MODULES, database_url],
         capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[2],
     )  # fmt: skip
-    return bool(json.loads(done.stdout))
+    return list(json.loads(done.stdout))
+
+
+def alembic_was_loaded(database_url: str) -> bool:
+    return "alembic" in modules_loaded(database_url)
+
+
+def test_a_sqlite_store_never_loads_the_postgresql_dialect(tmp_path):
+    assert modules_loaded(f"sqlite:///{tmp_path}/bot.db") == []  # a new database, and then
+    assert modules_loaded(f"sqlite:///{tmp_path}/bot.db") == []  # one already at the newest revision
 
 
 async def test_alembic_is_loaded_only_when_the_schema_needs_a_migration(database_url):
