@@ -43,7 +43,7 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -394,4 +394,14 @@ async def _why(engine: AsyncEngine, exc: Exception) -> str:
 
 def dialect_insert(conn: AsyncConnection | Connection, table: Table) -> Any:
     """INSERT with the dialect's ON CONFLICT support (same API on SQLite and PostgreSQL)."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    return insert_of(conn.dialect.name)(table)
+
+
+def insert_of(dialect: str) -> Any:
+    """The dialect's `insert` (with ON CONFLICT). SQLAlchemy's PostgreSQL dialect is imported only when
+    it serves: on SQLite it would cost 2 MiB of every process's memory for nothing."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    return sqlite.insert

@@ -83,19 +83,31 @@ import asyncio, json, sys
 from bot.store import Store
 async def main():
     store = await Store.open(sys.argv[1])
+    await store.claim_event("Ev1")  # through the group commit's INSERT … ON CONFLICT
     await store.close()
 asyncio.run(main())
-print(json.dumps("alembic" in sys.modules))
+print(json.dumps({name: name in sys.modules for name in ("alembic", "sqlalchemy.dialects.postgresql")}))
 """
 
 
-def alembic_was_loaded(database_url: str) -> bool:
-    """Open the store in a fresh interpreter (this one has Alembic loaded); whether Alembic was."""
+def loaded_modules(database_url: str) -> dict[str, bool]:
+    """Open the store and claim an event in a fresh interpreter (this one has Alembic loaded): whether
+    Alembic and SQLAlchemy's PostgreSQL dialect were loaded."""
     done = subprocess.run(
         [sys.executable, "-c", OPEN_AND_LIST_MODULES, database_url],
         capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[2],
     )  # fmt: skip
-    return bool(json.loads(done.stdout))
+    return {str(name): bool(loaded) for name, loaded in json.loads(done.stdout).items()}
+
+
+def alembic_was_loaded(database_url: str) -> bool:
+    return loaded_modules(database_url)["alembic"]
+
+
+async def test_the_postgresql_dialect_is_loaded_only_for_postgresql(database_url):
+    # (2 MiB of every process's memory: bench/bench_slack.py's idle RSS)
+    on_postgresql = database_url.startswith("postgresql")
+    assert loaded_modules(database_url)["sqlalchemy.dialects.postgresql"] is on_postgresql
 
 
 async def test_alembic_is_loaded_only_when_the_schema_needs_a_migration(database_url):
