@@ -15,6 +15,7 @@ What the bot keeps in these tables, and the operations on them, are in bot/store
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sqlite3
 import time
@@ -43,7 +44,6 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -392,16 +392,16 @@ async def _why(engine: AsyncEngine, exc: Exception) -> str:
     )
 
 
+def insert_for(dialect: str) -> Any:
+    """The dialect's `insert`, with its ON CONFLICT support (the same API on SQLite and PostgreSQL).
+
+    Imported by name, when first needed: a SQLite deployment never loads SQLAlchemy's PostgreSQL
+    dialect (its engine loads it for PostgreSQL), which is 2.6 MiB of every replica's memory.
+    """
+    name = "postgresql" if dialect == "postgresql" else "sqlite"
+    return importlib.import_module(f"sqlalchemy.dialects.{name}").insert
+
+
 def dialect_insert(conn: AsyncConnection | Connection, table: Table) -> Any:
     """INSERT with the dialect's ON CONFLICT support (same API on SQLite and PostgreSQL)."""
-    return insert_of(conn.dialect.name)(table)
-
-
-def insert_of(dialect: str) -> Any:
-    """The dialect's `insert` (with ON CONFLICT). SQLAlchemy's PostgreSQL dialect is imported only when
-    it serves: on SQLite it would cost 2 MiB of every process's memory for nothing."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert
-    return sqlite.insert
+    return insert_for(conn.dialect.name)(table)

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, update
 from sqlalchemy.exc import DBAPIError
 
-from bot.database import insert_of, pending_answers, processed_events
+from bot.database import insert_for, pending_answers, processed_events
 from bot.errors import StoreError
 from bot.sqlite_writer import Batch, raw_by_key, raw_insert, sqlite3_of
 
@@ -84,7 +84,7 @@ class _Write:
 @cache
 def _hold_statement(dialect: str) -> Any:
     """INSERT a pending answer, replacing a leftover row of an expired claim of the same key."""
-    insert = insert_of(dialect)
+    insert = insert_for(dialect)
     statement = insert(pending_answers)
     columns = [c.name for c in pending_answers.c if c.name != "claim_key"]
     return statement.on_conflict_do_update(
@@ -132,7 +132,7 @@ def _holds(conn: Connection, holders: list[_Write], won: set[_Write]) -> set[_Wr
 @cache
 def _claim_statement(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING RETURNING event_id, built once per dialect (not per batch)."""
-    insert = insert_of(dialect)
+    insert = insert_for(dialect)
     return (
         insert(processed_events)
         .on_conflict_do_nothing(index_elements=["event_id"])

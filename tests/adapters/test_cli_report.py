@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.conversation import ReplyKind
 from bot.report_formats import md
 from bot.store import Store
-from tests.adapters.test_cli import policybot
+from tests.adapters.cli_harness import policybot
 
 
 async def filled_database(tmp_path: Path) -> str:

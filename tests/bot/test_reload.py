@@ -305,3 +305,12 @@ def test_a_long_problem_list_is_cut_for_chat(tmp_path: Path) -> None:
 
     assert len(lines) == 21 and lines[0] == "• `a.yaml:1:1`: error: problem 1 — fix it"
     assert lines[-1] == "• … and 10 more: run `policybot kb check` to see them all"
+
+
+async def test_the_watcher_wakes_a_few_times_a_second_never_slower_than_the_debounce(
+    tiny_kb_dir: Path,
+) -> None:
+    conversation = Conversation(await load_knowledge(tiny_kb_dir))
+
+    assert Reloader(conversation, tiny_kb_dir).step_ms == 400  # not watchfiles' 20 wake-ups a second
+    assert Reloader(conversation, tiny_kb_dir, debounce_ms=100).step_ms == 100  # a quick debounce stays quick
