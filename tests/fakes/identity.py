@@ -41,6 +41,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
+METADATA_PATH = "/v1/.well-known/openidconfiguration"
+_INSTANCES = itertools.count(1)  # each fake's own metadata URL (see `env`)
+
 ISSUER = "https://api.botframework.com"  # Bot Framework's issuer (the public cloud's)
 KEY_ID = "fake-bot-framework-key"
 IDENTITY_HEADER = "fake-app-service-identity-header"
@@ -103,6 +106,7 @@ class FakeIdentity:
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self.port = 0
+        self.instance = next(_INSTANCES)
 
     @property
     def url(self) -> str:
@@ -111,7 +115,9 @@ class FakeIdentity:
     def env(self) -> dict[str, str]:
         """The settings that point policybot at this service instead of Microsoft's."""
         return {
-            "ToBotFromChannelOpenIdMetadataUrl": f"{self.url}/v1/.well-known/openidconfiguration",
+            # botbuilder caches the metadata (and the keys it lists) per URL for the whole process: a
+            # later fake on a reused port must not be taken for this one, so each has a URL of its own.
+            "ToBotFromChannelOpenIdMetadataUrl": f"{self.url}{METADATA_PATH}?fake={self.instance}",
             "ToChannelFromBotLoginUrl": f"{self.url}/botframework.com",
             "ValidateAuthority": "false",  # MSAL's instance discovery would ask login.microsoftonline.com
         }
@@ -225,7 +231,7 @@ class FakeIdentity:
 
     async def _serve(self, port: int) -> None:
         app = web.Application(middlewares=[self._no_keep_alive])
-        app.router.add_get("/v1/.well-known/openidconfiguration", self._openid_configuration)
+        app.router.add_get(METADATA_PATH, self._openid_configuration)
         app.router.add_get("/v1/.well-known/keys", self._keys)
         app.router.add_get("/msi/token", self._managed_identity_token)
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._tenant_configuration)
