@@ -56,7 +56,7 @@ class Analyzer:
         self.vocabulary: frozenset[str] = frozenset()
         self._by_length: dict[tuple[str, int], list[str]] = {}  # (first letter, length) -> spellings
         self._near: dict[tuple[str, int], list[str]] = {}
-        self._spellings: dict[str, str] = {}
+        self._variants: dict[str, str] = {}  # a synonym's spelling outside the vocabulary -> its term
         self._prefixes: dict[str, str] = {}
         self._correct = lru_cache(maxsize=50_000)(self._correct_uncached)
         self._term = lru_cache(maxsize=200_000)(self._term_uncached)
@@ -75,22 +75,26 @@ class Analyzer:
 
     def set_vocabulary(self, vocabulary: Iterable[str]) -> None:
         self.vocabulary = frozenset(vocabulary)
-        # Typos are corrected towards known terms and towards every spelling of a synonym.
-        self._spellings = {term: term for term in self.vocabulary}
-        for variant, canonical in self.words.items():
-            if canonical in self.vocabulary and len(variant) >= 4:
-                self._spellings.setdefault(variant, canonical)
+        # Typos are corrected towards known terms and towards every spelling of a synonym (a term is its
+        # own spelling: only the others are kept, not a second table of the vocabulary, 3 MiB at 10 000
+        # entries).
+        self._variants = {
+            variant: canonical
+            for variant, canonical in self.words.items()
+            if canonical in self.vocabulary and len(variant) >= 4 and variant not in self.vocabulary
+        }
+        spellings = [*((term, term) for term in self.vocabulary), *self._variants.items()]
         # Unambiguous prefixes of known spellings, for inflections the stemmer does not know
         # ("nedbemanningen" meets "nedbemanne").
         prefixes: dict[str, str | None] = {}
-        for word, canonical in self._spellings.items():
+        for word, canonical in spellings:
             for size in range(PREFIX_AT_LEAST, len(word) + 1):
                 known = prefixes.setdefault(word[:size], canonical)
                 if known is not None and known != canonical:
                     prefixes[word[:size]] = None  # shared by two meanings: tells nothing
         self._prefixes = {prefix: term for prefix, term in prefixes.items() if term is not None}
         by_length: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for word in sorted(self._spellings):  # (sorted: of two as close, the same wins in every process)
+        for word, _ in sorted(spellings):  # (sorted: of two as close, the same wins in every process)
             by_length[word[0], len(word)].append(word)
         self._by_length = dict(by_length)
         self._near = {}  # (first letter, length) -> the spellings of about that length
@@ -194,7 +198,8 @@ class Analyzer:
                     self._near[term[0], len(term)] = candidates
             best = process.extractOne(term, candidates, scorer=fuzz.ratio, score_cutoff=80.0)
             if best is not None:
-                return (self._spellings[str(best[0])],)
+                word = str(best[0])
+                return (self._variants.get(word, word),)
         for size in range(len(term) - 1, max(PREFIX_AT_LEAST, int(len(term) * 0.6)) - 1, -1):
             known = self._prefixes.get(term[:size])
             if known is not None:

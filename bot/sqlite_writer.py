@@ -72,7 +72,10 @@ def raw_by_key(
 def _binder(
     dialect: Dialect, table: Table, keys: tuple[str, ...]
 ) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    processors = [(key, table.c[key].type.bind_processor(dialect)) for key in keys]
+    # The dialect's own type (SQLite's DATETIME writes "…00:00:00.000000"), as SQLAlchemy binds it:
+    # a generic type's processor would leave the value to sqlite3, which writes "…00:00:00", and SQL's
+    # string comparison would then put a question asked at midnight before midnight.
+    processors = [(key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys]
 
     def bind(values: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect, text
@@ -237,3 +237,22 @@ async def test_when_a_question_was_asked_is_kept_to_the_local_hour_only(database
         0,
     )
     assert picked.at == asked.asked_at
+
+
+async def test_a_question_asked_in_the_first_hour_of_a_day_counts_for_that_day(database_url, clock):
+    """Kept to the hour, it is stored at exactly midnight: a report from that day on still has it."""
+    store = await Store.open(database_url, clock=clock)  # UTC
+    try:
+        clock.at(2028, 5, 16, 2, 30)  # Oslo 02:30 = 00:30 UTC
+        await store.record_question("can I post photos?", "en", ReplyKind.ANSWER, "photos", 0.9)
+        await store.record_suggestion_pick("can I film?", "photos", "en")
+        midnight = datetime(2028, 5, 16, tzinfo=UTC)
+        asked = await store.question_log(since=midnight)
+        picked = await store.pick_log(since=midnight)
+        later = await store.question_log(since=midnight + timedelta(hours=1))
+    finally:
+        await store.close()
+
+    assert [question.asked_at for question in asked] == [midnight]
+    assert [pick.at for pick in picked] == [midnight]
+    assert later == []
