@@ -76,8 +76,9 @@ class StoreBase:
             raise _store_error(what, exc) from exc
 
     async def _run_batch(self, what: str, batch: Batch[Any]) -> Any:
-        """Run a group-commit batch in one transaction: one thread hop on SQLite (see SQLiteWriter),
-        whose statements go straight to sqlite3 (its errors are database errors too)."""
+        """Run a group-commit batch in one transaction. On SQLite (see SQLiteWriter) its statements go
+        straight to sqlite3 (whose errors are database errors too), on the event loop when the write lock
+        is free, else on the writer's thread."""
         try:
             if self._writer is not None:
                 return await self._writer.run(batch)
