@@ -133,6 +133,9 @@ async def main() -> None:
         "--sure", default=str(bot.calibration.ANSWER_WHEN_SURE), help="answer_when_sure values"
     )
     parser.add_argument("--usual", default=str(bot.matching.USUAL_POWER), help="usual-resemblance powers")
+    parser.add_argument(
+        "--fit-sample", default=str(bot.matching.FIT_SAMPLE), help="examples asked to fit the confidence"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer knowledge bases")
     parser.add_argument(
         "--shipped", type=float, default=0.935, help="the released answered-right on the shipped dev set"
@@ -141,20 +144,22 @@ async def main() -> None:
     bases = await knowledge_bases(args.quick)
     results = []
     grid = [
-        (learned, word, power, weight, sure)
+        (learned, word, power, weight, sure, fit_sample)
         for learned in (float(w) for w in args.learned.split(","))
         for word in (float(w) for w in args.word.split(","))
         for power in (float(w) for w in args.usual.split(","))
         for weight in (float(w) for w in args.weights.split(","))
         for sure in (float(w) for w in args.sure.split(","))
+        for fit_sample in (int(n) for n in args.fit_sample.split(","))
     ]
-    for learned, word, power, weight, sure in grid:
+    for learned, word, power, weight, sure, fit_sample in grid:
         bot.matching.LEARNED_WEIGHT, bot.similarity.WORD_WEIGHT = learned, word
+        bot.matching.FIT_SAMPLE = fit_sample
         bot.matching.USUAL_POWER = power
         bot.calibration.ORPHAN_WEIGHT = weight
         print(
             f"learned weight {learned:.2f}, word weight {word:.1f}, usual power {power:.2f}, "
-            f"orphan weight {weight:.2f}, answer_when_sure {sure:.0f}:"
+            f"orphan weight {weight:.2f}, answer_when_sure {sure:.0f}, fit sample {fit_sample}:"
         )
         table = []
         for name, kb, asked in bases:
@@ -168,16 +173,16 @@ async def main() -> None:
         mean = sum(f.right for f in table) / len(table)
         ranking = sum(f.ranking for f in table) / len(table)
         kept = table[0].right >= args.shipped
-        results.append((kept, bars, mean, (learned, word, power, weight, sure)))
+        results.append((kept, bars, mean, (learned, word, power, weight, sure, fit_sample)))
         print(
             f"  => bars met {bars}/{4 * len(table)}, mean answered right {mean:.1%}, mean ranking "
             f"{ranking:.1%}{'' if kept else ' (shipped knowledge base worse than released: not eligible)'}"
         )
-    _, bars, mean, (learned, word, power, weight, sure) = max(results)
+    _, bars, mean, (learned, word, power, weight, sure, fit_sample) = max(results)
     print(
         f"best: learned weight {learned:.2f}, word weight {word:.1f}, usual power {power:.2f}, "
-        f"orphan weight {weight:.2f}, "
-        f"answer_when_sure {sure:.0f} ({bars} bars met, mean answered right {mean:.1%})"
+        f"orphan weight {weight:.2f}, answer_when_sure {sure:.0f}, fit sample {fit_sample} "
+        f"({bars} bars met, mean answered right {mean:.1%})"
     )
 
 

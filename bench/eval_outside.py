@@ -21,6 +21,11 @@ Printed per size, with the baseline measured in the same run on the same example
 
 Targets (issue 10): confidently wrong ≤ 5 %, out of scope declined ≥ 85 %, ranking ≥ 75 %, answered
 right ≥ 60 %. scikit-learn is a development dependency only (`pip install -e '.[dev]'`).
+
+`--ceiling` also prints how far each one's *ordering* of confidence could go: the most answered right
+that any single threshold on it reaches with confidently wrong ≤ 5 % and out of scope declined ≥ 85 %,
+the threshold chosen on the test questions themselves (an upper bound that no threshold set beforehand
+can beat; never a setting to copy).
 """
 
 from __future__ import annotations
@@ -147,11 +152,57 @@ class Tally:
         )
 
 
-def policybot(conversation: Conversation, tests: list[tuple[str, str | None]], errors: int) -> Tally:
+@dataclass(frozen=True)
+class Scored:
+    """One test question as a confidence-ordered classifier saw it, for `ceiling`."""
+
+    confidence: float
+    right: bool  # its first entry is the expected one (False for an out-of-scope question)
+    out_of_scope: bool
+
+
+def ceiling(scored: list[Scored], wrong_at_most: float = 0.05, declined_at_least: float = 0.85) -> str:
+    """The most answered right any one threshold on the confidence reaches within both bars."""
+    inside = sum(not s.out_of_scope for s in scored) or 1
+    outside = sum(s.out_of_scope for s in scored) or 1
+    best: tuple[float, float, float] | None = None
+    right = wrong = answered_outside = 0
+    ordered = sorted(scored, key=lambda s: -s.confidence)
+    for at, s in enumerate(ordered):  # answering everything at least as confident as `s`
+        right += not s.out_of_scope and s.right
+        wrong += not s.out_of_scope and not s.right
+        answered_outside += s.out_of_scope
+        if at + 1 < len(ordered) and ordered[at + 1].confidence == s.confidence:
+            continue  # a threshold cannot split equal confidences
+        figures = (right / inside, wrong / inside, 1 - answered_outside / outside)
+        if (
+            figures[1] <= wrong_at_most
+            and figures[2] >= declined_at_least
+            and (best is None or figures > best)
+        ):
+            best = figures
+    if best is None:
+        return "no threshold meets both bars"
+    right_share, wrong_share, declined = best
+    return (
+        f"answered right {right_share:6.1%} | confidently wrong {wrong_share:6.1%} "
+        f"| out of scope declined {declined:6.1%}"
+    )
+
+
+def policybot(
+    conversation: Conversation, tests: list[tuple[str, str | None]], errors: int, scored: list[Scored]
+) -> Tally:
     tally = Tally()
     shown = 0
     for question, expect in tests:
         result = conversation.match(question)
+        top = next((m.entry_id for m in result.ranked if m.entry_id), None)
+        declined_outright = (
+            bool(result.ranked) and result.ranked[0].entry_id == ""
+        )  # an out-of-scope example won
+        confidence = 0.0 if declined_outright else result.confidence
+        scored.append(Scored(confidence, expect is not None and top == expect, expect is None))
         if expect is None:
             tally.out_scope += 1
             tally.declined += result.answer_id is None
@@ -162,7 +213,6 @@ def policybot(conversation: Conversation, tests: list[tuple[str, str | None]], e
         tally.suggested += result.answer_id is None and expect in result.suggestions
         first = result.answer_id or (result.suggestions[0] if result.suggestions else None)
         tally.ranked_first += first == expect
-        top = next((m.entry_id for m in result.ranked if m.entry_id), None)
         tally.top1 += top == expect
         if result.answer_id not in (None, expect) and shown < errors:
             shown += 1
@@ -172,7 +222,7 @@ def policybot(conversation: Conversation, tests: list[tuple[str, str | None]], e
     return tally
 
 
-def baseline(data: Split) -> tuple[Tally, Tally]:
+def baseline(data: Split, scored: list[Scored]) -> tuple[Tally, Tally]:
     """TF-IDF (char 2-5 within word boundaries + words) + logistic regression: top-1 always answered,
     and answered only at probability ≥ 0.5 (suggesting the top 3 otherwise)."""
     from scipy.sparse import hstack
@@ -191,6 +241,7 @@ def baseline(data: Split) -> tuple[Tally, Tally]:
     for (_, expect), row in zip(data.tests, probabilities, strict=True):
         order = row.argsort()[::-1]
         best, confident = str(model.classes_[order[0]]), row[order[0]] >= 0.5
+        scored.append(Scored(float(row[order[0]]), best == expect, expect is None))
         top3 = [str(model.classes_[i]) for i in order[:3]]
         for tally, answered in ((always, True), (thresholded, confident)):
             if expect is None:
@@ -220,11 +271,17 @@ async def run(examples: int, args: argparse.Namespace) -> None:
         f"examples; {in_scope} in-scope and {len(data.tests) - in_scope} out-of-scope test questions "
         f"(load + build {build:.2f} s)"
     )
-    print(policybot(conversation, data.tests, args.errors).line("policybot"))
+    ours: list[Scored] = []
+    print(policybot(conversation, data.tests, args.errors, ours).line("policybot"))
+    theirs: list[Scored] = []
     if not args.no_baseline:
-        always, thresholded = baseline(data)
+        always, thresholded = baseline(data, theirs)
         print(always.line("baseline (always)"))
         print(thresholded.line("baseline (p ≥ 0.5)"))
+    if args.ceiling:
+        print(f"  ceiling of policybot's confidence:   {ceiling(ours)}")
+        if theirs:
+            print(f"  ceiling of the baseline's probability: {ceiling(theirs)}")
 
 
 async def main() -> None:
@@ -235,6 +292,11 @@ async def main() -> None:
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--errors", type=int, default=0, help="show this many confidently wrong answers")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="the best any threshold could do (chosen on the test questions)",
+    )
     args = parser.parse_args()
     print("targets: confidently wrong ≤ 5 %, out of scope declined ≥ 85 %, ranking ≥ 75 %, right ≥ 60 %")
     for examples in (int(n) for n in args.examples.split(",")):
