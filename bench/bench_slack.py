@@ -9,7 +9,8 @@ the three that answer post to the same fake Slack Web API (tests/fakes, in this 
              (`app.start`: `AsyncSlackAppServer`, bolt's aiohttp adapter) — THE BASELINE;
 - floor:     the least any answering server must do: verify the signature, ack, one chat.postMessage
              over a shared aiohttp session; no bolt, no slack_sdk, no logging;
-- policybot: `policybot serve` itself (the shipped knowledge base, SQLite store, bolt, slack_sdk).
+- policybot: `policybot serve` itself (the shipped knowledge base, SQLite store, bolt, slack_sdk), started
+             with an empty cache folder: a first start, as in a new container.
 
 Two loads: a light one (10 events/s, paced, open loop) and a peak one (50 requests in flight, closed
 loop). For each server and load: the server process's CPU ms per answer (utime + stime from
@@ -354,6 +355,9 @@ async def start_servers(fake: FakeSlackApi, workdir: Path) -> list[Server]:
                     "SLACK_API_URL": fake.api_url,
                     "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
                     "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge"),
+                    # A cache of its own, new: a first start, as in a new container (a restart from the
+                    # index snapshot idles about 13 MiB lower, see docs/development.md).
+                    "POLICYBOT_CACHE_DIR": f"{workdir}/cache",
                 },
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
