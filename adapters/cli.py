@@ -28,7 +28,9 @@ from adapters.cli_kb_check import cmd_kb_check
 from bot.config import Settings
 from bot.conversation import Conversation, Message, Reply, ReplyKind
 from bot.errors import ConfigError, KnowledgeError, PolicybotError
+from bot.index_cache import Building
 from bot.knowledge_loader import load_knowledge, resolve_knowledge_dir
+from bot.yaml_files import off_the_loop
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +171,13 @@ async def _chat(args: argparse.Namespace, settings: Settings, conversation: Conv
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    # A snapshot of the index that is not there yet is built by a process of its own, on another core
+    # while this one imports the server, and the build's garbage never lives here (bot/index_cache.py).
+    directory = resolve_knowledge_dir(settings.knowledge_dir)
+    building = await off_the_loop(lambda: Building.start(directory, settings.cache_dir), "policybot-index")
     from adapters import server  # imports aiohttp and the platform SDKs: only for `serve`
 
-    await server.serve(settings, port=args.port, slack_socket_mode=args.slack_socket_mode)
+    await server.serve(settings, port=args.port, slack_socket_mode=args.slack_socket_mode, building=building)
     return 0
 
 

@@ -19,6 +19,7 @@ from adapters.guards import quiet_client_errors
 from adapters.services import Services
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.index_cache import Building
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -80,10 +81,13 @@ def check_socket_mode(settings: Settings) -> str:
     return settings.slack.app_token
 
 
-async def serve(settings: Settings, *, port: int, slack_socket_mode: bool = False) -> None:
-    """Run the server until SIGTERM or SIGINT, then close connections and the database cleanly."""
+async def serve(
+    settings: Settings, *, port: int, slack_socket_mode: bool = False, building: Building | None = None
+) -> None:
+    """Run the server until SIGTERM or SIGINT, then close connections and the database cleanly.
+    `building`: the index snapshot, being built beside this start (bot/index_cache.py)."""
     app_token = check_socket_mode(settings) if slack_socket_mode else None
-    services = await Services.open(settings)
+    services = await Services.open(settings, building=building)
     runner: web.AppRunner | None = None
     socket_mode: AsyncSocketModeHandler | None = None
     tips: asyncio.Task[None] | None = None

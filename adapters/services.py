@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from bot.claims import Claims
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.index_cache import load_indexed
+from bot.index_cache import Building, load_indexed
 from bot.knowledge_loader import resolve_knowledge_dir
 from bot.pending import Sweeper
 from bot.reload import Reloader
@@ -63,13 +63,17 @@ class Services:
         return [name for name, bot in (("slack", self.slack), ("teams", self.teams)) if bot is not None]
 
     @classmethod
-    async def open(cls, settings: Settings, *, knowledge: Path | None = None) -> Services:
+    async def open(
+        cls, settings: Settings, *, knowledge: Path | None = None, building: Building | None = None
+    ) -> Services:
         """Load the knowledge base and index it (or read both back from the snapshot kept in
-        `settings.cache_dir` when nothing they were made from has changed: bot/index_cache.py), open
-        (and migrate) the store, then `assemble`."""
+        `settings.cache_dir` when nothing they were made from has changed, or `building` has built it:
+        bot/index_cache.py), open (and migrate) the store, then `assemble`."""
         directory = resolve_knowledge_dir(knowledge or settings.knowledge_dir)
         cache = settings.cache_dir
-        kb, index = await off_the_loop(lambda: load_indexed(directory, cache), "policybot-knowledge-load")
+        kb, index = await off_the_loop(
+            lambda: load_indexed(directory, cache, building=building), "policybot-knowledge-load"
+        )
         store = await Store.open(
             settings.database_url,
             retention_days=settings.retention_days,
@@ -83,7 +87,7 @@ class Services:
             hr_contact=settings.hr_contact,
             index=index,
         )
-        reloader = Reloader(conversation, directory, debounce_ms=settings.reload_debounce_ms)
+        reloader = Reloader(conversation, directory, debounce_ms=settings.reload_debounce_ms, cache=cache)
         return cls.assemble(settings, conversation, store, reloader=reloader)
 
     @classmethod

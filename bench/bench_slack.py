@@ -195,9 +195,10 @@ class Server:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) a process has used so far; Linux /proc."""
+    """CPU time (user + system, all threads) a process has used so far, with that of the children it
+    has waited for (`policybot serve` builds a new index snapshot in one, bot/index_cache.py); Linux /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int) -> float:

@@ -162,10 +162,11 @@ class Conversation:
     def index(self) -> Index:
         return self._state.index
 
-    def reload(self, kb: KnowledgeBase) -> None:
-        """Build the new index first, then swap in one assignment: a question in flight keeps the
-        state it started with, so it is answered from the old or the new knowledge base, never a mix."""
-        self._state = _State(kb, self._index(kb))
+    def reload(self, kb: KnowledgeBase, index: Index | None = None) -> None:
+        """Build the new index first (unless `index` is `kb`'s, built elsewhere), then swap in one
+        assignment: a question in flight keeps the state it started with, so it is answered from the old
+        or the new knowledge base, never a mix."""
+        self._state = _State(kb, index if index is not None else self._index(kb))
 
     def _index(self, kb: KnowledgeBase) -> Index:
         if self._make_index is not None:

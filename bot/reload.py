@@ -23,8 +23,11 @@ from watchfiles import awatch
 
 from bot.conversation import Conversation
 from bot.errors import KnowledgeError, Problem
+from bot.index_cache import prebuilt
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge
+from bot.matching import Index
+from bot.yaml_files import off_the_loop
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +86,13 @@ class Reloader:
         step_ms: int | None = None,
         force_polling: bool | None = None,
         load_timeout: float = LOAD_TIMEOUT,
+        cache: Path | None = None,
     ) -> None:
+        """`cache`: where index snapshots are kept (bot/index_cache.py); with one, an edit is built by a
+        process of its own, and the serving process only reads the result back."""
         self.conversation = conversation
         self.directory = directory
+        self.cache = cache
         self.clock = clock
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms if step_ms is not None else min(STEP_MS, debounce_ms)
@@ -131,9 +138,15 @@ class Reloader:
 
     async def _reload(self, reason: str) -> ReloadResult:
         served = self.conversation.kb.version
+        built: tuple[KnowledgeBase, Index] | None = None
         try:
             async with asyncio.timeout(self.load_timeout):
-                kb = await load_knowledge(self.directory)
+                if self.cache is not None:
+                    # Built elsewhere: the build's garbage never lives here, nor holds up answers.
+                    cache = self.cache
+                    built = await off_the_loop(lambda: prebuilt(self.directory, cache), "policybot-reload")
+                # Else, or if that failed (errors in the files among the reasons), here: and why it failed.
+                kb = built[0] if built is not None else await load_knowledge(self.directory)
         except TimeoutError:
             log.error("reading the knowledge folder %s took over %.0f s; gave up", self.directory,
                       self.load_timeout)  # fmt: skip
@@ -157,7 +170,10 @@ class Reloader:
             previous = self.conversation.kb
             # The new index is built off the event loop; the swap itself is one attribute assignment.
             try:
-                await asyncio.to_thread(self.conversation.reload, kb)
+                if built is not None:
+                    self.conversation.reload(kb, built[1])
+                else:
+                    await asyncio.to_thread(self.conversation.reload, kb)
             except Exception as exc:  # a bug this edit set off: keep serving, tell HR, log it for us
                 log.exception("knowledge base %s loaded but its search index could not be built", kb.version)
                 failure = f"{type(exc).__name__}: {exc}"

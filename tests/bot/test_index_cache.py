@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import KnowledgeError
-from bot.index_cache import KEEP, load_indexed
+from bot.index_cache import KEEP, Building, load_indexed, prebuilt
 from tests.conftest import ENTRIES, write_kb
 
 QUESTION = "Can I add my manager on Facebook?"
@@ -159,3 +159,59 @@ def test_the_warnings_and_entries_read_back_are_the_ones_loaded(tmp_path: Path) 
     assert any("listed twice" in problem.message for problem in loaded.warnings)
     assert read_back.warnings == loaded.warnings
     assert read_back.entries == loaded.entries
+
+
+def test_serve_s_first_start_has_the_snapshot_built_by_a_process_of_its_own(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    building = Building.start(tiny_kb_dir, cache)
+
+    assert building is not None and building.wait()
+    [snapshot] = snapshots(cache)  # written by the other process, before this one read anything
+    kb, index = load_indexed(tiny_kb_dir, cache, building=building)
+    assert kb.version == pickle.loads(snapshot.read_bytes())[0].version
+    assert index.match(QUESTION, lang="en").answer_id == "friend-manager"
+
+
+def test_nothing_is_built_apart_when_the_snapshot_is_there_or_nowhere_to_go(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    assert Building.start(tiny_kb_dir, None) is None
+    assert Building.start(tmp_path / "no such folder", cache) is None  # loading it says what is wrong
+    load_indexed(tiny_kb_dir, cache)
+
+    assert Building.start(tiny_kb_dir, cache) is None
+
+
+def test_a_folder_with_errors_is_reported_by_the_serving_process_itself(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    entries = tiny_kb_dir / "entries.yaml"
+    entries.write_text(
+        entries.read_text(encoding="utf-8").replace("  - id: workplace-photos", "  - id: Bad Id")
+    )
+    building = Building.start(tiny_kb_dir, cache)
+
+    assert building is not None and not building.wait()
+    assert prebuilt(tiny_kb_dir, cache) is None
+    with pytest.raises(KnowledgeError, match="characters ids cannot have"):
+        load_indexed(tiny_kb_dir, cache, building=building)
+    assert snapshots(cache) == []
+
+
+def test_an_edit_made_while_the_snapshot_was_built_is_loaded_as_it_is_now(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    building = Building.start(tiny_kb_dir, cache)
+    entries = tiny_kb_dir / "entries.yaml"
+    entries.write_text(
+        entries.read_text(encoding="utf-8").replace("Yes, you may", "Edited"), encoding="utf-8"
+    )
+
+    kb, _ = load_indexed(tiny_kb_dir, cache, building=building)
+
+    assert kb.entries["friend-manager"].answer["en"].startswith("Edited")

@@ -140,6 +140,33 @@ async def test_a_broken_edit_keeps_the_last_good_base_and_says_what_to_fix(tiny_
     }
 
 
+async def test_with_a_snapshot_folder_an_edit_is_built_apart_and_a_broken_one_still_says_what_to_fix(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    conversation = Conversation(await load_knowledge(tiny_kb_dir))
+    reloader = Reloader(conversation, tiny_kb_dir, clock=Clock(), debounce_ms=50, step_ms=10, cache=cache)
+
+    version_b(tiny_kb_dir)
+    result = await reloader.reload("changed: entries.yaml")
+
+    assert result.ok and result.changed
+    # Built by a process of its own, which keeps it as a snapshot (a build in this process keeps none).
+    [snapshot] = cache.glob("index-*.pickle")
+    reply = await conversation.handle(Message("Can I add my manager on Facebook?"))
+    assert (reply.title, reply.text) == NEW
+
+    broken(tiny_kb_dir)
+    result = await reloader.reload("changed: entries.yaml")
+
+    assert not result.ok and result.version == conversation.kb.version
+    assert [(p.line, p.message) for p in result.problems] == [
+        (22, "'1 November' is not a date"),
+        (39, "unknown field 'linkz' in an entry"),
+    ]
+    assert list(cache.glob("index-*.pickle")) == [snapshot]
+
+
 async def test_a_save_that_changes_nothing_is_not_a_new_version(tiny_kb_dir: Path) -> None:
     conversation, reloader = await started(tiny_kb_dir)
     state = conversation.index
