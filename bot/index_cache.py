@@ -71,7 +71,7 @@ class Building:
     def start(cls, directory: Path, cache: Path | None) -> Building | None:
         """Start building the snapshot of `directory` in `cache`; None when there is nothing to build
         (a snapshot of these files is there, or no cache folder), or no process could be started."""
-        name = snapshot_name(directory) if cache is not None else None
+        name = snapshot_name(directory) if cache is not None and _usable(cache) else None
         if cache is None or name is None or (cache / name).is_file():
             return None
         return cls.launch(directory, cache)
@@ -108,7 +108,7 @@ def prebuilt(directory: Path, cache: Path) -> tuple[KnowledgeBase, Index] | None
     """The knowledge base in `directory` and its index from the snapshot in `cache`, built first by a
     process of its own if it is not there; None when that process could not build it (errors in the
     files, among other reasons): the caller then loads the folder itself, and learns why. Blocking."""
-    name = snapshot_name(directory)
+    name = snapshot_name(directory) if _usable(cache) else None
     if name is None:
         return None
     kept = _read(cache / name)
@@ -184,6 +184,11 @@ def code_digest() -> bytes:
         except OSError:
             digest.update(f"{library} missing\0".encode())
     return digest.digest()
+
+
+def _usable(cache: Path) -> bool:
+    """Whether snapshots can be kept in `cache`: a folder private to us, or none yet (made so)."""
+    return not os.path.lexists(cache) or _private(cache)
 
 
 def _private(path: Path) -> bool:

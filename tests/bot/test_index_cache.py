@@ -215,3 +215,14 @@ def test_an_edit_made_while_the_snapshot_was_built_is_loaded_as_it_is_now(
     kb, _ = load_indexed(tiny_kb_dir, cache, building=building)
 
     assert kb.entries["friend-manager"].answer["en"].startswith("Edited")
+
+
+def test_no_process_is_started_for_a_cache_folder_others_may_write(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    """Its snapshot could never be read back: the serving process builds, once, as without a cache."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.chmod(cache, 0o777)
+
+    assert Building.start(tiny_kb_dir, cache) is None
+    assert prebuilt(tiny_kb_dir, cache) is None
+    assert snapshots(cache) == []
