@@ -71,7 +71,7 @@ class Building:
     def start(cls, directory: Path, cache: Path | None) -> Building | None:
         """Start building the snapshot of `directory` in `cache`; None when there is nothing to build
         (a snapshot of these files is there, or no cache folder), or no process could be started."""
-        name = snapshot_name(directory) if cache is not None and _usable(cache) else None
+        name = snapshot_name(directory, cache) if cache is not None else None
         if cache is None or name is None or (cache / name).is_file():
             return None
         return cls.launch(directory, cache)
@@ -79,6 +79,8 @@ class Building:
     @classmethod
     def launch(cls, directory: Path, cache: Path) -> Building | None:
         """The process building the snapshot of `directory` in `cache`, started; None if it could not be."""
+        if not sys.executable:  # an embedded interpreter: no `python` to start
+            return None
         command = [sys.executable, "-m", "bot.index_cache", os.fspath(directory), os.fspath(cache)]
         try:
             # Its output is not needed: when it fails, the serving process builds, and says why itself.
@@ -104,13 +106,11 @@ class Building:
         return built
 
 
-def prebuilt(directory: Path, cache: Path) -> tuple[KnowledgeBase, Index] | None:
-    """The knowledge base in `directory` and its index from the snapshot in `cache`, built first by a
-    process of its own if it is not there; None when that process could not build it (errors in the
-    files, among other reasons): the caller then loads the folder itself, and learns why. Blocking."""
-    name = snapshot_name(directory) if _usable(cache) else None
-    if name is None:
-        return None
+def prebuilt(directory: Path, cache: Path, name: str) -> tuple[KnowledgeBase, Index] | None:
+    """The knowledge base in `directory` and its index from the snapshot `name` (`snapshot_name`) in
+    `cache`, built first by a process of its own if it is not there; None when that process could not
+    build it (errors in the files, among other reasons): the caller then loads the folder itself, and
+    learns why. Blocking (a build is stopped after BUILD_TIMEOUT)."""
     kept = _read(cache / name)
     if kept is None:
         building = Building.launch(directory, cache)
@@ -143,8 +143,12 @@ def load_indexed(
     return kb, index
 
 
-def snapshot_name(directory: Path) -> str | None:
-    """The name the snapshot of `directory` as it is now has; None if its files cannot all be read."""
+def snapshot_name(directory: Path, cache: Path) -> str | None:
+    """The name the snapshot of `directory` as it is now has in `cache`; None if its files cannot all be
+    read, or `cache` is a folder whose snapshots would never be read (others may write there).
+    Reads the folder: may take as long as reading it does."""
+    if not _usable(cache):
+        return None
     try:
         files = folder_files(directory)
     except PolicybotError:  # no such folder: whoever loads it says so

@@ -23,7 +23,7 @@ from watchfiles import awatch
 
 from bot.conversation import Conversation
 from bot.errors import KnowledgeError, Problem
-from bot.index_cache import prebuilt
+from bot.index_cache import prebuilt, snapshot_name
 from bot.knowledge import KnowledgeBase
 from bot.knowledge_loader import load_knowledge
 from bot.matching import Index
@@ -140,12 +140,18 @@ class Reloader:
         served = self.conversation.kb.version
         built: tuple[KnowledgeBase, Index] | None = None
         try:
-            async with asyncio.timeout(self.load_timeout):
+            async with asyncio.timeout(self.load_timeout) as deadline:
                 if self.cache is not None:
-                    # Built elsewhere: the build's garbage never lives here, nor holds up answers.
-                    cache = self.cache
-                    built = await off_the_loop(lambda: prebuilt(self.directory, cache), "policybot-reload")
-                # Else, or if that failed (errors in the files among the reasons), here: and why it failed.
+                    # Built by a process of its own (its garbage never lives here, nor holds up answers).
+                    cache, directory = self.cache, self.directory
+                    name = await off_the_loop(lambda: snapshot_name(directory, cache), "policybot-reload")
+                    if name is not None:  # the folder is read: the build is bounded by BUILD_TIMEOUT
+                        deadline.reschedule(None)
+                        built = await off_the_loop(
+                            lambda: prebuilt(directory, cache, name), "policybot-reload"
+                        )
+                        deadline.reschedule(asyncio.get_running_loop().time() + self.load_timeout)
+                # Else, or if that failed (errors in the files among the reasons), here, which says why.
                 kb = built[0] if built is not None else await load_knowledge(self.directory)
         except TimeoutError:
             log.error("reading the knowledge folder %s took over %.0f s; gave up", self.directory,

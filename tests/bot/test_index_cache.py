@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import KnowledgeError
-from bot.index_cache import KEEP, Building, load_indexed, prebuilt
+from bot.index_cache import KEEP, Building, load_indexed, prebuilt, snapshot_name
 from tests.conftest import ENTRIES, write_kb
 
 QUESTION = "Can I add my manager on Facebook?"
@@ -196,7 +196,8 @@ def test_a_folder_with_errors_is_reported_by_the_serving_process_itself(
     building = Building.start(tiny_kb_dir, cache)
 
     assert building is not None and not building.wait()
-    assert prebuilt(tiny_kb_dir, cache) is None
+    name = snapshot_name(tiny_kb_dir, cache)
+    assert name is not None and prebuilt(tiny_kb_dir, cache, name) is None
     with pytest.raises(KnowledgeError, match="characters ids cannot have"):
         load_indexed(tiny_kb_dir, cache, building=building)
     assert snapshots(cache) == []
@@ -224,5 +225,5 @@ def test_no_process_is_started_for_a_cache_folder_others_may_write(tiny_kb_dir: 
     os.chmod(cache, 0o777)
 
     assert Building.start(tiny_kb_dir, cache) is None
-    assert prebuilt(tiny_kb_dir, cache) is None
+    assert snapshot_name(tiny_kb_dir, cache) is None
     assert snapshots(cache) == []
