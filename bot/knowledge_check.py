@@ -7,7 +7,9 @@ words), answers not reviewed for a year, and how the bot would treat its own exa
 confidence fitted on them.
 
 When the previous version is known (a live reload), a pair of confusable entries is reported only if
-one of them was changed, and the advice points at the change HR just made.
+one of them was changed and the change made it worse (more of the changed entries' examples confusable
+than before: a pair that was as confusable already is `kb check`'s to list), and the advice points at
+the change HR just made.
 """
 
 from __future__ import annotations
@@ -52,26 +54,22 @@ def self_test(
     index: Index | None = None,
     *,
     previous: KnowledgeBase | None = None,
+    previous_index: Index | None = None,
     today: date | None = None,
 ) -> list[Problem]:
-    """Ask every example question without its own copy; group those the others route elsewhere."""
+    """Ask every example question without its own copy; group those the others route elsewhere.
+    `previous` (and its index, if at hand): the version this one replaces, see the module's docstring."""
     index = index or Index(kb)
     touched = changed(kb, previous)
-    # (entry, other) -> [(example, answered with other?)]
-    pairs: dict[tuple[str, str], list[tuple[str, bool]]] = defaultdict(list)
-    for position, question in enumerate(index.questions):
-        own = index.entry_ids[index.question_entry[position]]
-        if own == OUT_OF_SCOPE or (touched is not None and own not in touched):
-            continue  # (after a reload: only the examples of the entries HR changed are asked)
-        _, _, result = index.observe(position)
-        if result.answer_id is not None and result.answer_id != own:
-            pairs[_pair(own, result.answer_id)].append((question, True))
-        elif result.answer_id is None and result.suggestions and result.suggestions[0] != own:
-            pairs[_pair(own, result.suggestions[0])].append((question, False))
+    pairs = _confused(index, touched)
+    before: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+    if previous is not None and touched:
+        before = _confused(previous_index or Index(previous), touched)
     problems = [
         _confusable(kb, first, second, found, touched)
         for (first, second), found in sorted(pairs.items())
-        if touched is None or first in touched or second in touched
+        if touched is None
+        or ((first in touched or second in touched) and len(found) > len(before.get((first, second), ())))
     ]
     today = today or date.today()
     for entry in kb.entries.values():
@@ -88,6 +86,22 @@ def self_test(
                 )
             )
     return problems
+
+
+def _confused(index: Index, only: set[str] | None) -> dict[tuple[str, str], list[tuple[str, bool]]]:
+    """Per pair of entries, the examples (of the entries in `only`, None: all) that the other examples
+    route to the other entry of the pair, and whether they would be answered with it."""
+    pairs: dict[tuple[str, str], list[tuple[str, bool]]] = defaultdict(list)
+    for position, question in enumerate(index.questions):
+        own = index.entry_ids[index.question_entry[position]]
+        if own == OUT_OF_SCOPE or (only is not None and own not in only):
+            continue  # (after a reload: only the examples of the entries HR changed are asked)
+        _, _, result = index.observe(position)
+        if result.answer_id is not None and result.answer_id != own:
+            pairs[_pair(own, result.answer_id)].append((question, True))
+        elif result.answer_id is None and result.suggestions and result.suggestions[0] != own:
+            pairs[_pair(own, result.suggestions[0])].append((question, False))
+    return pairs
 
 
 def _pair(a: str, b: str) -> tuple[str, str]:

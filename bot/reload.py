@@ -173,7 +173,7 @@ class Reloader:
         changed = kb.version != served
         warnings: tuple[Problem, ...] = ()
         if changed:
-            previous = self.conversation.kb
+            previous, previous_index = self.conversation.kb, self.conversation.index
             # The new index is built off the event loop; the swap itself is one attribute assignment.
             try:
                 if built is not None:
@@ -196,18 +196,23 @@ class Reloader:
                 "knowledge base %s loaded (%s): %d entries, %d tips, %d warning(s); was %s",
                 kb.version, reason, len(kb.entries), len(kb.tips), len(kb.warnings), served,
             )  # fmt: skip
-            warnings = await asyncio.to_thread(self._advice, kb, previous)
+            warnings = await asyncio.to_thread(self._advice, kb, previous, previous_index)
         else:
             log.info("knowledge base %s is unchanged (%s)", served, reason)
             self.rejected = None
         return ReloadResult(ok=True, version=kb.version, changed=changed, reason=reason, warnings=warnings)
 
-    def _advice(self, kb: KnowledgeBase, previous: KnowledgeBase) -> tuple[Problem, ...]:
-        """What `kb check` would warn about the entries this edit changed (never blocks the edit)."""
+    def _advice(
+        self, kb: KnowledgeBase, previous: KnowledgeBase, previous_index: Index
+    ) -> tuple[Problem, ...]:
+        """What `kb check` would warn about the entries this edit changed, where the edit made them more
+        confusable (never blocks the edit)."""
         from bot.knowledge_check import self_test
 
         try:
-            found = tuple(self_test(kb, self.conversation.index, previous=previous))
+            found = tuple(
+                self_test(kb, self.conversation.index, previous=previous, previous_index=previous_index)
+            )
         except Exception:  # advice only: a failure here must not undo a good reload
             log.exception("could not check the edit for confusable examples")
             return ()

@@ -31,6 +31,24 @@ async def test_after_a_reload_the_advice_points_at_the_entry_hr_changed(tiny_kb_
     assert blocking([problem]) == []  # advice never keeps the edit out
 
 
+async def test_an_edit_that_leaves_a_confusion_as_it_was_is_not_blamed_for_it(tiny_kb_dir: Path) -> None:
+    entries = tiny_kb_dir / "entries.yaml"
+    text = entries.read_text(encoding="utf-8").replace(
+        "        - is filming at work allowed",
+        "        - Should I accept a friend request from my boss on Facebook?",
+    )
+    entries.write_text(text, encoding="utf-8")
+    confused = await load_knowledge(tiny_kb_dir)
+    answer = confused.entries["workplace-photos"].answer["en"]
+    entries.write_text(text.replace(answer, "Reworded, " + answer), encoding="utf-8")
+    reworded = await load_knowledge(tiny_kb_dir)  # HR rewords the answer, and nothing else
+
+    assert changed(reworded, confused) == {"workplace-photos"}
+    assert self_test(reworded, previous=confused, today=date(2026, 12, 1)) == []  # the reload says nothing
+    [problem] = self_test(reworded, today=date(2026, 12, 1))  # kb check still lists the pair
+    assert "examples of 'friend-manager' and 'workplace-photos' are confusable" in problem.message
+
+
 async def test_entries_hr_did_not_touch_are_not_reported_again(tmp_path: Path) -> None:
     kb = await load_knowledge(write_kb(tmp_path / "kb"))
     only_tips = replace(kb, tips=())
