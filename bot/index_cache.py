@@ -81,11 +81,21 @@ class Building:
         """The process building the snapshot of `directory` in `cache`, started; None if it could not be."""
         if not sys.executable:  # an embedded interpreter: no `python` to start
             return None
-        command = [sys.executable, "-m", "bot.index_cache", os.fspath(directory), os.fspath(cache)]
+        # This very `bot` package, whatever the working folder holds (-P: no `bot/` there can shadow it).
+        here = os.fspath(Path(__file__).resolve().parent.parent)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
+        }
+        command = [sys.executable, "-P", "-m", "bot.index_cache", os.fspath(directory), os.fspath(cache)]
         try:
             # Its output is not needed: when it fails, the serving process builds, and says why itself.
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         except OSError as exc:
             log.debug("building the index in this process: no process of its own (%s)", exc)

@@ -227,3 +227,19 @@ def test_no_process_is_started_for_a_cache_folder_others_may_write(tiny_kb_dir: 
     assert Building.start(tiny_kb_dir, cache) is None
     assert snapshot_name(tiny_kb_dir, cache) is None
     assert snapshots(cache) == []
+
+
+def test_a_bot_folder_in_the_working_folder_cannot_stand_in_for_the_builder(
+    tiny_kb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impostor = tmp_path / "cwd" / "bot"
+    impostor.mkdir(parents=True)
+    (impostor / "__init__.py").write_text("", encoding="utf-8")
+    (impostor / "index_cache.py").write_text("raise SystemExit(0)  # builds nothing\n", encoding="utf-8")
+    monkeypatch.chdir(impostor.parent)
+    cache = tmp_path / "cache"
+
+    building = Building.start(tiny_kb_dir, cache)
+
+    assert building is not None and building.wait()
+    assert len(snapshots(cache)) == 1  # ours ran
