@@ -23,7 +23,7 @@ between what lasts) then never lives in the serving process: after a first start
 after a restart (shipped knowledge base: 94 MiB, not 107; 10 000 entries: 191, not 213), and answers
 asked during a reload of 10 000 entries wait at most 0.27 s, not 0.45 (bench figures in
 docs/development.md). The price: the snapshot is read back after it is written (a first start of
-10 000 entries takes 0.5-1 s longer), and a reload keeps a snapshot on disk (`KEEP` of them).
+10 000 entries took 0.1-1.7 s longer in our runs), and a reload keeps a snapshot on disk (`KEEP` of them).
 When the other process fails, for errors in the files or anything else, the serving process loads the
 folder itself, and so says what is wrong exactly as before.
 """
