@@ -256,7 +256,7 @@ class Index:
         else:  # over all examples: cheaper than sorting them (every question comes here); same sums
             every = len(p.question_entry)
             overlap = np.bincount(examples, weights=weight, minlength=every)
-            examples = np.flatnonzero(np.bincount(examples, minlength=every))
+            examples = np.flatnonzero(np.bincount(examples, minlength=every)).astype(np.int32)
             overlap = overlap[examples]
         closeness = 2 * overlap / (total + p.question_weight[examples])
         ascending = np.lexsort((examples, closeness))  # the best of each entry is written last
