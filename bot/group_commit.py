@@ -247,6 +247,10 @@ class GroupCommit:
         self._flush_now = False
         self._writing: list[_Write] = []  # the batch being written
         self._wakeup = asyncio.Event()
+        # Wakes the writer when the oldest queued record is due: armed by whoever queues it (a timer
+        # handle, not a task switch into the writer to start a timeout: at a light load every answer
+        # queues a record after its claims' transaction, and that wake-up was one per answer).
+        self._due_timer: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -268,7 +272,7 @@ class GroupCommit:
         else:
             if not self._records:
                 self._records_due = loop.time() + self._defer_seconds
-                self._wakeup.set()  # the writer sets its timer
+                self._arm(loop)
             self._records.append(write)
             if len(self._records) >= MAX_BATCH:
                 self._wakeup.set()
@@ -327,6 +331,20 @@ class GroupCommit:
         if self._writer is not None:
             await self._writer
 
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake the writer when the queued records are due (`_records_due`)."""
+        self._disarm()
+        self._due_timer = loop.call_at(self._records_due, self._due)
+
+    def _due(self) -> None:
+        self._due_timer = None  # fired: the writer arms another if what it finds is not due yet
+        self._wakeup.set()
+
+    def _disarm(self) -> None:
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+
     def _records_ready(self, loop: asyncio.AbstractEventLoop) -> bool:
         return bool(self._records) and (
             self._closed
@@ -344,8 +362,10 @@ class GroupCommit:
                 batch += [self._records.popleft() for _ in range(room)]
                 if not self._records:
                     self._flush_now = False
+                    self._disarm()
                 elif room:  # the records left are the newest: their own wait starts now
                     self._records_due = loop.time() + self._defer_seconds
+                    self._arm(loop)
                 self._writing = batch
                 try:
                     await self._commit(batch)
@@ -353,14 +373,12 @@ class GroupCommit:
                     self._writing = []
                 continue
             if self._closed:
+                self._disarm()
                 return
             self._wakeup.clear()
-            timeout = max(0.0, self._records_due - loop.time()) if self._records else None
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+            if self._records and self._due_timer is None:  # (records queued before a write failed)
+                self._arm(loop)
+            await self._wakeup.wait()  # a claim, a flush, closing, or the records' timer
 
     async def _commit(self, batch: list[_Write]) -> None:
         what = ", ".join(sorted({_WHAT[write.table.name] for write in batch}))

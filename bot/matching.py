@@ -255,8 +255,14 @@ class Index:
         if exclude is not None:
             keep = examples != exclude
             examples, weight = examples[keep], weight[keep]
-        examples, where = np.unique(examples, return_inverse=True)
-        overlap = np.bincount(where.reshape(-1), weights=weight, minlength=len(examples))
+        if self.n_real > ALL_ENTRIES:
+            examples, where = np.unique(examples, return_inverse=True)
+            overlap = np.bincount(where.reshape(-1), weights=weight, minlength=len(examples))
+        else:  # over all examples: cheaper than sorting them (every question comes here); same sums
+            every = len(p.question_entry)
+            overlap = np.bincount(examples, weights=weight, minlength=every)
+            examples = np.flatnonzero(np.bincount(examples, minlength=every)).astype(np.int32)
+            overlap = overlap[examples]
         closeness = 2 * overlap / (total + p.question_weight[examples])
         ascending = np.lexsort((examples, closeness))  # the best of each entry is written last
         owners = p.question_entry[examples[ascending]]

@@ -23,7 +23,7 @@ from sqlalchemy import event, text
 from bot.conversation import ReplyKind
 from bot.database import HEAD_REVISION, alembic_config, create_engine, engine_url, metadata
 from bot.errors import StoreError
-from bot.group_commit import DEFER_SECONDS
+from bot.group_commit import DEFER_SECONDS, MAX_BATCH
 from bot.sqlite_writer import CHECKPOINT_EVERY
 from bot.store import Store
 
@@ -318,6 +318,20 @@ async def test_a_question_with_no_claim_to_ride_with_is_written_within_a_second(
             assert counted.count == 0  # nobody waits for it
             await asyncio.sleep(DEFER_SECONDS + 0.5)
         assert counted.count == 1
+    finally:
+        await store.close()
+
+
+async def test_records_left_over_from_a_full_batch_are_written_within_a_second(database_url):
+    store = await Store.open(database_url)
+    try:
+        with TransactionCounter(store) as counted:
+            for n in range(MAX_BATCH + 10):  # a full batch goes at once; the ten left wait their turn
+                await store.record_question(f"q{n}", "en", ReplyKind.ANSWER, "photos", 0.9)
+            await asyncio.sleep(0.2)
+            assert counted.count == 1
+            await asyncio.sleep(DEFER_SECONDS + 0.5)
+        assert counted.count == 2
     finally:
         await store.close()
 
