@@ -45,6 +45,7 @@ import yaml
 
 from bot.conversation import Conversation
 from bot.knowledge_loader import load_knowledge
+from bot.matching import OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parent.parent
 # `shared/` sits beside the repository (in a worktree under wt/, one level further up)
@@ -197,10 +198,8 @@ def policybot(
     shown = 0
     for question, expect in tests:
         result = conversation.match(question)
-        top = next((m.entry_id for m in result.ranked if m.entry_id), None)
-        declined_outright = (
-            bool(result.ranked) and result.ranked[0].entry_id == ""
-        )  # an out-of-scope example won
+        top = next((m.entry_id for m in result.ranked if m.entry_id != OUT_OF_SCOPE), None)
+        declined_outright = bool(result.ranked) and result.ranked[0].entry_id == OUT_OF_SCOPE
         confidence = 0.0 if declined_outright else result.confidence
         scored.append(Scored(confidence, expect is not None and top == expect, expect is None))
         if expect is None:
