@@ -13,16 +13,19 @@ RUN python -m venv /opt/policybot \
 
 FROM python:3.11-slim-bookworm
 # A system user (uid 10001; USER below names it by number, which Kubernetes runAsNonRoot can check)
-# without a shell or a home of its own: the server needs to write only its SQLite
-# database (when DATABASE_URL is not set to PostgreSQL), in /var/lib/policybot.
+# without a shell or a home of its own: the server writes only its SQLite database (when DATABASE_URL
+# is not set to PostgreSQL), in /var/lib/policybot, and the snapshots of the indexed knowledge base,
+# in /var/cache/policybot (POLICYBOT_CACHE_DIR: without it, a home folder's cache it does not have).
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin policybot \
-    && mkdir -p /var/lib/policybot \
-    && chown policybot /var/lib/policybot
+    && mkdir -p /var/lib/policybot /var/cache/policybot \
+    && chown policybot /var/lib/policybot /var/cache/policybot \
+    && chmod 700 /var/cache/policybot
 COPY --from=build /opt/policybot /opt/policybot
 ENV PATH=/opt/policybot/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PORT=3000 \
-    DATABASE_URL=sqlite:////var/lib/policybot/policybot.db
+    DATABASE_URL=sqlite:////var/lib/policybot/policybot.db \
+    POLICYBOT_CACHE_DIR=/var/cache/policybot
 WORKDIR /var/lib/policybot
 USER 10001
 EXPOSE 3000

@@ -201,8 +201,16 @@ def code_digest() -> bytes:
 
 
 def _usable(cache: Path) -> bool:
-    """Whether snapshots can be kept in `cache`: a folder private to us, or none yet (made so)."""
-    return not os.path.lexists(cache) or _private(cache)
+    """Whether snapshots can be kept in `cache`: a folder private to us, made now (private) if there is
+    none. One that cannot be made (no home folder, a read-only file system: the container image's user
+    has no home) keeps nothing, so no process is started to build what it could not keep."""
+    if not os.path.lexists(cache):
+        try:
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            log.debug("not keeping the index in %s: %s", cache, exc)
+            return False
+    return _private(cache)
 
 
 def _private(path: Path) -> bool:
@@ -272,13 +280,16 @@ def _prune(cache: Path, written: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m bot.index_cache FOLDER CACHE`: build the snapshot (for `Building`); 0 when it is there."""
+    """`python -m bot.index_cache FOLDER CACHE`: build the snapshot (for `Building`); 0 when it is there,
+    1 when it is not (errors in the files, a cache folder that cannot be written, an edit meanwhile):
+    the serving process then loads the folder itself at once, without looking for it."""
     directory, cache = Path(argv[0]), Path(argv[1])
     try:
         load_indexed(directory, cache)
     except PolicybotError:  # errors in the files: the serving process loads them itself and says which
         return 1
-    return 0
+    name = snapshot_name(directory, cache)
+    return 0 if name is not None and (cache / name).is_file() else 1
 
 
 if __name__ == "__main__":

@@ -78,6 +78,12 @@ def test_the_dockerfile_breaks_none_of_our_rules() -> None:
     assert [args for keyword, args in steps if keyword == "CMD"][-1] == '["policybot", "serve"]'
     environment = " ".join(args for keyword, args in instructions(text) if keyword in ("ENV", "ARG"))
     assert not re.search(r"TOKEN|SECRET|PASSWORD", environment)  # secrets come at run time, never baked in
+    # The user has no home: the index snapshots go to a folder made for them, the user's alone.
+    [cache] = re.findall(r"POLICYBOT_CACHE_DIR=(\S+)", environment)
+    made = " ".join(args for keyword, args in steps if keyword == "RUN")
+    assert re.search(rf"mkdir -p [^&]*{cache}\b", made)
+    assert re.search(rf"chown policybot [^&]*{cache}\b", made)
+    assert re.search(rf"chmod 700 {cache}\b", made)
 
 
 def compose() -> dict[str, Any]:

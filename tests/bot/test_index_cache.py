@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import KnowledgeError
-from bot.index_cache import KEEP, Building, load_indexed, prebuilt, snapshot_name
+from bot.index_cache import KEEP, Building, load_indexed, main, prebuilt, snapshot_name
 from tests.conftest import ENTRIES, write_kb
 
 QUESTION = "Can I add my manager on Facebook?"
@@ -227,6 +227,33 @@ def test_no_process_is_started_for_a_cache_folder_others_may_write(tiny_kb_dir: 
     assert Building.start(tiny_kb_dir, cache) is None
     assert snapshot_name(tiny_kb_dir, cache) is None
     assert snapshots(cache) == []
+
+
+def test_no_process_is_started_for_a_cache_folder_that_cannot_be_made(
+    tiny_kb_dir: Path, tmp_path: Path
+) -> None:
+    """The container image's user has no home: its default cache folder cannot be made. The serving
+    process then builds once, itself, instead of after a process that built what it could not keep."""
+    not_a_folder = tmp_path / "home"
+    not_a_folder.write_text("a file where the home folder would be", encoding="utf-8")
+    cache = not_a_folder / ".cache" / "policybot"
+
+    assert Building.start(tiny_kb_dir, cache) is None
+    assert snapshot_name(tiny_kb_dir, cache) is None
+    assert answer(tiny_kb_dir, cache).startswith("Yes, you may")
+
+
+def test_the_builder_fails_when_it_could_not_keep_the_snapshot(tiny_kb_dir: Path, tmp_path: Path) -> None:
+    """So the serving process loads the folder itself at once, instead of looking for a snapshot."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.chmod(cache, 0o777)  # others may write there: nothing is kept in it
+
+    assert main([os.fspath(tiny_kb_dir), os.fspath(cache)]) == 1
+    assert snapshots(cache) == []
+    os.chmod(cache, 0o700)
+    assert main([os.fspath(tiny_kb_dir), os.fspath(cache)]) == 0
+    assert len(snapshots(cache)) == 1
 
 
 def test_a_bot_folder_in_the_working_folder_cannot_stand_in_for_the_builder(
