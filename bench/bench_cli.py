@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_slack import as_installed
 from bench_startup import REPO, synthetic_knowledge
 
 TARGET_ASK = 0.5
@@ -55,7 +56,10 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def commands(runs: int, cache: Path) -> list[tuple[str, float, float, float | None]]:
     policybot = [sys.executable, "-m", "adapters.cli"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge")}
+    env = as_installed(dict(os.environ), cache) | {
+        "PYTHONPATH": str(REPO),
+        "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge"),
+    }
     rows: list[tuple[str, float, float, float | None]] = []
     measured: dict[str, list[tuple[float, float]]] = {}
     for number in range(runs):

@@ -39,6 +39,7 @@ from bench_slack import (
     REPO,
     SECRET,
     FakeSlackApi,
+    as_installed,
     cpu_seconds,
     free_port,
     headers,
@@ -154,8 +155,9 @@ async def main() -> None:
                     (f"policybot, +{args.entries}, restart", serve, big, False),
                 ]
                 cache = work / "cache"  # POLICYBOT_CACHE_DIR: where serve keeps its index snapshot
+                installed = as_installed(base_env, work)
                 for number, (label, argv, knowledge, fresh) in enumerate(servers):
-                    env = base_env if knowledge is None else base_env | {
+                    env = base_env if knowledge is None else installed | {
                         "PYTHONPATH": str(REPO),
                         "SLACK_BOT_TOKEN": BOT_TOKEN,
                         "SLACK_SIGNING_SECRET": SECRET,
