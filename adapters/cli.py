@@ -359,9 +359,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.verbose:  # Alembic narrates every plugin and step at INFO; only its warnings matter here
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    # aiosqlite's debug lines quote every statement with its parameters (the questions people asked):
-    # not even --verbose shows those.
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     try:
         settings = Settings.from_env()
         if getattr(args, "port", "absent") is None:

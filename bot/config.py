@@ -63,13 +63,15 @@ def _clock(name: str, value: str) -> time:
 
 
 def normalise_database_url(url: str) -> str:
-    """Accept the URL forms hosting platforms hand out and pick the async driver for each."""
+    """Accept the URL forms hosting platforms hand out and pick the driver for each: asyncpg for
+    PostgreSQL, Python's own sqlite3 for SQLite (also for the `sqlite+aiosqlite://` URLs of earlier
+    versions, which used aiosqlite)."""
     if url.startswith("postgres://"):
         return "postgresql+asyncpg://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
         return "postgresql+asyncpg://" + url[len("postgresql://") :]
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith("sqlite+aiosqlite://"):
+        return "sqlite://" + url[len("sqlite+aiosqlite://") :]
     return url
 
 
@@ -110,7 +112,7 @@ class Settings:
     knowledge_dir: Path | None = None
     default_lang: str = "en"
     environment: str = "production"
-    database_url: str = "sqlite+aiosqlite:///policybot.db"
+    database_url: str = "sqlite:///policybot.db"
     retention_days: int = 90
     slack: SlackSettings | None = None
     teams: TeamsSettings | None = None
@@ -232,9 +234,7 @@ class Settings:
             knowledge_dir=Path(knowledge) if knowledge else None,
             default_lang=default_lang,
             environment=env.get("POLICYBOT_ENV", "production"),
-            database_url=normalise_database_url(
-                env.get("DATABASE_URL") or "sqlite+aiosqlite:///policybot.db"
-            ),
+            database_url=normalise_database_url(env.get("DATABASE_URL") or "sqlite:///policybot.db"),
             retention_days=int(retention),
             slack=slack,
             teams=teams,

@@ -1,14 +1,19 @@
-"""How the bot talks to its database: the schema, the engine, migrations and the group commit.
+"""How the bot talks to its database: the schema, where operations run (`Database`), migrations.
 
-One SQLAlchemy (async) engine on an SQLite file by default, PostgreSQL when `DATABASE_URL` points at one.
+An SQLite file by default, PostgreSQL when `DATABASE_URL` points at one. Every operation of the store is a
+plain function of a blocking SQLAlchemy `Connection`, run in one transaction by `Database.run`: on SQLite
+on one blocking (pysqlite) connection, on a thread of its own (bot/sqlite_writer.py); on PostgreSQL on an
+async engine's connection (asyncpg), through `run_sync`. SQLAlchemy's asyncio extension (which imports
+its ORM and greenlet, 6 MiB) is imported only for PostgreSQL.
+
 The schema (`metadata`) is owned by the Alembic migrations in `bot/migrations`, applied by `migrate`
 (from `Store.open` and `policybot db upgrade`); an empty database is built from `metadata` and stamped
 at the newest migration instead (tests/bot/test_database.py checks both give one schema). Concurrent
 replicas starting at once serialise on a lock, so the second one finds the schema already at head.
 
 The writes on every message's path (event-id claims, questions, feedback, suggestion picks) go through a
-group commit (bot/group_commit.py), on SQLite with a blocking engine of its own
-(`create_sqlite_write_engine`): on the event loop when the write lock is free, else on a thread.
+group commit (bot/group_commit.py), its batches run by `Database.run_batch`: on SQLite on the event loop
+itself when the write lock is free at once, else on the thread.
 
 What the bot keeps in these tables, and the operations on them, are in bot/store.py.
 """
@@ -18,10 +23,10 @@ from __future__ import annotations
 import importlib
 import logging
 import sqlite3
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import (
@@ -41,18 +46,21 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    event,
     text,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from bot.config import normalise_database_url
 from bot.errors import StoreError
+from bot.sqlite_writer import SQLiteWriter, create_sqlite_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration's revision id (bot/migrations/versions; tests/bot/test_database.py checks it): a
@@ -208,7 +216,7 @@ def engine_url(url: str) -> tuple[URL, dict[str, Any]]:
                 settings[name] = value
             connect_args["server_settings"] = settings
         parsed = parsed.set(query=query)
-    elif parsed.drivername == "sqlite+aiosqlite":
+    elif parsed.drivername in ("sqlite", "sqlite+pysqlite"):
         # Wait for a busy database instead of failing at once: replicas on one file take turns.
         connect_args["timeout"] = 30
     else:
@@ -216,89 +224,56 @@ def engine_url(url: str) -> tuple[URL, dict[str, Any]]:
     return parsed, connect_args
 
 
-def _use_wal(cursor: Any) -> None:
-    """Switch the file to WAL once. The switch needs an exclusive lock, and SQLite answers "database is
-    locked" at once (without waiting) when replicas starting together race for it: retry briefly.
-    WAL is stored in the file, so every later connection finds it already on."""
-    for attempt in range(50):
-        try:
-            cursor.execute("PRAGMA journal_mode")
-            if str(cursor.fetchone()[0]).lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == 49:
-                raise
-            time.sleep(0.02)  # on aiosqlite's own thread, never the event loop
+class Database:
+    """One database, and where its operations run: each a function of a blocking SQLAlchemy
+    `Connection`, in one transaction, never blocking the event loop.
 
+    SQLite: on one blocking (pysqlite) connection per process, on a thread of its own
+    (`SQLiteWriter`); the group commit's batches (`run_batch`) on the event loop itself when SQLite's
+    write lock is free at once. SQLite has one writer at a time anyway, and queueing for one
+    connection is far cheaper than connections backing off on SQLite's busy lock (measured: 3-10x).
+    PostgreSQL: an async engine (asyncpg), the operation run on its connection by `run_sync`.
 
-def _sqlite_folder(parsed: URL) -> None:
-    if parsed.database:
-        try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the folder for the SQLite database {parsed.database}: {exc}"
-            ) from exc
+    No error ever quotes a statement's parameters (`hide_parameters`): those are what people asked and
+    where they chat, and a database error ends up in the logs and in an admin's chat reply.
+    """
 
-
-def _sqlite_setup(engine: Engine) -> None:
-    """WAL, NORMAL sync and BEGIN IMMEDIATE on every connection of an SQLite engine (async or not)."""
-
-    # pysqlite's deferred transactions can fail with "database is locked" when two writers upgrade
-    # their read locks at once; BEGIN IMMEDIATE takes the write lock up front, so writers queue.
-    @event.listens_for(engine, "connect")
-    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # WAL lets readers work during a write; NORMAL sync is crash-safe in WAL mode and avoids an
-        # fsync per commit.
-        _use_wal(cursor)
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Connection) -> None:
-        raw = connection.connection.dbapi_connection
-        if isinstance(raw, sqlite3.Connection):  # the blocking engine: straight to sqlite3, ~0.1 ms less
-            if not raw.in_transaction:  # the group commit's writer began it itself (bot/group_commit.py)
-                raw.execute("BEGIN IMMEDIATE")
+    def __init__(self, url: str) -> None:
+        parsed, connect_args = engine_url(url)
+        self._sqlite: SQLiteWriter | None = None
+        self._async: AsyncEngine | None = None
+        if parsed.drivername.startswith("sqlite"):
+            self._sqlite = SQLiteWriter(create_sqlite_engine(parsed, connect_args))
+            self.engine: Engine = self._sqlite.engine
         else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            from sqlalchemy.ext.asyncio import create_async_engine  # +6 MiB: PostgreSQL only
 
+            self._async = create_async_engine(
+                parsed, connect_args=connect_args, pool_pre_ping=True, hide_parameters=True
+            )
+            self.engine = self._async.sync_engine  # for event listeners (diagnostics, tests)
+        self.dialect: str = self.engine.dialect.name
 
-def create_engine(url: str) -> AsyncEngine:
-    """The engine for a DATABASE_URL. Its errors never quote a statement's parameters
-    (`hide_parameters`): those are what people asked and where they chat, and a database error ends
-    up in the logs and in an admin's chat reply."""
-    parsed, connect_args = engine_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return create_async_engine(
-            parsed, connect_args=connect_args, pool_pre_ping=True, hide_parameters=True
-        )
-    _sqlite_folder(parsed)
-    # One connection per process: SQLite has one writer at a time anyway, and queueing in the pool
-    # is far cheaper than connections backing off on SQLite's busy lock (measured: 3-10x).
-    engine = create_async_engine(
-        parsed, connect_args=connect_args, pool_size=1, max_overflow=0, hide_parameters=True
-    )
-    _sqlite_setup(engine.sync_engine)
-    return engine
+    async def run(self, operation: Callable[[Connection], T]) -> T:
+        """Run `operation` in one transaction (committed if it returns, rolled back if it raises)."""
+        if self._sqlite is not None:
+            return await self._sqlite.run(operation)
+        assert self._async is not None
+        async with self._async.begin() as conn:
+            return await conn.run_sync(operation)
 
+    async def run_batch(self, batch: Callable[[Connection], T]) -> T:
+        """`run` for a group commit's batch: on SQLite, on the event loop if the write lock is free."""
+        if self._sqlite is not None:
+            return await self._sqlite.run(batch, on_loop=True)
+        return await self.run(batch)
 
-def create_sqlite_write_engine(url: str) -> Engine:
-    """A plain (blocking) engine on the same SQLite file, for the group commit (bot/group_commit.py):
-    a whole batch then costs no hop (the lock is free) or one, to the writer's thread,
-    where aiosqlite takes one for every statement, fetch and commit. One connection, never shared."""
-    parsed, connect_args = engine_url(url)
-    _sqlite_folder(parsed)
-    engine = sqlalchemy.create_engine(
-        parsed.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0, hide_parameters=True,
-        # used by the event loop's thread and the writer's, never both at once (see SQLiteWriter)
-        connect_args=connect_args | {"check_same_thread": False},
-    )  # fmt: skip
-    _sqlite_setup(engine)
-    return engine
+    async def close(self) -> None:
+        """Release the connections (on SQLite, on its thread; then the thread stops)."""
+        if self._sqlite is not None:
+            await self._sqlite.close()
+        if self._async is not None:
+            await self._async.dispose()
 
 
 def alembic_config(connection: Connection | None = None) -> Any:
@@ -310,23 +285,31 @@ def alembic_config(connection: Connection | None = None) -> Any:
     return cfg
 
 
-async def schema_version(engine: AsyncEngine) -> str | None:
+async def schema_version(database: Database) -> str | None:
     """The revision the database is at (Alembic's `alembic_version` table), None when it has none yet."""
-    async with engine.connect() as conn:
-        try:
-            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        except DBAPIError:  # no such table: a new database (the failed transaction is rolled back)
-            return None
-    return None if version is None else str(version)
+
+    def version(conn: Connection) -> Any:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    try:
+        found = await database.run(version)
+    except DBAPIError:  # no such table: a new database (the failed transaction is rolled back)
+        return None
+    return None if found is None else str(found)
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(database: Database) -> None:
     """Bring the schema to the newest migration, safely when several replicas start at once.
 
     A database already at HEAD_REVISION costs one SELECT: Alembic is loaded only when there is work.
     """
 
     def upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction commits; PostgreSQL DDL is transactional, so the next
+            # replica sees the finished schema and Alembic has nothing left to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        # On SQLite, BEGIN IMMEDIATE (see SQLiteWriter) already serialises replicas.
         if _at_head_or_built_new(connection):
             return
         from alembic import command
@@ -334,17 +317,11 @@ async def migrate(engine: AsyncEngine) -> None:
         command.upgrade(alembic_config(connection), "head")
 
     try:
-        if await schema_version(engine) == HEAD_REVISION:
+        if await schema_version(database) == HEAD_REVISION:
             return
-        async with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Held until this transaction commits; PostgreSQL DDL is transactional, so the next
-                # replica sees the finished schema and Alembic has nothing left to do.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            # On SQLite, BEGIN IMMEDIATE (see create_engine) already serialises replicas.
-            await conn.run_sync(upgrade)
-    except (SQLAlchemyError, OSError) as exc:
-        raise StoreError(f"could not migrate the database: {await _why(engine, exc)}") from exc
+        await database.run(upgrade)
+    except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
+        raise StoreError(f"could not migrate the database: {await _why(database, exc)}") from exc
 
 
 # Alembic's own bookkeeping table, as Alembic creates it; written here only for a database built new.
@@ -374,7 +351,7 @@ def _at_head_or_built_new(connection: Connection) -> bool:
     return True
 
 
-async def _why(engine: AsyncEngine, exc: Exception) -> str:
+async def _why(database: Database, exc: Exception) -> str:
     """The database's own one-line reason, without SQLAlchemy's quoted SQL and background link; for
     PostgreSQL's "no schema has been selected", which schema is missing and what to do about it."""
     cause = getattr(exc, "orig", None) or exc
@@ -382,8 +359,7 @@ async def _why(engine: AsyncEngine, exc: Exception) -> str:
     if "no schema has been selected" not in reason:
         return reason
     try:
-        async with engine.connect() as conn:
-            path = (await conn.execute(text("SHOW search_path"))).scalar_one()
+        path = await database.run(lambda conn: conn.execute(text("SHOW search_path")).scalar_one())
     except SQLAlchemyError:
         path = "?"
     return (
@@ -402,6 +378,6 @@ def insert_for(dialect: str) -> Any:
     return importlib.import_module(f"sqlalchemy.dialects.{name}").insert
 
 
-def dialect_insert(conn: AsyncConnection | Connection, table: Table) -> Any:
+def dialect_insert(conn: Connection, table: Table) -> Any:
     """INSERT with the dialect's ON CONFLICT support (same API on SQLite and PostgreSQL)."""
     return insert_for(conn.dialect.name)(table)

@@ -16,12 +16,13 @@ Two kinds of write go through `GroupCommit`:
   Reads of the store `flush` them first, and `close` writes everything still queued (nothing is lost on
   a clean shutdown; a crash loses at most the last `DEFER_SECONDS` of records, never a claim).
 
-A batch is one transaction written by a function of a plain SQLAlchemy `Connection`. On PostgreSQL
-it runs through the async engine (`run_sync`). On SQLite (`SQLiteWriter`) it runs on a blocking
-connection of its own, its INSERTs straight to sqlite3: on the event loop when the write lock is free at
-once (no thread hop at all), else on a thread of its own that waits for the lock — aiosqlite takes a
-hop per statement, fetch and commit, each waking two threads (measured: 2.5-3 ms of CPU per lone
-transaction through aiosqlite, most of an answer's cost at a light load).
+A batch is one transaction written by a function of a plain SQLAlchemy `Connection`
+(`Database.run_batch`, bot/database.py). On PostgreSQL it runs through the async engine (`run_sync`). On
+SQLite (`SQLiteWriter`) it runs on the store's blocking connection, its INSERTs straight to sqlite3: on the
+event loop when the write lock is free at once (no thread hop at all), else on the connection's thread,
+which waits for the lock — aiosqlite, which the store once used, took a hop per statement, fetch and
+commit, each waking two threads (measured: 2.5-3 ms of CPU per lone transaction, most of an answer's cost
+at a light load).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ One object over one database, made of a part per concern, each in its own module
 - bot/store_escalations.py — the "Ask HR" reply routes;
 - bot/store_installs.py — the conversations the bot is installed in (Teams references).
 Their users depend on the part they need (the router on escalations and installs, the report on
-insights, the tips on tip posts). How it talks to the database (tables, engine, migrations, the group
-commit of the per-message writes) is bot/database.py; what the parts share is bot/store_base.py.
+insights, the tips on tip posts). How it talks to the database (tables, where operations run,
+migrations) is bot/database.py, the group commit of the per-message writes bot/group_commit.py; what the
+parts share is bot/store_base.py.
 
 Privacy: questions and suggestion picks are stored with their text (masked: `bot.privacy.mask`), language
 and time only — never with who asked — and deleted after `retention_days`.
@@ -21,10 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from bot.database import create_engine, create_sqlite_write_engine, migrate
-from bot.sqlite_writer import SQLiteWriter
+from bot.database import Database, migrate
 from bot.store_base import utcnow
 from bot.store_escalations import EscalationRoute, EscalationStore
 from bot.store_events import EventStore
@@ -51,41 +49,29 @@ class Store(EventStore, PendingStore, InsightStore, TipStore, EscalationStore, I
         local day, so a vote at 00:30 in Oslo must count for that Oslo day, not the UTC one before.
         `secret` keys the hash event ids are stored as (bot/store_events.py): the same in every replica.
         """
-        engine = create_engine(url)
+        database = Database(url)
         try:
-            await migrate(engine)
+            await migrate(database)
         except BaseException:
-            await engine.dispose()
+            await database.close()
             raise
-        writer = SQLiteWriter(create_sqlite_write_engine(url)) if engine.dialect.name == "sqlite" else None
-        if writer is not None:
-            try:
-                await writer.connect()
-            except BaseException:
-                await writer.close()
-                await engine.dispose()
-                raise
-        return cls(engine, retention_days=retention_days, clock=clock, tz=tz, writer=writer, secret=secret)
+        return cls(database, retention_days=retention_days, clock=clock, tz=tz, secret=secret)
 
     async def close(self) -> None:
         """Write everything still queued, then release the database connections."""
         try:
             await self._writes.close()
         finally:
-            try:
-                if self._writer is not None:
-                    await self._writer.close()
-            finally:
-                await self._engine.dispose()
+            await self._database.close()
 
     @property
     def dialect(self) -> str:
-        return self._engine.dialect.name
+        return self._database.dialect
 
     @property
-    def engine(self) -> AsyncEngine:
-        """The SQLAlchemy engine (for diagnostics: e.g. counting transactions with an event listener)."""
-        return self._engine
+    def database(self) -> Database:
+        """The database (for diagnostics and tests: `await store.database.run(operation)`)."""
+        return self._database
 
 
 __all__ = [

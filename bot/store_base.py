@@ -1,9 +1,10 @@
-"""What every part of the store shares: the engine, one-transaction runs, the group commit, the clock.
+"""What every part of the store shares: the database, one-transaction runs, the group commit, the clock.
 
 bot/store.py puts the parts together (`Store`); each part is a module of its own, named after what it
 keeps: bot/store_events.py (claimed event ids), bot/store_insights.py (questions and feedback),
 bot/store_tips.py (tip posts), bot/store_escalations.py ("Ask HR" routes), bot/store_installs.py
-(conversations the bot is installed in). Tables, engine and migrations are in bot/database.py.
+(conversations the bot is installed in). Tables, migrations and where an operation runs (`Database`)
+are in bot/database.py: an operation is a plain function of a blocking SQLAlchemy `Connection`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import hashlib
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.database import Database
 from bot.errors import StoreError
 from bot.group_commit import GroupCommit
-from bot.sqlite_writer import Batch, SQLiteWriter
+from bot.sqlite_writer import Batch
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -38,21 +41,19 @@ class StoreBase:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         *,
         retention_days: int,
         clock: Callable[[], datetime],
         tz: tzinfo = UTC,
-        writer: SQLiteWriter | None = None,
         secret: str = "",
     ) -> None:
-        self._engine = engine
+        self._database = database
         # The key of the claim keys' hash (see `claim_key`): the platforms' secrets, never stored here.
         self._hash_key = hashlib.blake2b(secret.encode(), digest_size=32).digest()
         self.retention_days = retention_days
         self._clock = clock
         self.tz = tz  # the local time zone: a vote is dated by the day it was given there
-        self._writer = writer  # SQLite: the group commit's own thread and connection
         self._writes = GroupCommit(self._run_batch)
 
     def claim_key(self, event_id: str) -> str:
@@ -61,28 +62,25 @@ class StoreBase:
 
     @property
     def write_engine(self) -> Engine:
-        """The engine the group commit's transactions begin on (for diagnostics, like `engine`)."""
-        return self._writer.engine if self._writer is not None else self._engine.sync_engine
+        """The blocking engine the store's transactions begin on, the group commit's among them (for
+        diagnostics: counting them with an event listener)."""
+        return self._database.engine
 
-    async def _run(self, what: str, operation: Callable[[AsyncConnection], Any]) -> Any:
-        """Run `operation` in one transaction, after the records still queued (so reads see them);
-        database trouble becomes a StoreError."""
+    async def _run(self, what: str, operation: Callable[[Connection], T]) -> T:
+        """Run `operation` in one transaction, after the records still queued (so reads see them),
+        never on the event loop; database trouble becomes a StoreError."""
         if self._writes.unwritten_records:
             await self._writes.flush()
         try:
-            async with self._engine.begin() as conn:
-                return await operation(conn)
-        except (SQLAlchemyError, OSError) as exc:
+            return await self._database.run(operation)
+        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
             raise _store_error(what, exc) from exc
 
     async def _run_batch(self, what: str, batch: Batch[Any]) -> Any:
         """Run a group-commit batch in one transaction. On SQLite (see SQLiteWriter) its statements go
         straight to sqlite3 (whose errors are database errors too), on the event loop when the write lock
-        is free, else on the writer's thread."""
+        is free, else on the connection's thread."""
         try:
-            if self._writer is not None:
-                return await self._writer.run(batch)
-            async with self._engine.begin() as conn:
-                return await conn.run_sync(batch)
+            return await self._database.run_batch(batch)
         except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
             raise _store_error(what, exc) from exc

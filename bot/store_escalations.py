@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from bot.database import dialect_insert, escalation_routes
 from bot.store_base import StoreBase
@@ -53,7 +52,7 @@ class EscalationStore(StoreBase):
         """Remember how to reach the employee whose question HR got in thread `thread_id`."""
         expires_at = whole_day_after(self._clock() + ttl)
 
-        async def op(conn: AsyncConnection) -> None:
+        def op(conn: Connection) -> None:
             stmt = dialect_insert(conn, escalation_routes).values(
                 platform=platform,
                 thread_id=thread_key(thread_id),
@@ -61,7 +60,7 @@ class EscalationStore(StoreBase):
                 lang=lang,
                 expires_at=expires_at,
             )
-            await conn.execute(
+            conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["platform", "thread_id"],
                     set_={"route": stmt.excluded.route, "lang": stmt.excluded.lang, "expires_at": expires_at},
@@ -74,9 +73,9 @@ class EscalationStore(StoreBase):
         """The route for an HR thread, or None when it is not an escalation (or has expired)."""
         now = self._clock()
 
-        async def op(conn: AsyncConnection) -> EscalationRoute | None:
+        def op(conn: Connection) -> EscalationRoute | None:
             row = (
-                await conn.execute(
+                conn.execute(
                     select(escalation_routes).where(
                         escalation_routes.c.platform == platform,
                         # routes saved before ids were hashed are found by the plain id

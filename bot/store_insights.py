@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, func, select
 
 from bot.conversation import Recorder, ReplyKind
 from bot.database import escalation_routes, feedback, processed_events, questions, suggestion_picks
@@ -86,7 +85,7 @@ class InsightStore(StoreBase, Recorder):
     async def feedback_counts(self, *, since: date | None = None) -> dict[str, tuple[int, int]]:
         """entry id -> (helpful votes, unhelpful votes), counting votes given on or after `since`."""
 
-        async def op(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
+        def op(conn: Connection) -> dict[str, tuple[int, int]]:
             query = (
                 select(feedback.c.entry_id, feedback.c.helpful, func.count())
                 .group_by(feedback.c.entry_id, feedback.c.helpful)
@@ -95,7 +94,7 @@ class InsightStore(StoreBase, Recorder):
             if since is not None:
                 query = query.where(feedback.c.day >= since)
             counts: dict[str, tuple[int, int]] = {}
-            for entry_id, helpful, n in await conn.execute(query):
+            for entry_id, helpful, n in conn.execute(query):
                 yes, no = counts.get(entry_id, (0, 0))
                 counts[entry_id] = (yes + n, no) if helpful else (yes, no + n)
             return counts
@@ -106,8 +105,8 @@ class InsightStore(StoreBase, Recorder):
     async def questions(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Recorded questions, newest first (for HR's reports)."""
 
-        async def op(conn: AsyncConnection) -> list[dict[str, Any]]:
-            rows = await conn.execute(
+        def op(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
                 select(questions).order_by(questions.c.asked_at.desc(), questions.c.id.desc()).limit(limit)
             )
             return [dict(r._mapping) for r in rows]
@@ -116,8 +115,8 @@ class InsightStore(StoreBase, Recorder):
         return result
 
     async def suggestion_picks(self) -> list[dict[str, Any]]:
-        async def op(conn: AsyncConnection) -> list[dict[str, Any]]:
-            rows = await conn.execute(select(suggestion_picks).order_by(suggestion_picks.c.at))
+        def op(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(select(suggestion_picks).order_by(suggestion_picks.c.at))
             return [dict(r._mapping) for r in rows]
 
         result: list[dict[str, Any]] = await self._run("reading suggestion picks", op)
@@ -131,11 +130,11 @@ class InsightStore(StoreBase, Recorder):
         now = self._clock()
         horizon = now - timedelta(days=self.retention_days)
 
-        async def op(conn: AsyncConnection) -> int:
-            gone_questions = await conn.execute(delete(questions).where(questions.c.asked_at < horizon))
-            gone_picks = await conn.execute(delete(suggestion_picks).where(suggestion_picks.c.at < horizon))
-            await conn.execute(delete(processed_events).where(processed_events.c.expires_at <= now))
-            await conn.execute(delete(escalation_routes).where(escalation_routes.c.expires_at <= now))
+        def op(conn: Connection) -> int:
+            gone_questions = conn.execute(delete(questions).where(questions.c.asked_at < horizon))
+            gone_picks = conn.execute(delete(suggestion_picks).where(suggestion_picks.c.at < horizon))
+            conn.execute(delete(processed_events).where(processed_events.c.expires_at <= now))
+            conn.execute(delete(escalation_routes).where(escalation_routes.c.expires_at <= now))
             return int(gone_questions.rowcount) + int(gone_picks.rowcount)
 
         purged: int = await self._run("purging old questions", op)
@@ -146,13 +145,13 @@ class InsightStore(StoreBase, Recorder):
     async def question_log(self, *, since: datetime | None = None) -> list[LoggedQuestion]:
         """Every recorded question asked at or after `since`, oldest first."""
 
-        async def op(conn: AsyncConnection) -> list[LoggedQuestion]:
+        def op(conn: Connection) -> list[LoggedQuestion]:
             query = select(questions).order_by(questions.c.asked_at, questions.c.id)
             if since is not None:
                 query = query.where(questions.c.asked_at >= since)
             return [
                 LoggedQuestion(r.asked_at, r.question, r.lang, r.outcome, r.entry_id, r.confidence)
-                for r in await conn.execute(query)
+                for r in conn.execute(query)
             ]
 
         result: list[LoggedQuestion] = await self._run("reading the question log", op)
@@ -161,11 +160,11 @@ class InsightStore(StoreBase, Recorder):
     async def pick_log(self, *, since: datetime | None = None) -> list[LoggedPick]:
         """Every picked "did you mean" suggestion at or after `since`, oldest first."""
 
-        async def op(conn: AsyncConnection) -> list[LoggedPick]:
+        def op(conn: Connection) -> list[LoggedPick]:
             query = select(suggestion_picks).order_by(suggestion_picks.c.at, suggestion_picks.c.id)
             if since is not None:
                 query = query.where(suggestion_picks.c.at >= since)
-            return [LoggedPick(r.at, r.question, r.entry_id, r.lang) for r in await conn.execute(query)]
+            return [LoggedPick(r.at, r.question, r.entry_id, r.lang) for r in conn.execute(query)]
 
         result: list[LoggedPick] = await self._run("reading suggestion picks", op)
         return result

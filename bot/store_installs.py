@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, select
 
 from bot.database import conversation_references, dialect_insert
 from bot.store_base import StoreBase
@@ -43,7 +42,7 @@ class InstallStore(StoreBase):
     ) -> None:
         now = self._clock()
 
-        async def op(conn: AsyncConnection) -> None:
+        def op(conn: Connection) -> None:
             stmt = dialect_insert(conn, conversation_references).values(
                 platform=platform,
                 conversation_id=conversation_id,
@@ -51,7 +50,7 @@ class InstallStore(StoreBase):
                 lang=lang,
                 updated_at=now,
             )
-            await conn.execute(
+            conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["platform", "conversation_id"],
                     set_={
@@ -65,8 +64,8 @@ class InstallStore(StoreBase):
         await self._run("saving a conversation reference", op)
 
     async def remove_reference(self, platform: str, conversation_id: str) -> None:
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def op(conn: Connection) -> None:
+            conn.execute(
                 delete(conversation_references).where(
                     conversation_references.c.platform == platform,
                     conversation_references.c.conversation_id == conversation_id,
@@ -76,8 +75,8 @@ class InstallStore(StoreBase):
         await self._run("removing a conversation reference", op)
 
     async def references(self, platform: str) -> list[StoredReference]:
-        async def op(conn: AsyncConnection) -> list[StoredReference]:
-            rows = await conn.execute(
+        def op(conn: Connection) -> list[StoredReference]:
+            rows = conn.execute(
                 select(conversation_references)
                 .where(conversation_references.c.platform == platform)
                 .order_by(conversation_references.c.conversation_id)

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, select, update
 
 from bot.database import pending_answers
 from bot.group_commit import DELETE, UPDATE
@@ -65,10 +64,8 @@ class PendingStore(StoreBase):
         until = self._clock() + lease
         row = pending_answers.c
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(
-                update(pending_answers).where(row.claim_key.in_(keys)).values(lease_until=until)
-            )
+        def op(conn: Connection) -> None:
+            conn.execute(update(pending_answers).where(row.claim_key.in_(keys)).values(lease_until=until))
 
         await self._run("renewing the lease of answers in progress", op)
 
@@ -78,12 +75,12 @@ class PendingStore(StoreBase):
         now = self._clock()
         row = pending_answers.c
 
-        async def op(conn: AsyncConnection) -> tuple[list[PendingAnswer], int]:
-            unknown = await conn.execute(
+        def op(conn: Connection) -> tuple[list[PendingAnswer], int]:
+            unknown = conn.execute(
                 delete(pending_answers).where(row.state == POSTING, row.lease_until <= now)
             )
             candidates = (
-                await conn.execute(
+                conn.execute(
                     select(row.claim_key)
                     .where(row.state == ANSWERING, row.lease_until <= now)
                     .order_by(row.lease_until)
@@ -94,7 +91,7 @@ class PendingStore(StoreBase):
             if not keys:
                 return [], int(unknown.rowcount)
             # Compare-and-set: a row another replica took meanwhile no longer matches the WHERE.
-            taken = await conn.execute(
+            taken = conn.execute(
                 update(pending_answers)
                 .where(row.claim_key.in_(keys), row.state == ANSWERING, row.lease_until <= now)
                 .values(attempts=row.attempts + 1, lease_until=now + lease)
@@ -119,8 +116,8 @@ class PendingStore(StoreBase):
         now on, should this process die, nobody posts it again. False: another process has it."""
         row = pending_answers.c
 
-        async def op(conn: AsyncConnection) -> bool:
-            marked = await conn.execute(
+        def op(conn: Connection) -> bool:
+            marked = conn.execute(
                 update(pending_answers)
                 .where(
                     row.claim_key == pending.key,
@@ -137,8 +134,8 @@ class PendingStore(StoreBase):
     async def finish(self, key: str) -> None:
         """A taken question was posted (or its post's outcome is unknown, or it was refused): forget it."""
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(delete(pending_answers).where(pending_answers.c.claim_key == key))
+        def op(conn: Connection) -> None:
+            conn.execute(delete(pending_answers).where(pending_answers.c.claim_key == key))
 
         await self._run("finishing an answer", op)
 
@@ -146,8 +143,8 @@ class PendingStore(StoreBase):
         """A taken question could certainly not be posted: any sweeper may try it again `after` from now."""
         until = self._clock() + after
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def op(conn: Connection) -> None:
+            conn.execute(
                 update(pending_answers)
                 .where(pending_answers.c.claim_key == key)
                 .values(state=ANSWERING, lease_until=until)
@@ -158,8 +155,8 @@ class PendingStore(StoreBase):
     async def pending_count(self) -> int:
         """How many questions are acknowledged and not answered yet (for tests and diagnostics)."""
 
-        async def op(conn: AsyncConnection) -> int:
-            return len((await conn.execute(select(pending_answers.c.claim_key))).all())
+        def op(conn: Connection) -> int:
+            return len(conn.execute(select(pending_answers.c.claim_key)).all())
 
         result: int = await self._run("counting answers in progress", op)
         return result

@@ -11,8 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Select, and_, func, select, update
 
 from bot.database import dialect_insert, tip_posts
 from bot.store_base import StoreBase
@@ -80,8 +79,8 @@ class TipStore(StoreBase):
     async def tip_history(self, platform: str, target_id: str) -> list[TipPost]:
         """Every tip post for one target, oldest first."""
 
-        async def op(conn: AsyncConnection) -> list[TipPost]:
-            rows = await conn.execute(
+        def op(conn: Connection) -> list[TipPost]:
+            rows = conn.execute(
                 select(tip_posts)
                 .where(tip_posts.c.platform == platform, tip_posts.c.target_id == target_id)
                 .order_by(tip_posts.c.claimed_at, tip_posts.c.id)
@@ -92,11 +91,11 @@ class TipStore(StoreBase):
         return result
 
     async def tip_posts(self, *, day: date | None = None) -> list[TipPost]:
-        async def op(conn: AsyncConnection) -> list[TipPost]:
+        def op(conn: Connection) -> list[TipPost]:
             query = select(tip_posts).order_by(tip_posts.c.claimed_at, tip_posts.c.id)
             if day is not None:
                 query = query.where(tip_posts.c.day == day)
-            return [_tip_post(r) for r in await conn.execute(query)]
+            return [_tip_post(r) for r in conn.execute(query)]
 
         result: list[TipPost] = await self._run("reading tip posts", op)
         return result
@@ -119,8 +118,8 @@ class TipStore(StoreBase):
         The claim is PENDING and due at once; sending it is a separate step (`begin_send`).
         """
 
-        async def op(conn: AsyncConnection) -> TipPost | None:
-            inserted = await conn.execute(
+        def op(conn: Connection) -> TipPost | None:
+            inserted = conn.execute(
                 dialect_insert(conn, tip_posts)
                 .values(
                     platform=platform,
@@ -141,15 +140,15 @@ class TipStore(StoreBase):
             )
             if inserted.rowcount != 1:
                 return None
-            row = (await conn.execute(_slot(platform, target_id, slot))).one()
+            row = conn.execute(_slot(platform, target_id, slot)).one()
             return _tip_post(row)
 
         result: TipPost | None = await self._run("claiming a tip", op)
         return result
 
     async def tip_slot(self, platform: str, target_id: str, slot: str) -> TipPost | None:
-        async def op(conn: AsyncConnection) -> TipPost | None:
-            row = (await conn.execute(_slot(platform, target_id, slot))).one_or_none()
+        def op(conn: Connection) -> TipPost | None:
+            row = conn.execute(_slot(platform, target_id, slot)).one_or_none()
             return None if row is None else _tip_post(row)
 
         result: TipPost | None = await self._run("reading a tip slot", op)
@@ -158,8 +157,8 @@ class TipStore(StoreBase):
     async def due_tips(self, now: datetime) -> list[TipPost]:
         """PENDING tips whose (next) attempt is due."""
 
-        async def op(conn: AsyncConnection) -> list[TipPost]:
-            rows = await conn.execute(
+        def op(conn: Connection) -> list[TipPost]:
+            rows = conn.execute(
                 select(tip_posts)
                 .where(tip_posts.c.status == TipStatus.PENDING.value, tip_posts.c.next_attempt_at <= now)
                 .order_by(tip_posts.c.next_attempt_at, tip_posts.c.id)
@@ -175,13 +174,13 @@ class TipStore(StoreBase):
 
         wanted = None if platforms is None else list(platforms)
 
-        async def op(conn: AsyncConnection) -> datetime | None:
+        def op(conn: Connection) -> datetime | None:
             query = select(func.min(tip_posts.c.next_attempt_at)).where(
                 tip_posts.c.status == TipStatus.PENDING.value
             )
             if wanted is not None:
                 query = query.where(tip_posts.c.platform.in_(wanted))
-            value = (await conn.execute(query)).scalar_one()
+            value = conn.execute(query).scalar_one()
             return value  # type: ignore[no-any-return]  # min() keeps the column's UTCDateTime type
 
         result: datetime | None = await self._run("reading the next tip attempt", op)
@@ -193,8 +192,8 @@ class TipStore(StoreBase):
         This compare-and-set is the only way into SENDING, so at most one replica sends each attempt.
         """
 
-        async def op(conn: AsyncConnection) -> TipPost | None:
-            moved = await conn.execute(
+        def op(conn: Connection) -> TipPost | None:
+            moved = conn.execute(
                 update(tip_posts)
                 .where(
                     tip_posts.c.id == post_id,
@@ -211,7 +210,7 @@ class TipStore(StoreBase):
             )
             if moved.rowcount != 1:
                 return None
-            return _tip_post((await conn.execute(select(tip_posts).where(tip_posts.c.id == post_id))).one())
+            return _tip_post(conn.execute(select(tip_posts).where(tip_posts.c.id == post_id)).one())
 
         result: TipPost | None = await self._run("starting a tip send", op)
         return result
@@ -231,8 +230,8 @@ class TipStore(StoreBase):
         if status is TipStatus.PENDING and next_attempt_at is None:
             raise ValueError("a tip put back to PENDING needs next_attempt_at")
 
-        async def op(conn: AsyncConnection) -> bool:
-            done = await conn.execute(
+        def op(conn: Connection) -> bool:
+            done = conn.execute(
                 update(tip_posts)
                 .where(
                     tip_posts.c.id == post_id,
@@ -250,10 +249,10 @@ class TipStore(StoreBase):
         """Settle tips nobody will finish: SENDING since before `stale_before` (its sender died
         mid-send) becomes UNKNOWN; PENDING from a day before `today` becomes FAILED. Returns the ids."""
 
-        async def op(conn: AsyncConnection) -> list[int]:
+        def op(conn: Connection) -> list[int]:
             stale = and_(tip_posts.c.status == TipStatus.SENDING.value, tip_posts.c.updated_at < stale_before)
-            ids = [r.id for r in await conn.execute(select(tip_posts.c.id).where(stale))]
-            await conn.execute(
+            ids = [r.id for r in conn.execute(select(tip_posts.c.id).where(stale))]
+            conn.execute(
                 update(tip_posts)
                 .where(stale)
                 .values(
@@ -263,8 +262,8 @@ class TipStore(StoreBase):
                 )
             )
             overdue = and_(tip_posts.c.status == TipStatus.PENDING.value, tip_posts.c.day < today)
-            ids += [r.id for r in await conn.execute(select(tip_posts.c.id).where(overdue))]
-            await conn.execute(
+            ids += [r.id for r in conn.execute(select(tip_posts.c.id).where(overdue))]
+            conn.execute(
                 update(tip_posts)
                 .where(overdue)
                 .values(

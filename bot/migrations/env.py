@@ -13,7 +13,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from bot.database import create_engine, metadata
+from bot.database import Database, metadata
 
 
 def run(connection: Connection) -> None:
@@ -24,12 +24,11 @@ def run(connection: Connection) -> None:
 
 
 async def run_from_environment() -> None:
-    engine = create_engine(os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///policybot.db"))
+    database = Database(os.environ.get("DATABASE_URL", "sqlite:///policybot.db"))
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(run)
+        await database.run(run)
     finally:
-        await engine.dispose()
+        await database.close()
 
 
 if context.is_offline_mode():

@@ -278,7 +278,7 @@ def test_chat_record_fills_the_database_so_hr_can_try_the_report(tiny_kb_dir: Pa
     report = policybot("report", "--knowledge", str(tiny_kb_dir), env=env)
 
     assert chat.returncode == 0, chat.stderr
-    assert chat.stdout.startswith(f"(recording to sqlite+aiosqlite:///{tmp_path / 'demo.db'} for `policybot")
+    assert chat.stdout.startswith(f"(recording to sqlite:///{tmp_path / 'demo.db'} for `policybot")
     assert "EN feedback_thanks_unhelpful" in chat.stdout
     assert report.returncode == 0, report.stderr
     assert "3 questions: 1 answered (33%), 2 not answered (2 got" in report.stdout

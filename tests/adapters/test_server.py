@@ -58,6 +58,39 @@ def test_the_teams_sdk_is_loaded_only_when_teams_is_mounted(
     assert found["botbuilder"] is loaded
 
 
+# `policybot serve` on SQLite in a fresh interpreter: it starts, makes its first reads of the store (the
+# pending answers' sweep runs at once), and stops; which of SQLAlchemy's async engine and what that
+# imports (its ORM, greenlet: 6 MiB of every replica's memory) were loaded. Only PostgreSQL needs them.
+SERVE_AND_LIST_MODULES = """
+import asyncio, json, os, signal, sys
+import aiohttp
+from adapters import server
+from bot.config import Settings
+from tests.conftest import wait_until_serving
+async def main(port):
+    serving = asyncio.create_task(server.serve(Settings.from_env(), port=port))
+    async with aiohttp.ClientSession() as http:
+        await wait_until_serving(http, port)
+    await asyncio.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await serving
+asyncio.run(main(int(sys.argv[1])))
+heavy = ("sqlalchemy.ext.asyncio", "sqlalchemy.orm", "greenlet", "aiosqlite")
+print(json.dumps([m for m in heavy if m in sys.modules]))
+"""
+
+
+def test_a_server_on_sqlite_never_loads_sqlalchemys_async_engine(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET)
+    assert env["DATABASE_URL"].startswith("sqlite:///")
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_LIST_MODULES, str(free_port())], env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == []
+    assert done.stderr == ""  # (no warning: the sweep read the store)
+
+
 async def serve_and_get_healthz(tmp_path: Path, **env: str) -> str:
     """Start `policybot serve`, GET /healthz once, stop it with SIGTERM; what it logged."""
     port = free_port()

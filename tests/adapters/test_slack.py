@@ -358,7 +358,8 @@ async def test_an_edited_mention_is_not_answered_again(bot: Policybot) -> None:
 async def test_a_mention_costs_two_store_round_trips_before_its_answer(bot: Policybot) -> None:
     """The event id's claim, the message's (against answering an edit again) and the question kept in
     progress go in one transaction; its "posting" mark in a second, just before the answer is sent (so
-    that a crash never repeats an answer that may be out); the question is written after the answer."""
+    that a crash never repeats an answer that may be out); the question is written after the answer
+    (here by the read that shows it, before that read's own transaction)."""
     transactions: list[int] = []  # answers posted when each transaction of the store's writes began
 
     def begun(_connection: object) -> None:
@@ -370,7 +371,7 @@ async def test_a_mention_costs_two_store_round_trips_before_its_answer(bot: Poli
         await bot.fake.wait_for("chat.postMessage")
         assert transactions == [0, 0]
         assert [q["question"] for q in await bot.store.questions()] == ["Can I add my manager on Facebook?"]
-        assert transactions == [0, 0, 1]
+        assert transactions == [0, 0, 1, 1]
     finally:
         event.remove(bot.store.write_engine, "begin", begun)
 

@@ -90,8 +90,7 @@ async def pending_rows(tmp_path: Path) -> list[tuple[str, str]]:
     """The answers in progress in the server's database: (the mention's thread, state)."""
     store = await Store.open(f"sqlite:///{tmp_path}/cli.db")
     try:
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(select(pending_answers))).mappings().all()
+        rows = await store.database.run(lambda conn: conn.execute(select(pending_answers)).mappings().all())
     finally:
         await store.close()
     return [(str(row["reference"]["thread"]), str(row["state"])) for row in rows]

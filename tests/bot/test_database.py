@@ -18,14 +18,24 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 
 from bot.conversation import ReplyKind
-from bot.database import HEAD_REVISION, alembic_config, create_engine, engine_url, metadata
+from bot.database import HEAD_REVISION, Database, alembic_config, engine_url, metadata
 from bot.errors import StoreError
 from bot.group_commit import DEFER_SECONDS, MAX_BATCH
 from bot.sqlite_writer import CHECKPOINT_EVERY
 from bot.store import Store
+
+
+async def run_sql(database_url: str, *statements: str) -> None:
+    """Run SQL on the database from another connection (as another replica or an admin would), in one
+    transaction."""
+    database = Database(database_url)
+    try:
+        await database.run(lambda conn: [conn.execute(text(sql)) for sql in statements])
+    finally:
+        await database.close()
 
 
 async def test_a_new_database_is_migrated_and_keeps_its_data_across_restarts(database_url, clock):
@@ -44,25 +54,24 @@ async def test_a_new_database_is_migrated_and_keeps_its_data_across_restarts(dat
 
 async def schema_of(database_url: str) -> tuple[list[object], str]:
     """How the database's schema differs from the code's (`metadata`), and its Alembic revision."""
-    engine = create_engine(database_url)
+
+    def compare(conn: Connection) -> tuple[list[object], str]:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+        return differences, conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+
+    database = Database(database_url)
     try:
-        async with engine.connect() as conn:
-            differences = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
-            )
-            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        return await database.run(compare)
     finally:
-        await engine.dispose()
-    return differences, version
+        await database.close()
 
 
 async def test_the_migrations_build_exactly_the_schema_the_code_uses(database_url):
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:  # Alembic itself, from nothing to the newest migration
-            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+    database = Database(database_url)
+    try:  # Alembic itself, from nothing to the newest migration
+        await database.run(lambda conn: command.upgrade(alembic_config(conn), "head"))
     finally:
-        await engine.dispose()
+        await database.close()
     assert await schema_of(database_url) == ([], "0003")  # the newest migration (0003: pending answers)
 
 
@@ -87,13 +96,15 @@ async def main():
     await store.claim_events([("ev-1", timedelta(hours=1))])  # an INSERT … ON CONFLICT of the dialect
     await store.close()
 asyncio.run(main())
-print(json.dumps(sorted(m for m in ("alembic", "sqlalchemy.dialects.postgresql") if m in sys.modules)))
+heavy = ("alembic", "sqlalchemy.dialects.postgresql", "sqlalchemy.ext.asyncio", "sqlalchemy.orm", "greenlet")
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 """
 
 
 def modules_loaded(database_url: str) -> list[str]:
     """Open the store in a fresh interpreter (this one has them all loaded) and claim an event: which
-    of Alembic and SQLAlchemy's PostgreSQL dialect were loaded."""
+    of Alembic, SQLAlchemy's PostgreSQL dialect and its async engine (asyncio extension, ORM, greenlet)
+    were loaded."""
     done = subprocess.run(
         [sys.executable, "-c", OPEN_AND_LIST_MODULES, database_url],
         capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[2],
@@ -105,7 +116,7 @@ def alembic_was_loaded(database_url: str) -> bool:
     return "alembic" in modules_loaded(database_url)
 
 
-def test_a_sqlite_store_never_loads_the_postgresql_dialect(tmp_path):
+def test_a_sqlite_store_never_loads_the_postgresql_dialect_or_the_async_engine(tmp_path):
     assert modules_loaded(f"sqlite:///{tmp_path}/bot.db") == []  # a new database, and then
     assert modules_loaded(f"sqlite:///{tmp_path}/bot.db") == []  # one already at the newest revision
 
@@ -113,14 +124,12 @@ def test_a_sqlite_store_never_loads_the_postgresql_dialect(tmp_path):
 async def test_alembic_is_loaded_only_when_the_schema_needs_a_migration(database_url):
     assert not alembic_was_loaded(database_url)  # a new database: built from the schema, stamped
     assert not alembic_was_loaded(database_url)  # at the newest revision: one SELECT, no Alembic
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-            await conn.execute(text("DROP TABLE escalation_routes"))
-            await conn.execute(text("DROP TABLE pending_answers"))
-    finally:
-        await engine.dispose()
+    await run_sql(
+        database_url,
+        "UPDATE alembic_version SET version_num = '0001'",
+        "DROP TABLE escalation_routes",
+        "DROP TABLE pending_answers",
+    )
     assert alembic_was_loaded(database_url)  # one migration behind: migrated again
     assert not alembic_was_loaded(database_url)
 
@@ -146,7 +155,9 @@ def test_database_urls_from_hosting_platforms_are_normalised():
     assert url.drivername == "postgresql+asyncpg"
     assert connect_args == {"server_settings": {"search_path": "policybot"}}
     assert engine_url("postgresql+asyncpg://bot@db/policy")[0].drivername == "postgresql+asyncpg"
-    assert engine_url("sqlite:///policybot.db")[0].drivername == "sqlite+aiosqlite"
+    assert engine_url("sqlite:///policybot.db")[0].drivername == "sqlite"
+    # as earlier versions (on aiosqlite) wrote it in their docs and defaults: SQLite's own driver now
+    assert engine_url("sqlite+aiosqlite:///policybot.db")[0].render_as_string() == "sqlite:///policybot.db"
 
     with pytest.raises(StoreError, match="mysql"):
         engine_url("mysql://bot@db/policy")
@@ -156,18 +167,14 @@ def test_database_urls_from_hosting_platforms_are_normalised():
 async def test_a_postgres_url_as_heroku_writes_it_opens_the_store():
     schema = f"policybot_url_{uuid.uuid4().hex[:12]}"  # its own, so that parallel runs never meet
     url = f"postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    await run_sql(url, f'CREATE SCHEMA "{schema}"')
     try:
         store = await Store.open(url)
         assert store.dialect == "postgresql"
         assert await store.claim_event("Ev1") is True
         await store.close()
     finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+        await run_sql(url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 async def test_an_unreachable_database_is_a_clear_store_error(tmp_path: Path):
@@ -338,10 +345,8 @@ async def test_records_left_over_from_a_full_batch_are_written_within_a_second(d
 
 async def test_a_failing_write_fails_its_own_callers_and_spares_the_rest_of_the_batch(database_url):
     store = await Store.open(database_url)
-    engine = create_engine(database_url)
     try:
-        async with engine.begin() as conn:  # someone broke the event-id table
-            await conn.execute(text("DROP TABLE processed_events"))
+        await run_sql(database_url, "DROP TABLE processed_events")  # someone broke the event-id table
         results = await asyncio.gather(
             *(store.claim_event(f"Ev{n}") for n in range(30)),
             *(store.record_question(f"q{n}", "en", ReplyKind.FALLBACK, None, 0.1) for n in range(10)),
@@ -354,7 +359,6 @@ async def test_a_failing_write_fails_its_own_callers_and_spares_the_rest_of_the_
         await store.record_feedback("photos", helpful=False)  # the writer lives on
         assert await store.feedback_counts() == {"photos": (0, 1)}
     finally:
-        await engine.dispose()
         await store.close()
 
 
@@ -381,19 +385,15 @@ async def test_a_failing_write_names_no_parameter_values_in_its_error_or_the_log
     """What people asked and where they chat must not reach the logs (or an admin's chat reply) when the
     database refuses a write: SQLAlchemy would otherwise quote the statement's parameters."""
     store = await Store.open(database_url)
-    engine = create_engine(database_url)
     secret_question = "can Ola Nordmann film the quarterly numbers"
     secret_chat = "a:1PersonalChatOfKari"
     try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP TABLE questions"))
-            await conn.execute(text("DROP TABLE conversation_references"))
-        with caplog.at_level("INFO"):  # the server's level (aiosqlite's DEBUG lines quote everything)
+        await run_sql(database_url, "DROP TABLE questions", "DROP TABLE conversation_references")
+        with caplog.at_level("INFO"):  # the server's level
             await store.record_question(secret_question, "en", ReplyKind.FALLBACK, None, 0.1)  # queued
             with pytest.raises(StoreError) as reference_error:  # writes the question first: it fails
                 await store.save_reference("teams", secret_chat, {"conversation": {"id": secret_chat}}, "en")
     finally:
-        await engine.dispose()
         await store.close()
     assert "1 record(s) not written: database error while recording a question" in caplog.text
     assert "conversation reference" in str(reference_error.value)

@@ -6,7 +6,7 @@ from datetime import UTC, time, timedelta
 
 from sqlalchemy import select
 
-from bot.database import create_engine, escalation_routes
+from bot.database import Database, escalation_routes
 from bot.store import Store
 from tests.bot.conftest import Clock
 
@@ -65,14 +65,15 @@ async def test_nothing_in_a_route_dates_the_escalation_closer_than_its_day(
     finally:
         await store.close()
 
-    engine = create_engine(database_url)
+    database = Database(database_url)
     try:
-        async with engine.connect() as conn:
-            [(thread_id, expires_at)] = (
-                await conn.execute(select(escalation_routes.c.thread_id, escalation_routes.c.expires_at))
+        [(thread_id, expires_at)] = await database.run(
+            lambda conn: conn.execute(
+                select(escalation_routes.c.thread_id, escalation_routes.c.expires_at)
             ).all()
+        )
     finally:
-        await engine.dispose()
+        await database.close()
     assert "1700000002" not in thread_id and thread_id.startswith("sha256:")
     assert expires_at.astimezone(UTC).timetz() == time(tzinfo=UTC)  # midnight: the day, no finer
 
@@ -81,17 +82,16 @@ async def test_a_route_saved_before_thread_ids_were_hashed_is_still_found(
     database_url: str, clock: Clock
 ) -> None:
     store = await Store.open(database_url, clock=clock)
-    engine = create_engine(database_url)
     try:
-        async with engine.begin() as conn:
-            await conn.execute(
+        await store.database.run(
+            lambda conn: conn.execute(
                 escalation_routes.insert().values(
                     platform="slack", thread_id=THREAD, route={"user": "U0OLD0001"}, lang="nb",
                     expires_at=clock() + timedelta(days=30),
                 )
-            )  # fmt: skip
+            )
+        )  # fmt: skip
         route = await store.escalation("slack", THREAD)
         assert route is not None and route.route == {"user": "U0OLD0001"}
     finally:
-        await engine.dispose()
         await store.close()

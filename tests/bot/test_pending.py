@@ -233,9 +233,10 @@ async def test_the_database_holds_no_event_id_as_given_and_no_asker_beside_a_que
     dead = await replica()
     chat = dead.chat(who="U0PERSON", conversation="D0PERSON")
     assert await chat.acknowledged(QUESTION, delivery="slack-mention:C0GENERAL:1700000200.000200")
-    async with dead.store.engine.connect() as conn:
-        claims = (await conn.execute(select(processed_events))).all()
-        [pending] = (await conn.execute(select(pending_answers))).mappings().all()
+    claims = await dead.store.database.run(lambda conn: conn.execute(select(processed_events)).all())
+    [pending] = await dead.store.database.run(
+        lambda conn: conn.execute(select(pending_answers)).mappings().all()
+    )
     [(key, expires_at)] = claims
     assert len(key) == 32 and "C0GENERAL" not in key and "1700000200" not in key
     assert (expires_at.minute, expires_at.second, expires_at.microsecond) == (0, 0, 0)

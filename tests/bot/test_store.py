@@ -6,10 +6,10 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from bot.conversation import ReplyKind
-from bot.database import create_engine
+from bot.database import Database
 from bot.store import Store, StoredReference, TipStatus
 
 
@@ -94,12 +94,11 @@ async def test_questions_are_kept_for_the_retention_period_without_who_asked(dat
         await store.close()
 
     # Privacy by construction: there is no column that could hold who asked.
-    engine = create_engine(database_url)
+    database = Database(database_url)
     try:
-        async with engine.connect() as conn:
-            columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("questions"))
+        columns = await database.run(lambda conn: inspect(conn).get_columns("questions"))
     finally:
-        await engine.dispose()
+        await database.close()
     assert {c["name"] for c in columns} == {
         "id",
         "asked_at",
@@ -178,15 +177,17 @@ async def test_questions_and_picks_are_stored_masked(database_url, clock):
     finally:
         await store.close()
 
-    engine = create_engine(database_url)
+    def stored_questions(conn: Connection) -> list[str]:
+        return [
+            *conn.execute(text("SELECT question FROM questions")).scalars(),
+            *conn.execute(text("SELECT question FROM suggestion_picks")).scalars(),
+        ]
+
+    database = Database(database_url)
     try:
-        async with engine.connect() as conn:
-            stored = [
-                *(await conn.execute(text("SELECT question FROM questions"))).scalars(),
-                *(await conn.execute(text("SELECT question FROM suggestion_picks"))).scalars(),
-            ]
+        stored = await database.run(stored_questions)
     finally:
-        await engine.dispose()
+        await database.close()
     assert len(stored) == 2
     for row in stored:
         assert "U0SECRET01" not in row and "kari.nordmann" not in row and "example.com" not in row
