@@ -56,7 +56,7 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def commands(runs: int, cache: Path) -> list[tuple[str, float, float, float | None]]:
     policybot = [sys.executable, "-m", "adapters.cli"]
-    env = as_installed(dict(os.environ), cache) | {
+    env = as_installed(dict(os.environ)) | {
         "PYTHONPATH": str(REPO),
         "POLICYBOT_KNOWLEDGE": str(REPO / "knowledge"),
     }

@@ -335,12 +335,13 @@ async def run_load(
     return Figures(answers=n, cpu_s=cpu, rate=n / (max(finished) - start), latencies=latencies)
 
 
-def as_installed(env: dict[str, str], workdir: Path) -> dict[str, str]:
+def as_installed(env: dict[str, str]) -> dict[str, str]:
     """`env` for starting policybot from this checkout as an installed copy starts: with its modules'
-    bytecode compiled beforehand (into `workdir`), as pip compiles it at install. Run as CI runs it, with
-    PYTHONDONTWRITEBYTECODE=1, every start would compile every module of ours anew (0.03 s of an `ask`)."""
+    bytecode compiled beforehand, beside them (`__pycache__`, ignored by git), as pip compiles it at
+    install. Run as CI runs it, with PYTHONDONTWRITEBYTECODE=1, every start would compile every module of
+    ours anew (0.03 s of an `ask`). (Not PYTHONPYCACHEPREFIX: that moves every library's bytecode too,
+    and the first process would compile all of them.)"""
     env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(workdir / "bytecode")
     compile_all = [sys.executable, "-m", "compileall", "-q", str(REPO / "bot"), str(REPO / "adapters")]
     subprocess.run(compile_all, env=env, check=True, stdout=subprocess.DEVNULL)
     return env
@@ -361,7 +362,7 @@ async def start_servers(fake: FakeSlackApi, workdir: Path) -> list[Server]:
         if server.name == "policybot":
             server.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "adapters.cli", "serve", "--port", str(server.port),
-                env=as_installed(env, workdir) | {
+                env=as_installed(env) | {
                     "PYTHONPATH": str(REPO),
                     "SLACK_BOT_TOKEN": BOT_TOKEN,
                     "SLACK_SIGNING_SECRET": SECRET,

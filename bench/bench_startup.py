@@ -155,7 +155,7 @@ async def main() -> None:
                     (f"policybot, +{args.entries}, restart", serve, big, False),
                 ]
                 cache = work / "cache"  # POLICYBOT_CACHE_DIR: where serve keeps its index snapshot
-                installed = as_installed(base_env, work)
+                installed = as_installed(base_env)
                 for number, (label, argv, knowledge, fresh) in enumerate(servers):
                     env = base_env if knowledge is None else installed | {
                         "PYTHONPATH": str(REPO),
