@@ -210,7 +210,10 @@ def _usable(cache: Path) -> bool:
         except OSError as exc:
             log.debug("not keeping the index in %s: %s", cache, exc)
             return False
-    return _private(cache)
+    if not _private(cache):
+        log.debug("not keeping the index in %s: other users may write there", cache)
+        return False
+    return True
 
 
 def _private(path: Path) -> bool:
@@ -246,9 +249,7 @@ def _read(path: Path) -> tuple[KnowledgeBase, Index] | None:
 
 def _write(cache: Path, name: str, built: tuple[KnowledgeBase, Index]) -> None:
     try:
-        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(cache):
-            log.debug("not keeping the index in %s: other users may write there", cache)
+        if not _usable(cache):
             return
         handle, temporary = tempfile.mkstemp(dir=cache, prefix=".index-", suffix=".tmp")  # mode 0600
         try:
